@@ -1,0 +1,249 @@
+//! Frame codec for bidirectional transports.
+//!
+//! A frame carries one or more messages: JSON messages joined by `\n`, or
+//! Protobuf messages each prefixed by its length as a varint. Decoding never
+//! trusts a declared length: it is checked against what is left of the frame
+//! and against the size limit before anything is allocated.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use prost::Message as _;
+
+use crate::proto::client::{Command, Push, Reply};
+
+/// Wire encoding of a connection; fixed for its lifetime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    /// `\n`-separated JSON with raw embedded `data`.
+    Json,
+    /// Varint-length-delimited Protobuf.
+    Protobuf,
+}
+
+/// Why a frame could not be decoded. Always a protocol violation (3501).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Nothing in the frame.
+    #[error("empty frame")]
+    Empty,
+    /// Not a valid command.
+    #[error("malformed command: {0}")]
+    Malformed(String),
+    /// A declared length runs past the frame or over the limit.
+    #[error("bad length prefix")]
+    BadLength,
+}
+
+/// Why a message could not be encoded for a connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    /// The payload is not JSON and the connection speaks JSON (3506).
+    #[error("payload is not valid JSON")]
+    NotJson,
+}
+
+/// Decodes every command in `frame`, appending them to `out` in order.
+/// `limit` bounds the size of one Protobuf message.
+pub fn decode_commands(encoding: Encoding, frame: &[u8], limit: usize, out: &mut Vec<Command>) -> Result<(), DecodeError> {
+    if frame.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    match encoding {
+        Encoding::Json => decode_json(frame, out),
+        Encoding::Protobuf => decode_protobuf(frame, limit, out),
+    }
+}
+
+fn decode_json(frame: &[u8], out: &mut Vec<Command>) -> Result<(), DecodeError> {
+    let start = out.len();
+    for line in frame.split(|&b| b == b'\n') {
+        let Some(first) = line.iter().find(|b| !b.is_ascii_whitespace()) else {
+            continue;
+        };
+        // serde would also read a struct from an array; the protocol does not.
+        if *first != b'{' {
+            return Err(DecodeError::Malformed("command is not a JSON object".into()));
+        }
+        let cmd: Command = serde_json::from_slice(line).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        out.push(cmd);
+    }
+    if out.len() == start {
+        return Err(DecodeError::Empty);
+    }
+    Ok(())
+}
+
+fn decode_protobuf(frame: &[u8], limit: usize, out: &mut Vec<Command>) -> Result<(), DecodeError> {
+    let mut rest = frame;
+    while !rest.is_empty() {
+        let len = prost::encoding::decode_varint(&mut rest).map_err(|_| DecodeError::BadLength)?;
+        let len = usize::try_from(len).map_err(|_| DecodeError::BadLength)?;
+        if len > rest.len() || len > limit {
+            return Err(DecodeError::BadLength);
+        }
+        let (msg, tail) = rest.split_at(len);
+        let cmd = Command::decode(msg).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        out.push(cmd);
+        rest = tail;
+    }
+    Ok(())
+}
+
+/// Encodes one reply as a frame element: JSON text, or a length-prefixed
+/// Protobuf message, ready to be concatenated by [`FrameBuilder`].
+pub fn encode_reply(encoding: Encoding, reply: &Reply) -> Result<Bytes, EncodeError> {
+    match encoding {
+        Encoding::Json => serde_json::to_vec(reply).map(Bytes::from).map_err(|_| EncodeError::NotJson),
+        Encoding::Protobuf => Ok(Bytes::from(reply.encode_length_delimited_to_vec())),
+    }
+}
+
+/// Encodes a push wrapped in a Reply (the bidirectional form).
+pub fn encode_push(encoding: Encoding, push: Push) -> Result<Bytes, EncodeError> {
+    encode_reply(encoding, &Reply { push: Some(push), ..Default::default() })
+}
+
+/// The server ping: an empty Reply.
+pub fn ping_bytes(encoding: Encoding) -> Bytes {
+    match encoding {
+        Encoding::Json => Bytes::from_static(b"{}"),
+        Encoding::Protobuf => Bytes::from_static(&[0]),
+    }
+}
+
+/// Joins encoded messages into one frame.
+#[derive(Debug)]
+pub struct FrameBuilder {
+    encoding: Encoding,
+    buf: BytesMut,
+    first: Option<Bytes>,
+    count: usize,
+}
+
+impl FrameBuilder {
+    /// An empty frame.
+    pub fn new(encoding: Encoding) -> Self {
+        Self { encoding, buf: BytesMut::new(), first: None, count: 0 }
+    }
+
+    /// Appends one encoded message.
+    pub fn push(&mut self, msg: Bytes) {
+        self.count += 1;
+        if self.count == 1 {
+            // A frame with one message is sent without copying.
+            self.first = Some(msg);
+            return;
+        }
+        if let Some(first) = self.first.take() {
+            self.buf.reserve(first.len() + msg.len() + 1);
+            self.buf.put_slice(&first);
+        }
+        if self.encoding == Encoding::Json {
+            self.buf.put_u8(b'\n');
+        }
+        self.buf.put_slice(&msg);
+    }
+
+    /// Messages in the frame.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// True when nothing was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Bytes in the frame so far.
+    pub fn size(&self) -> usize {
+        self.first.as_ref().map_or(self.buf.len(), Bytes::len)
+    }
+
+    /// The frame; empty when nothing was pushed.
+    pub fn finish(&mut self) -> Bytes {
+        self.count = 0;
+        match self.first.take() {
+            Some(b) => b,
+            None => self.buf.split().freeze(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn json_batch_decodes_in_order_and_tolerates_trailing_newline() {
+        let mut out = Vec::new();
+        decode_commands(Encoding::Json, b"{\"id\":1,\"connect\":{}}\n{\"id\":2,\"subscribe\":{\"channel\":\"a\"}}\n", 65536, &mut out)
+            .expect("decodes");
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].subscribe.as_ref().map(|s| s.channel.as_str()), Some("a"));
+    }
+
+    #[test]
+    fn bad_frames_are_errors() {
+        let mut out = Vec::new();
+        assert_eq!(decode_commands(Encoding::Json, b"", 65536, &mut out), Err(DecodeError::Empty));
+        assert_eq!(decode_commands(Encoding::Json, b"\n", 65536, &mut out), Err(DecodeError::Empty));
+        assert!(decode_commands(Encoding::Json, b"{nope", 65536, &mut out).is_err());
+        assert!(decode_commands(Encoding::Json, b"[1]", 65536, &mut out).is_err());
+        // A varint near 2^64 (protocol fuzz regression) must not panic.
+        let evil = [0xfc, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
+        assert_eq!(decode_commands(Encoding::Protobuf, &evil, 65536, &mut out), Err(DecodeError::BadLength));
+        assert_eq!(decode_commands(Encoding::Protobuf, &[0x05, 0x08], 65536, &mut out), Err(DecodeError::BadLength));
+    }
+
+    #[test]
+    fn protobuf_pong_is_one_zero_byte() {
+        let mut out = Vec::new();
+        decode_commands(Encoding::Protobuf, &[0], 65536, &mut out).expect("decodes");
+        assert_eq!(out, vec![Command::default()]);
+    }
+
+    #[test]
+    fn protobuf_limit_applies_per_message() {
+        let cmd = Command { id: 1, ..Default::default() };
+        let bytes = cmd.encode_length_delimited_to_vec();
+        let mut out = Vec::new();
+        assert_eq!(decode_commands(Encoding::Protobuf, &bytes, 1, &mut out), Err(DecodeError::BadLength));
+        decode_commands(Encoding::Protobuf, &bytes, 2, &mut out).expect("fits");
+    }
+
+    #[test]
+    fn frame_builder_joins() {
+        let mut f = FrameBuilder::new(Encoding::Json);
+        f.push(Bytes::from_static(b"{}"));
+        f.push(Bytes::from_static(b"{\"id\":1}"));
+        assert_eq!(&f.finish()[..], b"{}\n{\"id\":1}");
+        f.push(Bytes::from_static(b"{}"));
+        assert_eq!(&f.finish()[..], b"{}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
+        #[test]
+        fn decoders_never_panic(frame in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let mut out = Vec::new();
+            let _ = decode_commands(Encoding::Json, &frame, 65536, &mut out);
+            let _ = decode_commands(Encoding::Protobuf, &frame, 65536, &mut out);
+        }
+
+        #[test]
+        fn json_like_frames_never_panic(frame in "[{}\\[\\]\":,0-9a-z_\\n ]{0,200}") {
+            let mut out = Vec::new();
+            let _ = decode_commands(Encoding::Json, frame.as_bytes(), 65536, &mut out);
+        }
+
+        #[test]
+        fn protobuf_round_trips(id in any::<u32>(), channel in "[a-z:#$]{0,40}") {
+            let cmd = Command { id, subscribe: Some(crate::proto::client::SubscribeRequest { channel, ..Default::default() }), ..Default::default() };
+            let mut frame = cmd.encode_length_delimited_to_vec();
+            frame.extend(cmd.encode_length_delimited_to_vec());
+            let mut out = Vec::new();
+            decode_commands(Encoding::Protobuf, &frame, 65536, &mut out).expect("round trip");
+            prop_assert_eq!(out, vec![cmd.clone(), cmd]);
+        }
+    }
+}

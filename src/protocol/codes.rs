@@ -1,0 +1,231 @@
+//! Stable protocol codes: command errors, disconnects and unsubscribes.
+//!
+//! These numbers are part of the wire contract with every Centrifugo SDK: an
+//! SDK decides whether to retry, reconnect or give up from the code alone.
+//! They are values here, never ad-hoc integers at call sites.
+
+use std::fmt;
+
+/// Errors carried in a command reply; the connection stays open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientError {
+    /// 100: server-side failure; the SDK retries.
+    Internal,
+    /// 101.
+    Unauthorized,
+    /// 102: the channel's namespace is not configured.
+    UnknownChannel,
+    /// 103.
+    PermissionDenied,
+    /// 104: RPC method unknown.
+    MethodNotFound,
+    /// 105: one subscription per channel per connection.
+    AlreadySubscribed,
+    /// 106: e.g. the channel limit.
+    LimitExceeded,
+    /// 107: malformed or invalid request; do not retry.
+    BadRequest,
+    /// 108: the feature is off (history, presence, RPC…).
+    NotAvailable,
+    /// 109: the SDK refreshes its token and retries.
+    TokenExpired,
+    /// 110: connection or subscription expired (no token involved).
+    Expired,
+    /// 111: rate limited; temporary.
+    TooManyRequests,
+    /// 112: the requested stream position cannot be served.
+    UnrecoverablePosition,
+    /// An application-defined error (codes 400–1999, e.g. from a proxy).
+    Custom { code: u32, message: String, temporary: bool },
+}
+
+impl ClientError {
+    /// Numeric code sent to the client.
+    pub fn code(&self) -> u32 {
+        match self {
+            Self::Internal => 100,
+            Self::Unauthorized => 101,
+            Self::UnknownChannel => 102,
+            Self::PermissionDenied => 103,
+            Self::MethodNotFound => 104,
+            Self::AlreadySubscribed => 105,
+            Self::LimitExceeded => 106,
+            Self::BadRequest => 107,
+            Self::NotAvailable => 108,
+            Self::TokenExpired => 109,
+            Self::Expired => 110,
+            Self::TooManyRequests => 111,
+            Self::UnrecoverablePosition => 112,
+            Self::Custom { code, .. } => *code,
+        }
+    }
+
+    /// Human text sent with the code.
+    pub fn message(&self) -> &str {
+        match self {
+            Self::Internal => "internal server error",
+            Self::Unauthorized => "unauthorized",
+            Self::UnknownChannel => "unknown channel",
+            Self::PermissionDenied => "permission denied",
+            Self::MethodNotFound => "method not found",
+            Self::AlreadySubscribed => "already subscribed",
+            Self::LimitExceeded => "limit exceeded",
+            Self::BadRequest => "bad request",
+            Self::NotAvailable => "not available",
+            Self::TokenExpired => "token expired",
+            Self::Expired => "expired",
+            Self::TooManyRequests => "too many requests",
+            Self::UnrecoverablePosition => "unrecoverable position",
+            Self::Custom { message, .. } => message,
+        }
+    }
+
+    /// Whether the SDK may retry the same command.
+    pub fn temporary(&self) -> bool {
+        match self {
+            Self::Internal | Self::TooManyRequests => true,
+            Self::Custom { temporary, .. } => *temporary,
+            _ => false,
+        }
+    }
+
+    /// The wire form.
+    pub fn to_proto(&self) -> crate::proto::client::Error {
+        crate::proto::client::Error {
+            code: self.code(),
+            message: self.message().to_string(),
+            temporary: self.temporary(),
+        }
+    }
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message(), self.code())
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+/// A reason to close a connection, sent as the WebSocket close code and
+/// reason (or as a Disconnect push on other transports).
+///
+/// Codes below 3500 (and 4000–4499) tell the SDK to reconnect; 3500–3999
+/// and 4500–4999 are terminal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disconnect {
+    /// Close code.
+    pub code: u32,
+    /// Plain-text reason; must stay short to fit a WebSocket close frame.
+    pub reason: &'static str,
+}
+
+impl Disconnect {
+    /// Plain drop; never sent on the wire.
+    pub const CONNECTION_CLOSED: Self = Self::new(3000, "connection closed");
+    /// Server going down; reconnect elsewhere.
+    pub const SHUTDOWN: Self = Self::new(3001, "shutdown");
+    /// Unexpected server failure.
+    pub const SERVER_ERROR: Self = Self::new(3004, "internal server error");
+    /// Connection credentials expired and were not refreshed.
+    pub const EXPIRED: Self = Self::new(3005, "connection expired");
+    /// A server-side subscription expired.
+    pub const SUB_EXPIRED: Self = Self::new(3006, "subscription expired");
+    /// The outbound queue overflowed.
+    pub const SLOW: Self = Self::new(3008, "slow");
+    /// Writing to the socket failed or timed out.
+    pub const WRITE_ERROR: Self = Self::new(3009, "write error");
+    /// A gap was detected in a positioned stream.
+    pub const INSUFFICIENT_STATE: Self = Self::new(3010, "insufficient state");
+    /// Forced reconnect (server API).
+    pub const FORCE_RECONNECT: Self = Self::new(3011, "force reconnect");
+    /// No pong within the pong timeout.
+    pub const NO_PONG: Self = Self::new(3012, "no pong");
+    /// Rate limited.
+    pub const TOO_MANY_REQUESTS: Self = Self::new(3013, "too many requests");
+    /// Invalid connection or subscription token.
+    pub const INVALID_TOKEN: Self = Self::new(3500, "invalid token");
+    /// Protocol violation.
+    pub const BAD_REQUEST: Self = Self::new(3501, "bad request");
+    /// No connect command within the stale delay.
+    pub const STALE: Self = Self::new(3502, "stale");
+    /// Forced disconnect without reconnect (server API).
+    pub const FORCE_NO_RECONNECT: Self = Self::new(3503, "force disconnect");
+    /// Too many connections for this user.
+    pub const CONNECTION_LIMIT: Self = Self::new(3504, "connection limit");
+    /// Too many server-side channels.
+    pub const CHANNEL_LIMIT: Self = Self::new(3505, "channel limit");
+    /// Data the connection's encoding cannot carry (binary to JSON).
+    pub const INAPPROPRIATE_PROTOCOL: Self = Self::new(3506, "inappropriate protocol");
+    /// Permission denied at connect.
+    pub const PERMISSION_DENIED: Self = Self::new(3507, "permission denied");
+    /// Feature not available (e.g. `send` without a handler).
+    pub const NOT_AVAILABLE: Self = Self::new(3508, "not available");
+    /// Too many errors.
+    pub const TOO_MANY_ERRORS: Self = Self::new(3509, "too many errors");
+
+    /// A disconnect with the given code and reason.
+    pub const fn new(code: u32, reason: &'static str) -> Self {
+        Self { code, reason }
+    }
+
+    /// Whether the SDK will reconnect after this code.
+    pub fn reconnect(&self) -> bool {
+        matches!(self.code, 0..=3499 | 4000..=4499 | 5000..)
+    }
+
+    /// The Disconnect push form, for non-WebSocket transports.
+    pub fn to_proto(&self) -> crate::proto::client::Disconnect {
+        crate::proto::client::Disconnect {
+            code: self.code,
+            reason: self.reason.to_string(),
+            reconnect: false,
+        }
+    }
+}
+
+impl fmt::Display for Disconnect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.reason, self.code)
+    }
+}
+
+/// Codes of the Unsubscribe push. Below 2500 the SDK stays unsubscribed; from
+/// 2500 it resubscribes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unsubscribe {
+    /// Push code.
+    pub code: u32,
+    /// Reason text.
+    pub reason: &'static str,
+}
+
+impl Unsubscribe {
+    /// Server unsubscribed the client (server API).
+    pub const SERVER: Self = Self { code: 2000, reason: "server unsubscribe" };
+    /// A gap was detected: resubscribe with recovery.
+    pub const INSUFFICIENT_STATE: Self = Self { code: 2500, reason: "insufficient state" };
+    /// Subscription token expired: resubscribe with a fresh token.
+    pub const EXPIRED: Self = Self { code: 2501, reason: "subscription expired" };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_ranges_follow_sdk_rules() {
+        assert!(Disconnect::SHUTDOWN.reconnect());
+        assert!(Disconnect::SLOW.reconnect());
+        assert!(!Disconnect::BAD_REQUEST.reconnect());
+        assert!(Disconnect::new(4000, "app").reconnect());
+        assert!(!Disconnect::new(4500, "app").reconnect());
+    }
+
+    #[test]
+    fn temporary_flags() {
+        assert!(ClientError::Internal.temporary());
+        assert!(!ClientError::PermissionDenied.temporary());
+        assert_eq!(ClientError::UnrecoverablePosition.code(), 112);
+    }
+}

@@ -1,0 +1,2 @@
+//! Session.
+pub mod queue;
