@@ -160,7 +160,10 @@ pub struct Log {
 
 impl Default for Log {
     fn default() -> Self {
-        Self { level: "info".into(), file: String::new() }
+        Self {
+            level: "info".into(),
+            file: String::new(),
+        }
     }
 }
 
@@ -174,7 +177,10 @@ pub struct NodeSection {
 
 impl Default for NodeSection {
     fn default() -> Self {
-        Self { name: String::new(), info_metrics_aggregate_interval: Duration::from_secs(60) }
+        Self {
+            name: String::new(),
+            info_metrics_aggregate_interval: Duration::from_secs(60),
+        }
     }
 }
 
@@ -186,7 +192,9 @@ pub struct Shutdown {
 
 impl Default for Shutdown {
     fn default() -> Self {
-        Self { timeout: Duration::from_secs(30) }
+        Self {
+            timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -201,7 +209,10 @@ pub struct Engine {
 
 impl Default for Engine {
     fn default() -> Self {
-        Self { kind: "memory".into(), redis: empty_object() }
+        Self {
+            kind: "memory".into(),
+            redis: empty_object(),
+        }
     }
 }
 
@@ -239,7 +250,11 @@ pub struct PresenceManagerSection {
 
 impl Default for PresenceManagerSection {
     fn default() -> Self {
-        Self { enabled: false, kind: "memory".into(), redis: empty_object() }
+        Self {
+            enabled: false,
+            kind: "memory".into(),
+            redis: empty_object(),
+        }
     }
 }
 
@@ -543,7 +558,10 @@ impl Default for Rpc {
             without_namespace: RpcOptions::default(),
             namespaces: Vec::new(),
             namespace_boundary: ":".into(),
-            ping: RpcPing { enabled: false, method: "ping".into() },
+            ping: RpcPing {
+                enabled: false,
+                method: "ping".into(),
+            },
         }
     }
 }
@@ -646,7 +664,11 @@ pub struct StreamTransport {
 
 impl StreamTransport {
     fn with_prefix(prefix: &str) -> Self {
-        Self { enabled: false, handler_prefix: prefix.into(), max_request_body_size: 65536 }
+        Self {
+            enabled: false,
+            handler_prefix: prefix.into(),
+            max_request_body_size: 65536,
+        }
     }
 }
 
@@ -665,7 +687,10 @@ pub struct Emulation {
 
 impl Default for Emulation {
     fn default() -> Self {
-        Self { handler_prefix: "/emulation".into(), max_request_body_size: 65536 }
+        Self {
+            handler_prefix: "/emulation".into(),
+            max_request_body_size: 65536,
+        }
     }
 }
 
@@ -746,7 +771,13 @@ pub struct UniGrpc {
 
 impl Default for UniGrpc {
     fn default() -> Self {
-        Self { enabled: false, address: String::new(), port: 11000, max_receive_message_size: 0, tls: Tls::default() }
+        Self {
+            enabled: false,
+            address: String::new(),
+            port: 11000,
+            max_receive_message_size: 0,
+            tls: Tls::default(),
+        }
     }
 }
 
@@ -795,7 +826,10 @@ pub struct Endpoint {
 
 impl Endpoint {
     fn with_prefix(prefix: &str) -> Self {
-        Self { enabled: false, handler_prefix: prefix.into() }
+        Self {
+            enabled: false,
+            handler_prefix: prefix.into(),
+        }
     }
 }
 
