@@ -1,5 +1,6 @@
 //! Rotor: a real-time messaging server, wire-compatible with Centrifugo v6.
 
+pub mod auth;
 pub mod channel;
 pub mod config;
 pub mod engine;
