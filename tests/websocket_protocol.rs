@@ -45,14 +45,12 @@ async fn publish_reaches_subscribers_once_encoded_for_each_encoding() {
     let r = publisher.publish("news", r#"{"text":"hi"}"#).await;
     assert!(r.publish.is_some(), "{r:?}");
     for c in [&mut json_sub, &mut pb_sub] {
-        let p = c.push().await;
-        assert_eq!(p.channel, "news");
-        let publication = p.r#pub.expect("publication");
+        let publication = c.publication("news").await;
         assert_eq!(&publication.data[..], br#"{"text":"hi"}"#);
         assert_eq!(publication.info.expect("info").user, "3");
     }
     // The publisher gets its own publication too.
-    assert_eq!(publisher.push().await.channel, "news");
+    publisher.publication("news").await;
     srv.stop().await;
 }
 
@@ -67,8 +65,7 @@ async fn history_presence_and_join_leave() {
         assert!(!s.epoch.is_empty());
         let mut b = srv.connected(pb, "bob").await;
         b.subscribe(ch).await.subscribe.expect("subscribed");
-        let join = a.push().await.join.expect("join push");
-        assert_eq!(join.info.expect("info").user, "bob");
+        a.join_of(ch, "bob").await;
         for i in 0..3 {
             b.publish(ch, &format!("{{\"n\":{i}}}")).await.publish.expect("published");
         }
@@ -118,7 +115,7 @@ async fn recovery_returns_exactly_the_missed_publications() {
         let mut b = srv.connected(pb, "b").await;
         b.subscribe(ch).await.subscribe.expect("subscribed");
         b.publish(ch, "1").await.publish.expect("published");
-        let got = a.push().await.r#pub.expect("pub");
+        let got = a.publication(ch).await;
         assert_eq!(got.offset, 1);
         drop(a);
         for i in 2..=4 {
@@ -221,7 +218,7 @@ async fn server_side_subscriptions_from_token_channels() {
     let mut p = srv.connected(false, "p").await;
     p.subscribe("news").await.subscribe.expect("subscribed");
     p.publish("news", "{}").await.publish.expect("published");
-    assert_eq!(c.push().await.channel, "news");
+    assert_eq!(&c.publication("news").await.data[..], b"{}");
     srv.stop().await;
 }
 

@@ -307,6 +307,28 @@ impl WsClient {
         }
     }
 
+    /// Waits for the next publication push of `channel`, skipping others.
+    pub async fn publication(&mut self, channel: &str) -> rotor::proto::client::Publication {
+        loop {
+            let p = self.push().await;
+            if p.channel == channel {
+                if let Some(publication) = p.r#pub {
+                    return publication;
+                }
+            }
+        }
+    }
+
+    /// Waits for the next join push of `channel` from `user`.
+    pub async fn join_of(&mut self, channel: &str, user: &str) {
+        loop {
+            let p = self.push().await;
+            if p.channel == channel && p.join.and_then(|j| j.info).is_some_and(|i| i.user == user) {
+                return;
+            }
+        }
+    }
+
     /// Waits for the connection to close; returns the close code and reason.
     pub async fn closed(&mut self) -> (u16, String) {
         loop {
