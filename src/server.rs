@@ -68,34 +68,8 @@ pub async fn serve(config: Config) -> Result<(), String> {
     } else {
         None
     };
-    for line in startup_warnings(&config) {
-        tracing::warn!("{line}");
-    }
     let node = Node::new(config).await?;
     run(node, external, internal, shutdown_signal()).await
-}
-
-/// Insecure settings are announced loudly at start.
-pub fn startup_warnings(cfg: &Config) -> Vec<&'static str> {
-    let mut w = Vec::new();
-    if cfg.client.insecure {
-        w.push("client.insecure is on: connections need no credentials and channel permission checks are off");
-    }
-    if cfg.client.insecure_skip_token_signature_verify {
-        w.push(
-            "client.insecure_skip_token_signature_verify is on: token signatures are not checked",
-        );
-    }
-    if cfg.http_api.insecure {
-        w.push("http_api.insecure is on: the server API needs no key");
-    }
-    if cfg.admin.insecure {
-        w.push("admin.insecure is on: the admin UI needs no password");
-    }
-    if cfg.client.allowed_origins.iter().any(|o| o == "*") {
-        w.push("client.allowed_origins contains \"*\": every browser origin may connect");
-    }
-    w
 }
 
 async fn shutdown_signal() {

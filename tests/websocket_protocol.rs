@@ -5,8 +5,8 @@ mod support;
 
 use bytes::Bytes;
 use rotor::proto::client::{
-    Command, HistoryRequest, PresenceRequest, PresenceStatsRequest, RefreshRequest, StreamPosition, SubRefreshRequest,
-    SubscribeRequest, UnsubscribeRequest,
+    Command, HistoryRequest, PresenceRequest, PresenceStatsRequest, RefreshRequest, StreamPosition,
+    SubRefreshRequest, SubscribeRequest, UnsubscribeRequest,
 };
 use support::{TestServer, base_config, token, token_with};
 
@@ -67,32 +67,54 @@ async fn history_presence_and_join_leave() {
         b.subscribe(ch).await.subscribe.expect("subscribed");
         a.join_of(ch, "bob").await;
         for i in 0..3 {
-            b.publish(ch, &format!("{{\"n\":{i}}}")).await.publish.expect("published");
+            b.publish(ch, &format!("{{\"n\":{i}}}"))
+                .await
+                .publish
+                .expect("published");
         }
         let h = a
-            .call(Command { history: Some(HistoryRequest { channel: ch.into(), limit: 10, ..Default::default() }), ..Default::default() })
+            .call(Command {
+                history: Some(HistoryRequest {
+                    channel: ch.into(),
+                    limit: 10,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
             .await
             .history
             .expect("history");
-        assert_eq!(h.publications.iter().map(|p| p.offset).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(
+            h.publications.iter().map(|p| p.offset).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
         assert_eq!(h.offset, 3);
         assert_eq!(h.epoch, s.epoch);
         let pr = a
-            .call(Command { presence: Some(PresenceRequest { channel: ch.into() }), ..Default::default() })
+            .call(Command {
+                presence: Some(PresenceRequest { channel: ch.into() }),
+                ..Default::default()
+            })
             .await
             .presence
             .expect("presence");
         assert_eq!(pr.presence.len(), 2);
         let st = a
-            .call(Command { presence_stats: Some(PresenceStatsRequest { channel: ch.into() }), ..Default::default() })
+            .call(Command {
+                presence_stats: Some(PresenceStatsRequest { channel: ch.into() }),
+                ..Default::default()
+            })
             .await
             .presence_stats
             .expect("stats");
         assert_eq!((st.num_clients, st.num_users), (2, 2));
-        b.call(Command { unsubscribe: Some(UnsubscribeRequest { channel: ch.into() }), ..Default::default() })
-            .await
-            .unsubscribe
-            .expect("unsubscribed");
+        b.call(Command {
+            unsubscribe: Some(UnsubscribeRequest { channel: ch.into() }),
+            ..Default::default()
+        })
+        .await
+        .unsubscribe
+        .expect("unsubscribed");
         loop {
             let p = a.push().await;
             if let Some(leave) = p.leave {
@@ -119,17 +141,35 @@ async fn recovery_returns_exactly_the_missed_publications() {
         assert_eq!(got.offset, 1);
         drop(a);
         for i in 2..=4 {
-            b.publish(ch, &i.to_string()).await.publish.expect("published");
+            b.publish(ch, &i.to_string())
+                .await
+                .publish
+                .expect("published");
         }
         let mut a = srv.connected(pb, "a").await;
-        let req = SubscribeRequest { channel: ch.into(), recover: true, offset: 1, epoch: s.epoch.clone(), ..Default::default() };
+        let req = SubscribeRequest {
+            channel: ch.into(),
+            recover: true,
+            offset: 1,
+            epoch: s.epoch.clone(),
+            ..Default::default()
+        };
         let r = a.subscribe_with(req).await.subscribe.expect("subscribed");
         assert!(r.recovered && r.was_recovering);
         assert_eq!(r.offset, 1, "offset is the client's own on success");
-        assert_eq!(r.publications.iter().map(|p| p.offset).collect::<Vec<_>>(), vec![2, 3, 4]);
+        assert_eq!(
+            r.publications.iter().map(|p| p.offset).collect::<Vec<_>>(),
+            vec![2, 3, 4]
+        );
         // A wrong epoch is not recovered, and nothing is returned.
         let mut c = srv.connected(pb, "c").await;
-        let req = SubscribeRequest { channel: ch.into(), recover: true, offset: 1, epoch: "other".into(), ..Default::default() };
+        let req = SubscribeRequest {
+            channel: ch.into(),
+            recover: true,
+            offset: 1,
+            epoch: "other".into(),
+            ..Default::default()
+        };
         let r = c.subscribe_with(req).await.subscribe.expect("subscribed");
         assert!(!r.recovered && r.publications.is_empty());
         assert_eq!(r.offset, 4);
@@ -143,13 +183,34 @@ async fn history_since_epoch_mismatch_is_112_and_reverse_zero_is_107() {
     let srv = TestServer::start(base_config()).await;
     let mut a = srv.connected(false, "a").await;
     a.subscribe("chat:h").await.subscribe.expect("subscribed");
-    let since = |epoch: &str, offset| Some(StreamPosition { offset, epoch: epoch.into() });
+    let since = |epoch: &str, offset| {
+        Some(StreamPosition {
+            offset,
+            epoch: epoch.into(),
+        })
+    };
     let r = a
-        .call(Command { history: Some(HistoryRequest { channel: "chat:h".into(), limit: 5, since: since("nope", 0), reverse: false }), ..Default::default() })
+        .call(Command {
+            history: Some(HistoryRequest {
+                channel: "chat:h".into(),
+                limit: 5,
+                since: since("nope", 0),
+                reverse: false,
+            }),
+            ..Default::default()
+        })
         .await;
     assert_eq!(r.error.expect("error").code, 112);
     let r = a
-        .call(Command { history: Some(HistoryRequest { channel: "chat:h".into(), limit: 5, since: since("", 0), reverse: true }), ..Default::default() })
+        .call(Command {
+            history: Some(HistoryRequest {
+                channel: "chat:h".into(),
+                limit: 5,
+                since: since("", 0),
+                reverse: true,
+            }),
+            ..Default::default()
+        })
         .await;
     assert_eq!(r.error.expect("error").code, 107);
     srv.stop().await;
@@ -159,11 +220,28 @@ async fn history_since_epoch_mismatch_is_112_and_reverse_zero_is_107() {
 async fn refresh_extends_the_connection_and_checks_the_user() {
     let srv = TestServer::start(base_config()).await;
     let mut c = srv.client(false).await;
-    c.connect(&token("u1", 60)).await.connect.expect("connected");
-    let r = c.call(Command { refresh: Some(RefreshRequest { token: token("u1", 7200) }), ..Default::default() }).await;
+    c.connect(&token("u1", 60))
+        .await
+        .connect
+        .expect("connected");
+    let r = c
+        .call(Command {
+            refresh: Some(RefreshRequest {
+                token: token("u1", 7200),
+            }),
+            ..Default::default()
+        })
+        .await;
     let res = r.refresh.expect("refreshed");
     assert!(res.expires && res.ttl > 7000);
-    c.send(vec![Command { id: 9, refresh: Some(RefreshRequest { token: token("other", 7200) }), ..Default::default() }]).await;
+    c.send(vec![Command {
+        id: 9,
+        refresh: Some(RefreshRequest {
+            token: token("other", 7200),
+        }),
+        ..Default::default()
+    }])
+    .await;
     assert_eq!(c.closed().await.0, 3500);
     srv.stop().await;
 }
@@ -172,28 +250,73 @@ async fn refresh_extends_the_connection_and_checks_the_user() {
 async fn private_channel_needs_a_subscription_token() {
     let srv = TestServer::start(base_config()).await;
     let mut c = srv.connected(false, "u1").await;
-    assert_eq!(c.subscribe("$secret:room").await.error.expect("error").code, 103);
-    let sub_token = token_with(serde_json::json!({"sub": "u1", "channel": "$secret:room", "exp": support::now() + 60}));
-    let r = c.subscribe_with(SubscribeRequest { channel: "$secret:room".into(), token: sub_token, ..Default::default() }).await;
+    assert_eq!(
+        c.subscribe("$secret:room").await.error.expect("error").code,
+        103
+    );
+    let sub_token = token_with(
+        serde_json::json!({"sub": "u1", "channel": "$secret:room", "exp": support::now() + 60}),
+    );
+    let r = c
+        .subscribe_with(SubscribeRequest {
+            channel: "$secret:room".into(),
+            token: sub_token,
+            ..Default::default()
+        })
+        .await;
     let res = r.subscribe.expect("subscribed with token");
     assert!(res.expires);
-    let refresh = token_with(serde_json::json!({"sub": "u1", "channel": "$secret:room", "exp": support::now() + 600}));
+    let refresh = token_with(
+        serde_json::json!({"sub": "u1", "channel": "$secret:room", "exp": support::now() + 600}),
+    );
     let r = c
-        .call(Command { sub_refresh: Some(SubRefreshRequest { channel: "$secret:room".into(), token: refresh, ..Default::default() }), ..Default::default() })
+        .call(Command {
+            sub_refresh: Some(SubRefreshRequest {
+                channel: "$secret:room".into(),
+                token: refresh,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
         .await;
     assert!(r.sub_refresh.expect("refreshed").ttl > 500);
     // Expired subscription token → 109; connection stays.
-    let expired = token_with(serde_json::json!({"sub": "u1", "channel": "$secret:b", "exp": support::now() - 10}));
-    let r = c.subscribe_with(SubscribeRequest { channel: "$secret:b".into(), token: expired, ..Default::default() }).await;
+    let expired = token_with(
+        serde_json::json!({"sub": "u1", "channel": "$secret:b", "exp": support::now() - 10}),
+    );
+    let r = c
+        .subscribe_with(SubscribeRequest {
+            channel: "$secret:b".into(),
+            token: expired,
+            ..Default::default()
+        })
+        .await;
     assert_eq!(r.error.expect("error").code, 109);
     // Badly signed → 103.
-    let forged = support::sign("wrong", serde_json::json!({"sub": "u1", "channel": "$secret:c"}));
-    let r = c.subscribe_with(SubscribeRequest { channel: "$secret:c".into(), token: forged, ..Default::default() }).await;
+    let forged = support::sign(
+        "wrong",
+        serde_json::json!({"sub": "u1", "channel": "$secret:c"}),
+    );
+    let r = c
+        .subscribe_with(SubscribeRequest {
+            channel: "$secret:c".into(),
+            token: forged,
+            ..Default::default()
+        })
+        .await;
     assert_eq!(r.error.expect("error").code, 103);
     // Another user's token → 3500.
     let other = token_with(serde_json::json!({"sub": "u2", "channel": "$secret:d"}));
-    c.send(vec![Command { id: 50, subscribe: Some(SubscribeRequest { channel: "$secret:d".into(), token: other, ..Default::default() }), ..Default::default() }])
-        .await;
+    c.send(vec![Command {
+        id: 50,
+        subscribe: Some(SubscribeRequest {
+            channel: "$secret:d".into(),
+            token: other,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }])
+    .await;
     assert_eq!(c.closed().await.0, 3500);
     srv.stop().await;
 }
@@ -203,7 +326,10 @@ async fn user_limited_channels() {
     let srv = TestServer::start(base_config()).await;
     let mut c = srv.connected(false, "7").await;
     assert!(c.subscribe("dialog:#7,8").await.subscribe.is_some());
-    assert_eq!(c.subscribe("dialog:#8,9").await.error.expect("error").code, 103);
+    assert_eq!(
+        c.subscribe("dialog:#8,9").await.error.expect("error").code,
+        103
+    );
     srv.stop().await;
 }
 
@@ -213,7 +339,10 @@ async fn server_side_subscriptions_from_token_channels() {
     let mut c = srv.client(false).await;
     let t = token_with(serde_json::json!({"sub": "9", "channels": ["chat:srv", "news"]}));
     let res = c.connect(&t).await.connect.expect("connected");
-    assert_eq!(res.subs.keys().cloned().collect::<Vec<_>>(), vec!["chat:srv".to_string(), "news".to_string()]);
+    assert_eq!(
+        res.subs.keys().cloned().collect::<Vec<_>>(),
+        vec!["chat:srv".to_string(), "news".to_string()]
+    );
     assert!(res.subs["chat:srv"].recoverable);
     let mut p = srv.connected(false, "p").await;
     p.subscribe("news").await.subscribe.expect("subscribed");
@@ -229,8 +358,18 @@ async fn json_client_cannot_receive_binary_data() {
     json.subscribe("bin").await.subscribe.expect("subscribed");
     let mut pb = srv.connected(true, "p").await;
     pb.subscribe("bin").await.subscribe.expect("subscribed");
-    let req = rotor::proto::client::PublishRequest { channel: "bin".into(), data: Bytes::from_static(&[0xff, 0]), ..Default::default() };
-    pb.call(Command { publish: Some(req), ..Default::default() }).await.publish.expect("published");
+    let req = rotor::proto::client::PublishRequest {
+        channel: "bin".into(),
+        data: Bytes::from_static(&[0xff, 0]),
+        ..Default::default()
+    };
+    pb.call(Command {
+        publish: Some(req),
+        ..Default::default()
+    })
+    .await
+    .publish
+    .expect("published");
     assert_eq!(json.closed().await.0, 3506);
     srv.stop().await;
 }

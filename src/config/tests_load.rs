@@ -419,6 +419,10 @@ fn rendered_defaults_round_trip_in_every_format() {
         let text = formats::render(&value, format).expect("render");
         let loaded = load_env(&write(&dir, name, &text), &[]).expect("load rendered defaults");
         assert_eq!(loaded.config, Config::default(), "{name}");
-        assert!(loaded.unknown_keys.is_empty(), "{name}: {:?}", loaded.unknown_keys);
+        assert!(
+            loaded.unknown_keys.is_empty(),
+            "{name}: {:?}",
+            loaded.unknown_keys
+        );
     }
 }

@@ -28,19 +28,19 @@ pub struct Config {
     pub http_api: HttpApi,
     pub grpc_api: GrpcApi,
     pub websocket: WebSocket,
-    pub sse: StreamTransport,
-    pub http_stream: StreamTransport,
+    pub sse: Sse,
+    pub http_stream: HttpStream,
     pub emulation: Emulation,
     pub uni_websocket: UniWebSocket,
-    pub uni_sse: UniStream,
-    pub uni_http_stream: UniStream,
+    pub uni_sse: UniSse,
+    pub uni_http_stream: UniHttpStream,
     pub uni_grpc: UniGrpc,
     pub admin: Admin,
     pub prometheus: Prometheus,
-    pub health: Endpoint,
-    pub swagger: Endpoint,
-    pub debug: Endpoint,
-    pub init: Endpoint,
+    pub health: Health,
+    pub swagger: Swagger,
+    pub debug: DebugPprof,
+    pub init: Init,
     pub opentelemetry: OpenTelemetry,
     /// Sections Rotor accepts but does not interpret yet; kept verbatim so a
     /// Centrifugo config loads without errors.
@@ -72,19 +72,19 @@ impl Default for Config {
             http_api: HttpApi::default(),
             grpc_api: GrpcApi::default(),
             websocket: WebSocket::default(),
-            sse: StreamTransport::with_prefix("/connection/sse"),
-            http_stream: StreamTransport::with_prefix("/connection/http_stream"),
+            sse: Sse::default(),
+            http_stream: HttpStream::default(),
             emulation: Emulation::default(),
             uni_websocket: UniWebSocket::default(),
-            uni_sse: UniStream::with_prefix("/connection/uni_sse"),
-            uni_http_stream: UniStream::with_prefix("/connection/uni_http_stream"),
+            uni_sse: UniSse::default(),
+            uni_http_stream: UniHttpStream::default(),
             uni_grpc: UniGrpc::default(),
             admin: Admin::default(),
             prometheus: Prometheus::default(),
-            health: Endpoint::with_prefix("/health"),
-            swagger: Endpoint::with_prefix("/swagger"),
-            debug: Endpoint::with_prefix("/debug/pprof"),
-            init: Endpoint::with_prefix("/connection/init"),
+            health: Health::default(),
+            swagger: Swagger::default(),
+            debug: DebugPprof::default(),
+            init: Init::default(),
             opentelemetry: OpenTelemetry::default(),
             proxies: Vec::new(),
             consumers: Vec::new(),
@@ -653,30 +653,66 @@ impl Default for WebSocket {
     }
 }
 
-/// `sse` and `http_stream`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
-pub struct StreamTransport {
-    pub enabled: bool,
-    pub handler_prefix: String,
-    pub max_request_body_size: usize,
-}
-
-impl StreamTransport {
-    fn with_prefix(prefix: &str) -> Self {
-        Self {
-            enabled: false,
-            handler_prefix: prefix.into(),
-            max_request_body_size: 65536,
+/// Declares a section struct whose `Default` carries its own path, so a
+/// section present in a file (or set by one env var) keeps the defaults of
+/// the keys it does not mention.
+macro_rules! section {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal, { $($field:ident : $ty:ty = $default:expr),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+        #[serde(default)]
+        pub struct $name {
+            pub enabled: bool,
+            pub handler_prefix: String,
+            $(pub $field: $ty,)*
         }
-    }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self { enabled: false, handler_prefix: $prefix.into(), $($field: $default,)* }
+            }
+        }
+    };
 }
 
-impl Default for StreamTransport {
-    fn default() -> Self {
-        Self::with_prefix("")
+section!(
+    /// `sse`: bidirectional SSE emulation.
+    Sse, "/connection/sse", { max_request_body_size: usize = 65536 }
+);
+section!(
+    /// `http_stream`: bidirectional HTTP-streaming emulation.
+    HttpStream, "/connection/http_stream", { max_request_body_size: usize = 65536 }
+);
+section!(
+    /// `uni_sse`.
+    UniSse, "/connection/uni_sse", {
+        max_request_body_size: usize = 65536,
+        connect_code_to_http_response: serde_json::Value = empty_object(),
     }
-}
+);
+section!(
+    /// `uni_http_stream`.
+    UniHttpStream, "/connection/uni_http_stream", {
+        max_request_body_size: usize = 65536,
+        connect_code_to_http_response: serde_json::Value = empty_object(),
+    }
+);
+section!(
+    /// `health`.
+    Health, "/health", {}
+);
+section!(
+    /// `swagger`.
+    Swagger, "/swagger", {}
+);
+section!(
+    /// `debug`.
+    DebugPprof, "/debug/pprof", {}
+);
+section!(
+    /// `init`.
+    Init, "/connection/init", {}
+);
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
@@ -729,33 +765,6 @@ impl Default for UniWebSocket {
             disable_disconnect_push: false,
             join_push_messages: false,
         }
-    }
-}
-
-/// `uni_sse` and `uni_http_stream`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
-pub struct UniStream {
-    pub enabled: bool,
-    pub handler_prefix: String,
-    pub max_request_body_size: usize,
-    pub connect_code_to_http_response: serde_json::Value,
-}
-
-impl UniStream {
-    fn with_prefix(prefix: &str) -> Self {
-        Self {
-            enabled: false,
-            handler_prefix: prefix.into(),
-            max_request_body_size: 65536,
-            connect_code_to_http_response: empty_object(),
-        }
-    }
-}
-
-impl Default for UniStream {
-    fn default() -> Self {
-        Self::with_prefix("")
     }
 }
 
@@ -813,29 +822,6 @@ impl Default for Prometheus {
             recovered_publications_histogram: false,
             native_histograms: false,
         }
-    }
-}
-
-/// An optional endpoint with a path (`health`, `swagger`, `debug`, `init`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
-pub struct Endpoint {
-    pub enabled: bool,
-    pub handler_prefix: String,
-}
-
-impl Endpoint {
-    fn with_prefix(prefix: &str) -> Self {
-        Self {
-            enabled: false,
-            handler_prefix: prefix.into(),
-        }
-    }
-}
-
-impl Default for Endpoint {
-    fn default() -> Self {
-        Self::with_prefix("")
     }
 }
 

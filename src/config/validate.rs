@@ -114,6 +114,38 @@ fn check_http(cfg: &Config) -> Check {
             "cannot be used together with http_server.tls",
         ));
     }
+    // Routes are registered from these; a path must be absolute.
+    for (key, prefix) in [
+        ("websocket.handler_prefix", &cfg.websocket.handler_prefix),
+        ("sse.handler_prefix", &cfg.sse.handler_prefix),
+        (
+            "http_stream.handler_prefix",
+            &cfg.http_stream.handler_prefix,
+        ),
+        ("emulation.handler_prefix", &cfg.emulation.handler_prefix),
+        (
+            "uni_websocket.handler_prefix",
+            &cfg.uni_websocket.handler_prefix,
+        ),
+        ("uni_sse.handler_prefix", &cfg.uni_sse.handler_prefix),
+        (
+            "uni_http_stream.handler_prefix",
+            &cfg.uni_http_stream.handler_prefix,
+        ),
+        ("http_api.handler_prefix", &cfg.http_api.handler_prefix),
+        ("prometheus.handler_prefix", &cfg.prometheus.handler_prefix),
+        ("health.handler_prefix", &cfg.health.handler_prefix),
+        ("swagger.handler_prefix", &cfg.swagger.handler_prefix),
+        ("debug.handler_prefix", &cfg.debug.handler_prefix),
+        ("init.handler_prefix", &cfg.init.handler_prefix),
+    ] {
+        if !prefix.starts_with('/') {
+            return Err(invalid(
+                key,
+                format!("must start with \"/\", got {prefix:?}"),
+            ));
+        }
+    }
     for (key, mode) in [
         ("http_api.error_mode", &cfg.http_api.error_mode),
         ("grpc_api.error_mode", &cfg.grpc_api.error_mode),

@@ -38,7 +38,10 @@ pub fn base_config() -> Config {
     let ns = |name: &str, f: &dyn Fn(&mut config::ChannelOptions)| {
         let mut o = config::ChannelOptions::default();
         f(&mut o);
-        config::Namespace { name: name.into(), options: o }
+        config::Namespace {
+            name: name.into(),
+            options: o,
+        }
     };
     cfg.channel.namespaces = vec![
         ns("chat", &|o| {
@@ -79,10 +82,20 @@ impl TestServer {
         let listener = rotor::server::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let handle = tokio::spawn(rotor::server::run(node.clone(), listener, None, async move {
-            let _ = rx.await;
-        }));
-        Self { addr, node, stop: Some(tx), handle: Some(handle) }
+        let handle = tokio::spawn(rotor::server::run(
+            node.clone(),
+            listener,
+            None,
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        Self {
+            addr,
+            node,
+            stop: Some(tx),
+            handle: Some(handle),
+        }
     }
 
     /// WebSocket URL.
@@ -92,7 +105,9 @@ impl TestServer {
 
     /// Connects a raw client.
     pub async fn client(&self, protobuf: bool) -> WsClient {
-        WsClient::open(&self.ws_url(), protobuf, None).await.expect("connects")
+        WsClient::open(&self.ws_url(), protobuf, None)
+            .await
+            .expect("connects")
     }
 
     /// Connects a raw client and completes `connect` with a token for `user`.
@@ -144,7 +159,10 @@ pub fn sign(secret: &str, claims: serde_json::Value) -> String {
 
 /// Unix seconds.
 pub fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// What a read produced.
@@ -167,15 +185,32 @@ impl WsClient {
     pub async fn open(url: &str, protobuf: bool, origin: Option<&str>) -> Result<Self, String> {
         let mut req = url.into_client_request().map_err(|e| e.to_string())?;
         if protobuf {
-            req.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("centrifuge-protobuf"));
+            req.headers_mut().insert(
+                "Sec-WebSocket-Protocol",
+                HeaderValue::from_static("centrifuge-protobuf"),
+            );
         }
         if let Some(o) = origin {
-            req.headers_mut().insert("Origin", HeaderValue::from_str(o).map_err(|e| e.to_string())?);
+            req.headers_mut().insert(
+                "Origin",
+                HeaderValue::from_str(o).map_err(|e| e.to_string())?,
+            );
         }
-        let host = req.uri().authority().map(|a| a.to_string()).unwrap_or_default();
+        let host = req
+            .uri()
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         let stream = TcpStream::connect(host).await.map_err(|e| e.to_string())?;
-        let (ws, _resp) = tokio_tungstenite::client_async(req, stream).await.map_err(|e| e.to_string())?;
-        Ok(Self { ws, protobuf, next_id: 0, pending: Default::default() })
+        let (ws, _resp) = tokio_tungstenite::client_async(req, stream)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            ws,
+            protobuf,
+            next_id: 0,
+            pending: Default::default(),
+        })
     }
 
     /// Sends one frame as is.
@@ -192,7 +227,10 @@ impl WsClient {
             }
             Message::Binary(buf.into())
         } else {
-            let lines: Vec<String> = cmds.iter().map(|c| serde_json::to_string(c).expect("json")).collect();
+            let lines: Vec<String> = cmds
+                .iter()
+                .map(|c| serde_json::to_string(c).expect("json"))
+                .collect();
             Message::Text(lines.join("\n").into())
         };
         self.send_raw(frame).await;
@@ -214,8 +252,15 @@ impl WsClient {
 
     /// Sends `connect` with a token.
     pub async fn connect_cmd(&mut self, token: &str) -> Reply {
-        let req = rotor::proto::client::ConnectRequest { token: token.into(), ..Default::default() };
-        self.call(Command { connect: Some(req), ..Default::default() }).await
+        let req = rotor::proto::client::ConnectRequest {
+            token: token.into(),
+            ..Default::default()
+        };
+        self.call(Command {
+            connect: Some(req),
+            ..Default::default()
+        })
+        .await
     }
 
     /// Alias of [`WsClient::connect_cmd`].
@@ -225,13 +270,20 @@ impl WsClient {
 
     /// Subscribes (plain request).
     pub async fn subscribe(&mut self, channel: &str) -> Reply {
-        self.subscribe_with(rotor::proto::client::SubscribeRequest { channel: channel.into(), ..Default::default() })
-            .await
+        self.subscribe_with(rotor::proto::client::SubscribeRequest {
+            channel: channel.into(),
+            ..Default::default()
+        })
+        .await
     }
 
     /// Subscribes with a full request.
     pub async fn subscribe_with(&mut self, req: rotor::proto::client::SubscribeRequest) -> Reply {
-        self.call(Command { subscribe: Some(req), ..Default::default() }).await
+        self.call(Command {
+            subscribe: Some(req),
+            ..Default::default()
+        })
+        .await
     }
 
     /// Publishes JSON data.
@@ -241,7 +293,11 @@ impl WsClient {
             data: bytes::Bytes::copy_from_slice(data.as_bytes()),
             ..Default::default()
         };
-        self.call(Command { publish: Some(req), ..Default::default() }).await
+        self.call(Command {
+            publish: Some(req),
+            ..Default::default()
+        })
+        .await
     }
 
     /// Reads the next event (reply, push, ping or close).
@@ -250,21 +306,28 @@ impl WsClient {
             return Event::Reply(r);
         }
         loop {
-            let msg = tokio::time::timeout(PATIENCE, self.ws.next()).await.expect("event within deadline");
+            let msg = tokio::time::timeout(PATIENCE, self.ws.next())
+                .await
+                .expect("event within deadline");
             match msg {
                 Some(Ok(Message::Text(t))) => {
                     for line in t.as_str().split('\n').filter(|l| !l.is_empty()) {
-                        self.pending.push_back(serde_json::from_str(line).expect("reply json"));
+                        self.pending
+                            .push_back(serde_json::from_str(line).expect("reply json"));
                     }
                 }
                 Some(Ok(Message::Binary(b))) => {
                     let mut rest: &[u8] = &b;
                     while !rest.is_empty() {
-                        self.pending.push_back(Reply::decode_length_delimited(&mut rest).expect("reply proto"));
+                        self.pending.push_back(
+                            Reply::decode_length_delimited(&mut rest).expect("reply proto"),
+                        );
                     }
                 }
                 Some(Ok(Message::Close(frame))) => {
-                    let (code, reason) = frame.map(|f| (u16::from(f.code), f.reason.to_string())).unwrap_or((1005, String::new()));
+                    let (code, reason) = frame
+                        .map(|f| (u16::from(f.code), f.reason.to_string()))
+                        .unwrap_or((1005, String::new()));
                     return Event::Closed(code, reason);
                 }
                 Some(Ok(_)) => continue,
@@ -284,7 +347,9 @@ impl WsClient {
             match self.next_event().await {
                 Event::Reply(r) if r.id == id => break r,
                 Event::Reply(r) => skipped.push(r),
-                Event::Closed(code, reason) => panic!("closed with {code} {reason:?} while waiting for reply {id}"),
+                Event::Closed(code, reason) => {
+                    panic!("closed with {code} {reason:?} while waiting for reply {id}")
+                }
             }
         };
         for r in skipped.into_iter().rev() {
@@ -302,7 +367,9 @@ impl WsClient {
                         return p;
                     }
                 }
-                Event::Closed(code, reason) => panic!("closed with {code} {reason:?} while waiting for a push"),
+                Event::Closed(code, reason) => {
+                    panic!("closed with {code} {reason:?} while waiting for a push")
+                }
             }
         }
     }
