@@ -7,6 +7,7 @@
 //! exit with status 1 on failure; the root command prints `error: …` to
 //! stderr.
 
+mod dev;
 mod generate;
 mod root;
 mod serve;
@@ -130,6 +131,13 @@ enum Command {
         config: PathBuf,
         token: Option<String>,
     },
+    /// Run a development server on a built-in config (memory engine, a
+    /// fresh HMAC secret, open namespace) and print test tokens
+    Dev {
+        /// port to serve on (127.0.0.1 only)
+        #[arg(short = 'p', long = "port", default_value_t = 8000)]
+        port: u16,
+    },
     /// Run static file server (for development only)
     Serve {
         /// path to directory
@@ -189,6 +197,7 @@ pub fn run() -> ExitCode {
         Some(Command::Checksubtoken { config, token }) => {
             tokens::checktoken(&config, token.as_deref(), true)
         }
+        Some(Command::Dev { port }) => dev::run(port),
         Some(Command::Serve { dir, port, address }) => serve::serve(&dir, port, &address),
     }
 }

@@ -17,7 +17,7 @@ use crate::config::{self, Config, Duration};
 const EXTENSIONS_ERROR: &str =
     "error: output config file must have one of supported extensions: json, toml, yaml, yml";
 
-fn random_secret(bytes: usize) -> String {
+pub(super) fn random_secret(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::rng().fill_bytes(&mut buf);
     URL_SAFE_NO_PAD.encode(buf)

@@ -274,6 +274,11 @@ pub(super) fn run_server(root: &RootFlags) -> ExitCode {
         eprintln!("error: writing pid file {pid_file}: {e}");
         return ExitCode::FAILURE;
     }
+    serve_blocking(loaded.config, &pid_file)
+}
+
+/// Runs the server on a new multi-thread runtime until it stops.
+pub(super) fn serve_blocking(config: config::Config, pid_file: &str) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -284,9 +289,9 @@ pub(super) fn run_server(root: &RootFlags) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(crate::server::serve(loaded.config));
+    let result = runtime.block_on(crate::server::serve(config));
     if !pid_file.is_empty() {
-        let _ = std::fs::remove_file(&pid_file);
+        let _ = std::fs::remove_file(pid_file);
     }
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -304,7 +309,7 @@ fn server_error(e: &ConfigError) -> ExitCode {
 
 /// Installs the global tracing subscriber at `log.level` (`none` = no
 /// logging), writing to stdout or appending to `log.file`.
-fn init_logging(log: &config::Log) -> Result<(), String> {
+pub(super) fn init_logging(log: &config::Log) -> Result<(), String> {
     use tracing::level_filters::LevelFilter;
     let level = match log.level.as_str() {
         "none" => return Ok(()),
