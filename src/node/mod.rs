@@ -184,11 +184,11 @@ impl Node {
         session: &Arc<Shared>,
     ) -> Result<(), EngineError> {
         let _guard = self.sub_lock(channel).lock().await;
-        if self.hub.add_subscriber(channel, session) {
-            if let Err(e) = self.broker.subscribe(channel).await {
-                self.hub.remove_subscriber(channel, &session.id);
-                return Err(e);
-            }
+        if self.hub.add_subscriber(channel, session)
+            && let Err(e) = self.broker.subscribe(channel).await
+        {
+            self.hub.remove_subscriber(channel, &session.id);
+            return Err(e);
         }
         Ok(())
     }
@@ -197,10 +197,10 @@ impl Node {
     /// when it was the last.
     pub async fn remove_subscription(&self, channel: &str, client_id: &str) {
         let _guard = self.sub_lock(channel).lock().await;
-        if self.hub.remove_subscriber(channel, client_id) {
-            if let Err(e) = self.broker.unsubscribe(channel).await {
-                tracing::warn!(channel, error = %e, "engine unsubscribe failed");
-            }
+        if self.hub.remove_subscriber(channel, client_id)
+            && let Err(e) = self.broker.unsubscribe(channel).await
+        {
+            tracing::warn!(channel, error = %e, "engine unsubscribe failed");
         }
     }
 

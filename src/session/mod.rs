@@ -276,14 +276,13 @@ impl Session {
         self.node
             .remove_subscription(channel, &self.shared.id)
             .await;
-        if info.presence {
-            if let Err(e) = self
+        if info.presence
+            && let Err(e) = self
                 .node
                 .remove_presence(channel, &self.shared.id, &self.user)
                 .await
-            {
-                tracing::debug!(channel, error = %e, "presence removal failed");
-            }
+        {
+            tracing::debug!(channel, error = %e, "presence removal failed");
         }
         if info.join_leave {
             let ci = self.client_info(&info.chan_info);

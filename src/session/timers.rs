@@ -227,12 +227,11 @@ impl Session {
             let Ok(top) = self.node.history(&ch, filter, meta_ttl).await else {
                 continue;
             };
-            if let Some(mine) = self.shared.position(&ch) {
-                if top.position.offset > mine.offset
-                    || (!mine.epoch.is_empty() && top.position.epoch != mine.epoch)
-                {
-                    self.shared.mark_insufficient(&ch);
-                }
+            if let Some(mine) = self.shared.position(&ch)
+                && (top.position.offset > mine.offset
+                    || (!mine.epoch.is_empty() && top.position.epoch != mine.epoch))
+            {
+                self.shared.mark_insufficient(&ch);
             }
         }
         self.on_signal().await;

@@ -378,10 +378,10 @@ impl WsClient {
     pub async fn publication(&mut self, channel: &str) -> rotor::proto::client::Publication {
         loop {
             let p = self.push().await;
-            if p.channel == channel {
-                if let Some(publication) = p.r#pub {
-                    return publication;
-                }
+            if p.channel == channel
+                && let Some(publication) = p.r#pub
+            {
+                return publication;
             }
         }
     }
