@@ -52,8 +52,17 @@ fn parse_addr(address: &str, port: &str) -> Result<SocketAddr, String> {
         .map_err(|e| format!("http_server.address: invalid address {text:?}: {e}"))
 }
 
+/// Re-reads the configuration (for SIGHUP).
+pub type Reloader = Box<dyn Fn() -> Result<Config, String> + Send + Sync>;
+
 /// Runs the server described by `config` until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> Result<(), String> {
+    serve_with_reload(config, None).await
+}
+
+/// Like [`serve`]; on SIGHUP, `reload` supplies a new configuration whose
+/// token keys and channel options replace the running ones.
+pub async fn serve_with_reload(config: Config, reload: Option<Reloader>) -> Result<(), String> {
     let hs = &config.http_server;
     let external_addr = parse_addr(&hs.address, &hs.port.to_string())?;
     let external = bind(external_addr).map_err(|e| format!("bind {external_addr}: {e}"))?;
@@ -69,8 +78,30 @@ pub async fn serve(config: Config) -> Result<(), String> {
         None
     };
     let node = Node::new(config).await?;
+    if let Some(reload) = reload {
+        tokio::spawn(reload_on_sighup(node.clone(), reload));
+    }
     run(node, external, internal, shutdown_signal()).await
 }
+
+#[cfg(unix)]
+async fn reload_on_sighup(node: Arc<Node>, reload: Reloader) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match reload().and_then(|cfg| node.reload(&cfg)) {
+            Ok(()) => tracing::info!("configuration reloaded (token keys and channel options)"),
+            Err(e) => {
+                tracing::error!(error = %e, "configuration reload failed; keeping the running one")
+            }
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn reload_on_sighup(_node: Arc<Node>, _reload: Reloader) {}
 
 async fn shutdown_signal() {
     let ctrl_c = async {

@@ -71,7 +71,7 @@ pub(super) fn run(port: u16) -> ExitCode {
     println!(
         "  For a real setup: `rotor genconfig` writes config.json; run `rotor --config config.json`."
     );
-    super::root::serve_blocking(cfg, "")
+    super::root::serve_blocking(cfg, "", None)
 }
 
 #[cfg(test)]

@@ -274,11 +274,21 @@ pub(super) fn run_server(root: &RootFlags) -> ExitCode {
         eprintln!("error: writing pid file {pid_file}: {e}");
         return ExitCode::FAILURE;
     }
-    serve_blocking(loaded.config, &pid_file)
+    let (path, flags) = (root.config.clone(), root.set.clone());
+    let reload: crate::server::Reloader = Box::new(move || {
+        config::load(&path, &flags)
+            .map(|l| l.config)
+            .map_err(|e| e.to_string())
+    });
+    serve_blocking(loaded.config, &pid_file, Some(reload))
 }
 
 /// Runs the server on a new multi-thread runtime until it stops.
-pub(super) fn serve_blocking(config: config::Config, pid_file: &str) -> ExitCode {
+pub(super) fn serve_blocking(
+    config: config::Config,
+    pid_file: &str,
+    reload: Option<crate::server::Reloader>,
+) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -289,7 +299,7 @@ pub(super) fn serve_blocking(config: config::Config, pid_file: &str) -> ExitCode
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(crate::server::serve(config));
+    let result = runtime.block_on(crate::server::serve_with_reload(config, reload));
     if !pid_file.is_empty() {
         let _ = std::fs::remove_file(pid_file);
     }
