@@ -17,7 +17,10 @@ impl Drop for Server {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 fn write_config(path: &std::path::Path, namespaces: serde_json::Value) {
@@ -36,7 +39,12 @@ async fn sighup_swaps_channel_options() {
     write_config(&path, serde_json::json!([]));
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_rotor"))
-        .args(["--config", path.to_str().expect("utf-8 path"), "--http_server.port", &port.to_string()])
+        .args([
+            "--config",
+            path.to_str().expect("utf-8 path"),
+            "--http_server.port",
+            &port.to_string(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -47,16 +55,27 @@ async fn sighup_swaps_channel_options() {
     let mut client = loop {
         match WsClient::open(&url, false, None).await {
             Ok(c) => break c,
-            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
             Err(e) => panic!("server did not start: {e}"),
         }
     };
     let token = sign("reload-secret", serde_json::json!({"sub": "u"}));
     client.connect(&token).await.connect.expect("connected");
-    assert_eq!(client.subscribe("late:x").await.error.expect("error").code, 102);
+    assert_eq!(
+        client.subscribe("late:x").await.error.expect("error").code,
+        102
+    );
 
-    write_config(&path, serde_json::json!([{"name": "late", "allow_subscribe_for_client": true}]));
-    let status = Command::new("kill").args(["-HUP", &server.0.id().to_string()]).status().expect("kill");
+    write_config(
+        &path,
+        serde_json::json!([{"name": "late", "allow_subscribe_for_client": true}]),
+    );
+    let status = Command::new("kill")
+        .args(["-HUP", &server.0.id().to_string()])
+        .status()
+        .expect("kill");
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -64,7 +83,10 @@ async fn sighup_swaps_channel_options() {
         if r.subscribe.is_some() {
             break;
         }
-        assert!(Instant::now() < deadline, "reload did not take effect: {r:?}");
+        assert!(
+            Instant::now() < deadline,
+            "reload did not take effect: {r:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -194,20 +194,22 @@ async fn serve_connection<S>(
         tokio::select! {
             biased;
             _ = shared.queue.ready() => {
-                match flush(&shared.queue, &mut frame, &mut ws, encoding, write_timeout).await {
+                match Box::pin(flush(&shared.queue, &mut frame, &mut ws, encoding, write_timeout)).await {
                     Ok(None) => {}
                     Ok(Some(d)) => break End::Disconnect(d),
                     Err(()) => break End::Gone,
                 }
             }
             msg = ws.next() => match msg {
+                // Command handling is boxed: its future is large and only
+                // lives while a frame is processed, not in every idle task.
                 Some(Ok(Message::Text(t))) => {
-                    if let Err(d) = session.handle_frame(t.as_bytes()).await {
+                    if let Err(d) = Box::pin(session.handle_frame(t.as_bytes())).await {
                         shared.disconnect(d);
                     }
                 }
                 Some(Ok(Message::Binary(b))) => {
-                    if let Err(d) = session.handle_frame(&b).await {
+                    if let Err(d) = Box::pin(session.handle_frame(&b)).await {
                         shared.disconnect(d);
                     }
                 }
@@ -220,18 +222,18 @@ async fn serve_connection<S>(
                 }
             },
             _ = tokio::time::sleep_until(deadline) => {
-                if let Err(d) = session.on_timer().await {
+                if let Err(d) = Box::pin(session.on_timer()).await {
                     shared.disconnect(d);
                 }
             }
-            _ = shared.signal.notified() => session.on_signal().await,
+            _ = shared.signal.notified() => Box::pin(session.on_signal()).await,
             _ = node.shutdown.cancelled(), if !shutdown_seen => {
                 shutdown_seen = true;
                 shared.disconnect(Disconnect::SHUTDOWN);
             }
         }
     };
-    session.close().await;
+    Box::pin(session.close()).await;
     if let End::Disconnect(d) = end {
         metrics::counter!("centrifugo_client_num_server_disconnects", "code" => d.code.to_string())
             .increment(1);
@@ -286,5 +288,54 @@ where
             Drained::Open if queue.len_bytes() == 0 => return Ok(None),
             Drained::Open => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every idle connection holds one of these futures: keep it small.
+    #[tokio::test]
+    async fn connection_task_stays_small() {
+        let node = crate::node::Node::new(crate::config::Config::default())
+            .await
+            .expect("node");
+        let (a, _b) = tokio::io::duplex(64);
+        let ws =
+            tokio_tungstenite::WebSocketStream::from_raw_socket(a, super::Role::Server, None).await;
+        let info = crate::session::TransportInfo {
+            name: "test",
+            encoding: crate::protocol::Encoding::Json,
+            emulated: false,
+            message_size_limit: 1,
+        };
+        let fut = super::serve_connection(node, ws, info, std::time::Duration::from_secs(1));
+        assert!(
+            std::mem::size_of_val(&fut) <= 2048,
+            "{} bytes",
+            std::mem::size_of_val(&fut)
+        );
+    }
+
+    #[test]
+    fn encoding_from_subprotocol_and_query() {
+        use super::{Encoding, HeaderMap, HeaderValue, choose_encoding, header};
+        let mut h = HeaderMap::new();
+        assert_eq!(choose_encoding(&h, None), (Encoding::Json, None));
+        assert_eq!(
+            choose_encoding(&h, Some("cf_protocol=protobuf")),
+            (Encoding::Protobuf, None)
+        );
+        assert_eq!(
+            choose_encoding(&h, Some("a=1&format=protobuf")),
+            (Encoding::Protobuf, None)
+        );
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static("centrifuge-json, centrifuge-protobuf"),
+        );
+        assert_eq!(
+            choose_encoding(&h, None),
+            (Encoding::Protobuf, Some("centrifuge-protobuf"))
+        );
     }
 }
