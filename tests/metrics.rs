@@ -31,6 +31,9 @@ async fn metrics_and_health() {
     ] {
         assert!(body.contains(name), "missing {name} in:\n{body}");
     }
-    assert_eq!(get(&format!("http://{}/health", srv.addr)).await, (200, "{}".to_string()));
+    assert_eq!(
+        get(&format!("http://{}/health", srv.addr)).await,
+        (200, "{}".to_string())
+    );
     srv.stop().await;
 }

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::subscribe::{PreparedSub, SubRequest, finalize};
 use super::{Fail, Session, Status, now_unix, ttl_secs};
-use crate::auth::{SubOptions, TokenError};
+use crate::auth::SubOptions;
 use crate::node::VERSION;
 use crate::proto::client::{ConnectRequest, ConnectResult, Reply};
 use crate::protocol::{ClientError, Disconnect};
@@ -146,20 +146,13 @@ impl Session {
             }
             return Err(Disconnect::BAD_REQUEST.into());
         }
-        let claims = match self
-            .node
-            .verifiers()
-            .connect
-            .verify_connect(&req.token)
-            .await
-        {
-            Ok(c) => c,
-            Err(TokenError::Expired) => return Err(ClientError::TokenExpired.into()),
-            Err(TokenError::Invalid(reason)) => {
-                tracing::debug!(client = %self.shared.id, %reason, "invalid connection token");
-                return Err(Disconnect::INVALID_TOKEN.into());
-            }
-        };
+        let claims = self
+            .check_connect_token(
+                &req.token,
+                ClientError::TokenExpired.into(),
+                Disconnect::INVALID_TOKEN.into(),
+            )
+            .await?;
         if claims.user.is_empty() && cfg.disallow_anonymous_connection_tokens {
             return Err(Disconnect::PERMISSION_DENIED.into());
         }

@@ -33,6 +33,7 @@ mod rpc;
 pub mod shared;
 mod subscribe;
 mod timers;
+mod tokens;
 mod unsubscribe;
 
 use shared::{Pending, Shared};

@@ -1,8 +1,7 @@
 //! `refresh` (new connection token) and `sub_refresh` (new subscription
 //! token) for client-side token refresh.
 
-use super::{Fail, Session, now_unix, ttl_secs};
-use crate::auth::TokenError;
+use super::{Fail, Session, ttl_secs};
 use crate::proto::client::{
     RefreshRequest, RefreshResult, Reply, SubRefreshRequest, SubRefreshResult,
 };
@@ -13,31 +12,17 @@ impl Session {
         if req.token.is_empty() {
             return Err(Disconnect::BAD_REQUEST.into());
         }
-        let claims = match self
-            .node
-            .verifiers()
-            .connect
-            .verify_connect(&req.token)
-            .await
-        {
-            Ok(c) => c,
-            Err(TokenError::Expired) => return Err(Disconnect::EXPIRED.into()),
-            Err(TokenError::Invalid(reason)) => {
-                tracing::debug!(client = %self.shared.id, %reason, "invalid refresh token");
-                return Err(Disconnect::INVALID_TOKEN.into());
-            }
-        };
+        let claims = self
+            .check_connect_token(
+                &req.token,
+                Disconnect::EXPIRED.into(),
+                Disconnect::INVALID_TOKEN.into(),
+            )
+            .await?;
         if claims.user != self.user {
             return Err(Disconnect::INVALID_TOKEN.into());
         }
-        let expire_at = if self.node.config().client.insecure {
-            None
-        } else {
-            claims.expire_at
-        };
-        if expire_at.is_some_and(|at| at <= now_unix()) {
-            return Err(ClientError::Expired.into());
-        }
+        let expire_at = self.refreshed_expiry(claims.expire_at)?;
         self.expire_at = expire_at;
         if !claims.info.is_empty() {
             self.conn_info = claims.info;
@@ -73,34 +58,10 @@ impl Session {
         if req.token.is_empty() {
             return Err(ClientError::BadRequest.into());
         }
-        let claims = match self
-            .node
-            .verifiers()
-            .subscribe()
-            .verify_subscribe(&req.token)
-            .await
-        {
-            Ok(c) => c,
-            Err(TokenError::Expired) => return Err(ClientError::TokenExpired.into()),
-            Err(TokenError::Invalid(reason)) => {
-                tracing::debug!(client = %self.shared.id, %reason, "invalid subscription refresh token");
-                return Err(Disconnect::INVALID_TOKEN.into());
-            }
-        };
-        if claims.channel != req.channel
-            || claims.user != self.user
-            || (!claims.client.is_empty() && claims.client != *self.shared.id)
-        {
-            return Err(Disconnect::INVALID_TOKEN.into());
-        }
-        let expire_at = if self.node.config().client.insecure {
-            None
-        } else {
-            claims.expire_at
-        };
-        if expire_at.is_some_and(|at| at <= now_unix()) {
-            return Err(ClientError::Expired.into());
-        }
+        let claims = self
+            .check_sub_token(&req.token, &req.channel, Disconnect::INVALID_TOKEN.into())
+            .await?;
+        let expire_at = self.refreshed_expiry(claims.expire_at)?;
         if let Some(sub) = self.subs.get_mut(&req.channel) {
             sub.expire_at = expire_at;
         }

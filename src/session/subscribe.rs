@@ -17,7 +17,7 @@ use super::permissions::{Who, can_presence, can_subscribe};
 use super::recovery::{is_recovered, merge_buffered};
 use super::shared::Delivery;
 use super::{Fail, Session, SubInfo, effective, ttl_secs};
-use crate::auth::{SubOverride, TokenError};
+use crate::auth::SubOverride;
 use crate::channel::ResolvedOptions;
 use crate::engine::{EngineError, HistoryFilter, StreamPosition};
 use crate::proto::client::{Reply, SubscribeRequest, SubscribeResult};
@@ -155,26 +155,9 @@ impl Session {
         };
         let insecure = self.node.config().client.insecure;
         if !req.token.is_empty() {
-            let claims = match self
-                .node
-                .verifiers()
-                .subscribe()
-                .verify_subscribe(&req.token)
-                .await
-            {
-                Ok(c) => c,
-                Err(TokenError::Expired) => return Err(ClientError::TokenExpired.into()),
-                Err(TokenError::Invalid(reason)) => {
-                    tracing::debug!(client = %self.shared.id, %reason, "invalid subscription token");
-                    return Err(ClientError::PermissionDenied.into());
-                }
-            };
-            if claims.channel != r.channel
-                || claims.user != self.user
-                || (!claims.client.is_empty() && claims.client != *self.shared.id)
-            {
-                return Err(Disconnect::INVALID_TOKEN.into());
-            }
+            let claims = self
+                .check_sub_token(&req.token, &r.channel, ClientError::PermissionDenied.into())
+                .await?;
             r.chan_info = claims.info;
             r.data = claims.data;
             r.expire_at = if insecure { None } else { claims.expire_at };
