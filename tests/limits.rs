@@ -372,3 +372,34 @@ async fn over_connection_rate_limit_is_http_503() {
     assert_eq!(upgrade_status(srv.addr, &[]).await, 101);
     srv.stop().await;
 }
+
+/// An id-0 command that carries a request is not a pong, even while a ping
+/// is outstanding (§5.2(b): "id = 0 on a non-send command → 3501").
+#[tokio::test]
+#[ignore = "server bug: any id-0 command is taken as a pong while a ping is outstanding"]
+async fn id_zero_command_while_ping_outstanding_is_3501() {
+    let srv = TestServer::start(ping_config()).await;
+    let run = async |pb: bool| {
+        let mut c = srv.connected(pb, "u").await;
+        loop {
+            if let Event::Reply(r) = c.next_event().await
+                && r == Default::default()
+            {
+                break;
+            }
+        }
+        c.send(vec![Command {
+            id: 0,
+            subscribe: Some(rotor::proto::client::SubscribeRequest {
+                channel: "news".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }])
+        .await;
+        expect_close(&mut c, 3501, "id-0 subscribe as a pong").await;
+    };
+    let (_, _) = tokio::join!(run(false), run(true));
+    assert_healthy(&srv).await;
+    srv.stop().await;
+}
