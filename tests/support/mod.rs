@@ -405,3 +405,141 @@ impl WsClient {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Helpers for the bad-input and limits suites.
+
+pub mod keys;
+
+/// Unique suffix for channel names within one test process.
+pub fn unique(prefix: &str) -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{prefix}{n}")
+}
+
+/// RS256 token signed with [`keys::RSA_PRIVATE_PEM`].
+pub fn sign_rs256(claims: serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_rsa_pem(keys::RSA_PRIVATE_PEM.as_bytes())
+            .expect("rsa key"),
+    )
+    .expect("signs")
+}
+
+/// Asserts the server still serves: a fresh JSON client connects with
+/// `token`, subscribes to a new channel (no namespace), publishes into it
+/// and receives the publication.
+pub async fn assert_serves(srv: &TestServer, token: &str) {
+    let ch = unique("alive-");
+    let mut c = srv.client(false).await;
+    let r = c.connect(token).await;
+    assert!(r.error.is_none(), "fresh connect failed: {r:?}");
+    let r = c.subscribe(&ch).await;
+    assert!(r.subscribe.is_some(), "fresh subscribe failed: {r:?}");
+    let r = c.publish(&ch, r#"{"alive":true}"#).await;
+    assert!(r.publish.is_some(), "fresh publish failed: {r:?}");
+    let p = c.publication(&ch).await;
+    assert_eq!(&p.data[..], br#"{"alive":true}"#);
+}
+
+/// [`assert_serves`] with an HS256 token of [`base_config`].
+pub async fn assert_healthy(srv: &TestServer) {
+    assert_serves(srv, &token("healthy", 3600)).await;
+}
+
+impl WsClient {
+    /// Opens a WebSocket over a socket whose receive buffer is set to
+    /// `rcvbuf` bytes before connecting (a client that stalls early).
+    pub async fn open_with_rcvbuf(url: &str, protobuf: bool, rcvbuf: u32) -> Self {
+        let mut req = url.into_client_request().expect("request");
+        if protobuf {
+            req.headers_mut().insert(
+                "Sec-WebSocket-Protocol",
+                HeaderValue::from_static("centrifuge-protobuf"),
+            );
+        }
+        let host = req
+            .uri()
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let addr: SocketAddr = host.parse().expect("socket addr");
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(rcvbuf).expect("SO_RCVBUF");
+        let stream = socket.connect(addr).await.expect("tcp connect");
+        let (ws, _resp) = tokio_tungstenite::client_async(req, stream)
+            .await
+            .expect("handshake");
+        Self {
+            ws,
+            protobuf,
+            next_id: 0,
+            pending: Default::default(),
+        }
+    }
+}
+
+/// Sends raw bytes (an HTTP request) and returns the response's status and
+/// everything read until the server closes or `PATIENCE` runs out.
+pub async fn raw_http(addr: SocketAddr, request: &[u8]) -> (u16, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = TcpStream::connect(addr).await.expect("tcp connect");
+    s.write_all(request).await.expect("write request");
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let status_known = buf.windows(4).any(|w| w == b"\r\n\r\n");
+        let read = tokio::time::timeout_at(deadline, s.read(&mut chunk)).await;
+        match read {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+            Err(_) if status_known => break,
+            Err(_) => panic!("no HTTP response within deadline"),
+        }
+        // An upgrade answer keeps the connection open: the head is enough.
+        if buf.starts_with(b"HTTP/1.1 101") && buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    let head = String::from_utf8_lossy(&buf);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {head:?}"));
+    (status, buf)
+}
+
+/// A WebSocket upgrade request for the default handler, with the given extra
+/// header lines (raw bytes, so non-ASCII values go out as is); returns the
+/// HTTP status.
+pub async fn upgrade_status(addr: SocketAddr, extra_headers: &[&[u8]]) -> u16 {
+    let mut req = format!(
+        "GET /connection/websocket HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\n\
+         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    )
+    .into_bytes();
+    for h in extra_headers {
+        req.extend_from_slice(h);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"\r\n");
+    raw_http(addr, &req).await.0
+}
+
+/// GET `path` and return status and body text.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let (status, buf) = raw_http(addr, req.as_bytes()).await;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
