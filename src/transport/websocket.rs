@@ -65,7 +65,12 @@ pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response
     let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY).cloned() else {
         return (StatusCode::BAD_REQUEST, "missing websocket key").into_response();
     };
-    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    // Compare the raw bytes: a non-ASCII Origin is still an Origin (and
+    // can only fail to match an ASCII pattern).
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()));
+    let origin = origin.as_deref();
     if !state.origins.allows(origin) {
         tracing::info!(
             origin = origin.unwrap_or_default(),
@@ -172,8 +177,10 @@ fn choose_encoding(headers: &HeaderMap, query: Option<&str>) -> (Encoding, Optio
 enum End {
     /// Close with this code after flushing.
     Disconnect(Disconnect),
-    /// The peer went away or the socket failed; nothing more to write.
+    /// The peer went away; nothing more to write.
     Gone,
+    /// The socket is stuck or broken; record why and drop it.
+    Failed(Disconnect),
 }
 
 async fn serve_connection<S>(
@@ -195,9 +202,9 @@ async fn serve_connection<S>(
             biased;
             _ = shared.queue.ready() => {
                 match Box::pin(flush(&shared.queue, &mut frame, &mut ws, encoding, write_timeout)).await {
-                    Ok(None) => {}
-                    Ok(Some(d)) => break End::Disconnect(d),
-                    Err(()) => break End::Gone,
+                    Flush::Idle => {}
+                    Flush::Closed(d) => break End::Disconnect(d),
+                    Flush::Failed(d) => break End::Failed(d),
                 }
             }
             msg = ws.next() => match msg {
@@ -234,33 +241,66 @@ async fn serve_connection<S>(
         }
     };
     Box::pin(session.close()).await;
-    if let End::Disconnect(d) = end {
-        metrics::counter!("centrifugo_client_num_server_disconnects", "code" => d.code.to_string())
-            .increment(1);
-        if d != Disconnect::CONNECTION_CLOSED {
-            let close = CloseFrame {
-                code: CloseCode::from(d.code as u16),
-                reason: Utf8Bytes::from_static(d.reason),
-            };
-            let _ = tokio::time::timeout(write_timeout, ws.close(Some(close))).await;
-            // Give the client a moment to answer with its own close frame.
-            let _ = tokio::time::timeout(CLOSE_WAIT, async {
-                while let Some(Ok(_)) = ws.next().await {}
-            })
-            .await;
+    match end {
+        End::Gone => {}
+        // The socket is stuck or broken: no closing handshake through it.
+        End::Failed(d) => {
+            if d != Disconnect::CONNECTION_CLOSED {
+                count_disconnect(&d);
+            }
         }
+        End::Disconnect(d) => close_gracefully(&mut ws, d, write_timeout).await,
     }
 }
 
-/// Writes what the queue holds. `Ok(Some(d))` means the queue closed with
-/// `d` after everything queued before it was written.
+fn count_disconnect(d: &Disconnect) {
+    metrics::counter!("centrifugo_client_num_server_disconnects", "code" => d.code.to_string())
+        .increment(1);
+}
+
+/// Sends the close frame with the disconnect's code and reason, then gives
+/// the client a moment to answer with its own.
+async fn close_gracefully<S>(ws: &mut WebSocketStream<S>, d: Disconnect, write_timeout: Duration)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    count_disconnect(&d);
+    if d == Disconnect::CONNECTION_CLOSED {
+        return;
+    }
+    let close = CloseFrame {
+        code: CloseCode::from(d.code as u16),
+        reason: Utf8Bytes::from_static(d.reason),
+    };
+    let _ = tokio::time::timeout(write_timeout, ws.close(Some(close))).await;
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+}
+
+/// Outcome of writing out the queue.
+enum Flush {
+    /// Everything queued was written.
+    Idle,
+    /// The queue closed with this disconnect after what preceded it was
+    /// written: close gracefully.
+    Closed(Disconnect),
+    /// The socket is stuck or broken: drop it without a closing handshake.
+    Failed(Disconnect),
+}
+
+/// Writes what the queue holds. A write that blocks (the client does not
+/// read) is raced against the queue overflowing, so a slow client is cut
+/// off with 3008 as soon as its queue is full rather than when the write
+/// times out (3009).
 async fn flush<S>(
     queue: &crate::session::queue::Queue,
     frame: &mut FrameBuilder,
     ws: &mut WebSocketStream<S>,
     encoding: Encoding,
     write_timeout: Duration,
-) -> Result<Option<Disconnect>, ()>
+) -> Flush
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -272,20 +312,33 @@ where
             let msg = match encoding {
                 Encoding::Json => match Utf8Bytes::try_from(bytes) {
                     Ok(text) => Message::Text(text),
-                    Err(_) => return Ok(Some(Disconnect::INAPPROPRIATE_PROTOCOL)),
+                    Err(_) => return Flush::Closed(Disconnect::INAPPROPRIATE_PROTOCOL),
                 },
                 Encoding::Protobuf => Message::Binary(bytes),
             };
-            match tokio::time::timeout(write_timeout, ws.send(msg)).await {
+            let send = tokio::time::timeout(write_timeout, ws.send(msg));
+            tokio::pin!(send);
+            let sent = loop {
+                tokio::select! {
+                    r = &mut send => break r,
+                    () = queue.ready() => {
+                        if queue.closed() == Some(Disconnect::SLOW) {
+                            return Flush::Failed(Disconnect::SLOW);
+                        }
+                    }
+                }
+            };
+            match sent {
                 Ok(Ok(())) => {
                     metrics::counter!("centrifugo_transport_messages_sent", "transport" => "websocket").increment(n);
                 }
-                _ => return Err(()),
+                Ok(Err(_)) => return Flush::Failed(Disconnect::CONNECTION_CLOSED),
+                Err(_) => return Flush::Failed(Disconnect::WRITE_ERROR),
             }
         }
         match drained {
-            Drained::Closed(d) => return Ok(Some(d)),
-            Drained::Open if queue.len_bytes() == 0 => return Ok(None),
+            Drained::Closed(d) => return Flush::Closed(d),
+            Drained::Open if queue.len_bytes() == 0 => return Flush::Idle,
             Drained::Open => {}
         }
     }
