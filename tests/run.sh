@@ -111,5 +111,14 @@ fi
 # --- build and test --------------------------------------------------------
 say "cargo build --bins"
 cargo build --bins
-say "cargo test --all-targets $*"
-ROTOR_REQUIRE_INTEROP=1 cargo test --all-targets "$@"
+# --all-targets unless the caller picked targets (e.g. `--test interop`).
+targets=(--all-targets)
+for a in "$@"; do
+  case "$a" in
+    --) break ;;
+    --lib|--bins|--bin|--bin=*|--tests|--test|--test=*|--examples|--example|--example=*|--benches|--bench|--bench=*|--doc|--all-targets)
+      targets=() ;;
+  esac
+done
+say "cargo test ${targets[*]:-} $*"
+ROTOR_REQUIRE_INTEROP=1 cargo test ${targets[@]+"${targets[@]}"} "$@"
