@@ -3,7 +3,7 @@
 // ClientInfo; Bob unsubscribes -> Alice gets a leave; Carol connects,
 // subscribes and disconnects -> join then leave.
 import {
-  run, newClient, connect, subscribe, connToken, check, checkEqual, uniq, waitEvent, record, sleep,
+  run, newClient, connect, subscribe, connToken, check, checkEqual, uniq, waitEvent, record, sleep, dec,
 } from './lib.mjs';
 
 await run(async () => {
@@ -23,7 +23,7 @@ await run(async () => {
   const j = await joined;
   checkEqual(j.info.user, 'bob', 'join carries the joining user');
   checkEqual(j.info.client, bctx.client, 'join carries the joining client id');
-  checkEqual(j.info.connInfo, { name: 'Bob' }, 'join carries connInfo');
+  checkEqual(dec(j.info.connInfo), { name: 'Bob' }, 'join carries connInfo');
   checkEqual(j.channel, channel, 'join context carries the channel');
 
   const left = waitEvent(subA, 'leave', 'bob leaves', { pred: (c) => c.info && c.info.client === bctx.client });

@@ -2,7 +2,7 @@
 // allow_presence_for_subscriber). Connection info from the token appears in
 // presence; two connections of the same user count as one user.
 import {
-  run, newClient, connect, subscribe, connToken, check, checkEqual, uniq, within, waitEvent,
+  run, newClient, connect, subscribe, connToken, check, checkEqual, uniq, within, waitEvent, dec,
 } from './lib.mjs';
 
 await run(async () => {
@@ -25,7 +25,7 @@ await run(async () => {
   checkEqual(p.clients[actx.client].user, 'alice', 'presence entry for alice has user alice');
   checkEqual(p.clients[actx.client].client, actx.client, 'presence entry carries the client id');
   checkEqual(p.clients[bctx.client].user, 'bob', 'presence entry for bob has user bob');
-  checkEqual(p.clients[bctx.client].connInfo, { name: 'Bob' }, 'presence entry carries connInfo from the token info claim');
+  checkEqual(dec(p.clients[bctx.client].connInfo), { name: 'Bob' }, 'presence entry carries connInfo from the token info claim');
 
   const s = await within(subA.presenceStats(), 5000, 'presenceStats()');
   checkEqual([s.numClients, s.numUsers], [2, 2], 'presenceStats: 2 clients, 2 users');
