@@ -60,4 +60,53 @@ await run(async () => {
   await until(() => recA.publication.length >= 5, 'alice receives a live publication after recovery');
   checkEqual(dec(recA.publication[4].data), { n: 4 }, 'live publication after recovery has the right data');
   checkEqual(recA.publication[4].offset, 5, 'live publication after recovery continues at offset 5');
+
+  // A real drop: the socket closes under the SDK (no disconnect() call), the
+  // SDK reconnects by itself and recovers what it missed meanwhile.
+  const resub2 = waitEvent(subA, 'subscribed', 'alice resubscribes after the socket dropped', { ms: 8000 });
+  const reconnecting = waitEvent(a, 'connecting', 'alice notices the dropped socket');
+  a._transport.close(); // private SDK field: simulates a network drop
+  await reconnecting;
+  for (let n = 5; n <= 6; n++) {
+    await within(subB.publish(enc({ n })), 5000, `bob publishes n=${n} during the drop`);
+  }
+  const ctx2 = await resub2;
+  checkEqual([ctx2.wasRecovering, ctx2.recovered], [true, true], 'automatic reconnect after a socket drop recovers');
+  await until(() => recA.publication.length >= 7, 'alice receives the publications missed during the drop');
+  await sleep(300);
+  checkEqual(recA.publication.slice(5).map((p) => [p.offset, dec(p.data)]), [[6, { n: 5 }], [7, { n: 6 }]],
+    'publications missed during the drop arrive once, in order');
+  checkEqual(recA.publication.length, 7, 'no duplicates after the automatic reconnect');
+
+  // Recovery from a position the server cannot honour (unknown epoch):
+  // subscribed with wasRecovering: true, recovered: false, no publications.
+  const c = newClient({ token: connToken('carol') });
+  await connect(c, 'carol');
+  const subC = c.newSubscription(channel, { since: { offset: 2, epoch: 'not-the-epoch' } });
+  const recC = record(subC, ['publication']);
+  const cctx = await subscribe(subC, 'carol with a stale epoch');
+  checkEqual([cctx.wasRecovering, cctx.recovered], [true, false], 'recovery with a wrong epoch reports recovered: false');
+  checkEqual(cctx.streamPosition && cctx.streamPosition.epoch, epoch, 'failed recovery returns the current epoch');
+  checkEqual(cctx.streamPosition && cctx.streamPosition.offset, 7, 'failed recovery returns the current top offset');
+  await sleep(300);
+  checkEqual(recC.publication.length, 0, 'failed recovery delivers no publications');
+
+  // Recovery of a stream position with offset 0 (subscribed to an empty stream).
+  const channel2 = uniq('chat:recovery0-');
+  const subA2 = a.newSubscription(channel2);
+  const recA2 = record(subA2, ['publication']);
+  const e0 = await subscribe(subA2, `alice to the empty ${channel2}`);
+  checkEqual(e0.streamPosition && e0.streamPosition.offset, 0, 'empty stream position has offset 0');
+  const subB2 = b.newSubscription(channel2);
+  await subscribe(subB2, `bob to ${channel2}`);
+  const gone2 = waitEvent(a, 'disconnected', 'alice disconnect() again');
+  a.disconnect();
+  await gone2;
+  await within(subB2.publish(enc({ z: 1 })), 5000, 'bob publishes into the empty stream while alice is away');
+  const resub3 = waitEvent(subA2, 'subscribed', 'alice resubscribes to the formerly empty stream');
+  a.connect();
+  const ctx3 = await resub3;
+  checkEqual([ctx3.wasRecovering, ctx3.recovered], [true, true], 'recovery from offset 0 succeeds');
+  await until(() => recA2.publication.length >= 1, 'alice receives the publication made after offset 0');
+  checkEqual([recA2.publication[0].offset, dec(recA2.publication[0].data)], [1, { z: 1 }], 'recovered the first publication of the stream');
 });

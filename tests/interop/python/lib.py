@@ -15,8 +15,12 @@ Coverage note: centrifuge-python 0.7 can express every scenario of the JS
 suite (connect, pub/sub, history with limit/since/reverse, recovery,
 presence, join/leave, connection token refresh, subscription tokens,
 user-limited channels, permission errors), so the Python list is the same.
-Only JS-specific details are left out (the `transport` name in the connected
-context does not exist in the Python SDK).
+Left out because the Python SDK cannot express them:
+- the `transport` name of the connected context (no such field in Python);
+- recovery from an explicit stream position with a stale epoch
+  (`recovered: false`): centrifuge-js has the `since` subscription option,
+  centrifuge-python only `get_state`, which asks the server for error 112
+  instead of `recovered: false`.
 """
 
 import asyncio

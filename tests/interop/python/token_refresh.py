@@ -2,16 +2,17 @@
 
 The connection token expires in ~3 s; get_token returns a fresh one. The SDK
 must call get_token (refresh command) and stay connected past the original
-expiry (the suite config sets client.expired_close_delay to 1s).
+expiry (the suite config sets client.expired_close_delay to 1s). The same for
+a subscription token on a private channel (sub_refresh).
 """
 
 import asyncio
 
-from centrifuge import ClientState
+from centrifuge import ClientState, SubscriptionState
 
 from lib import (
-    check, check_equal, conn_token, connect, enc, jwt, new_client, new_sub, now, run, subscribe,
-    uniq, within,
+    check, check_equal, conn_token, connect, enc, jwt, new_client, new_sub, now, run, sub_token,
+    subscribe, uniq, within,
 )
 
 
@@ -29,6 +30,17 @@ async def main() -> None:
     sub, srec = new_sub(a, channel)
     await subscribe(sub, srec, channel)
 
+    # A private channel whose subscription token also expires in ~3 s.
+    secret = uniq("$secret:refresh-")
+    sub_calls = []
+
+    async def get_sub_token(ch: str) -> str:
+        sub_calls.append(ch)
+        return sub_token("alice", ch, ttl=3600)
+
+    s_sub, s_rec = new_sub(a, secret, token=sub_token("alice", secret, ttl=3), get_token=get_sub_token)
+    await subscribe(s_sub, s_rec, f"{secret} with a short-lived subscription token")
+
     await asyncio.sleep(max(0, exp - now()) + 3.5)
 
     check(len(calls) >= 1, "get_token was called to refresh the connection token", calls)
@@ -39,6 +51,13 @@ async def main() -> None:
     check_equal(rec.get("error"), [], "no client errors (refresh succeeded)")
     await within(sub.publish(enc({"after": "refresh"})), "publish after the original expiry")
     check(True, "commands still work after the original expiry")
+
+    check(len(sub_calls) >= 1, "subscription get_token was called to refresh the subscription token", sub_calls)
+    check_equal(s_sub.state, SubscriptionState.SUBSCRIBED,
+                "private subscription is still subscribed past its token expiry")
+    check_equal(len(s_rec.get("subscribing")), 1, "private subscription never resubscribed")
+    check_equal((len(s_rec.get("unsubscribed")), len(s_rec.get("error"))), (0, 0),
+                "no unsubscribe or subscription error")
 
 
 run(main)
