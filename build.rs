@@ -32,7 +32,10 @@ const ALWAYS_EMIT: &[&str] = &[
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files: Vec<PathBuf> = PROTOS.iter().map(|p| PathBuf::from("proto").join(p)).collect();
+    let files: Vec<PathBuf> = PROTOS
+        .iter()
+        .map(|p| PathBuf::from("proto").join(p))
+        .collect();
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
     }

@@ -56,13 +56,21 @@ pub struct ChannelRules {
 impl ChannelRules {
     /// Compiles the rules. Fails on an invalid `channel_regex`, naming it.
     pub fn new(cfg: &config::Channel) -> Result<Self, String> {
-        let resolve = |namespace: &str, opts: &config::ChannelOptions| -> Result<Arc<ResolvedOptions>, String> {
+        let resolve = |namespace: &str,
+                       opts: &config::ChannelOptions|
+         -> Result<Arc<ResolvedOptions>, String> {
             let regex = if opts.channel_regex.is_empty() {
                 None
             } else {
-                Some(Regex::new(&opts.channel_regex).map_err(|e| format!("invalid channel_regex in namespace {namespace:?}: {e}"))?)
+                Some(Regex::new(&opts.channel_regex).map_err(|e| {
+                    format!("invalid channel_regex in namespace {namespace:?}: {e}")
+                })?)
             };
-            let meta = if opts.history_meta_ttl.is_zero() { cfg.history_meta_ttl } else { opts.history_meta_ttl };
+            let meta = if opts.history_meta_ttl.is_zero() {
+                cfg.history_meta_ttl
+            } else {
+                opts.history_meta_ttl
+            };
             Ok(Arc::new(ResolvedOptions {
                 namespace: namespace.to_string(),
                 opts: opts.clone(),
@@ -100,12 +108,19 @@ impl ChannelRules {
         if ns.is_empty() {
             return Ok(self.without_namespace.clone());
         }
-        self.namespaces.get(ns).cloned().ok_or(ClientError::UnknownChannel)
+        self.namespaces
+            .get(ns)
+            .cloned()
+            .ok_or(ClientError::UnknownChannel)
     }
 
     /// Checks a client-chosen channel name: length, ASCII and the
     /// namespace's `channel_regex` (→ 107).
-    pub fn validate_client_channel(&self, channel: &str, opts: &ResolvedOptions) -> Result<(), ClientError> {
+    pub fn validate_client_channel(
+        &self,
+        channel: &str,
+        opts: &ResolvedOptions,
+    ) -> Result<(), ClientError> {
         if channel.len() > self.max_length || !channel.is_ascii() {
             return Err(ClientError::BadRequest);
         }
@@ -151,7 +166,10 @@ impl ChannelRules {
         if namespace.is_empty() {
             format!("{}{user}", self.user_boundary)
         } else {
-            format!("{namespace}{}{}{user}", self.namespace_boundary, self.user_boundary)
+            format!(
+                "{namespace}{}{}{user}",
+                self.namespace_boundary, self.user_boundary
+            )
         }
     }
 
@@ -159,7 +177,9 @@ impl ChannelRules {
         if self.private_prefix.is_empty() {
             channel
         } else {
-            channel.strip_prefix(self.private_prefix.as_str()).unwrap_or(channel)
+            channel
+                .strip_prefix(self.private_prefix.as_str())
+                .unwrap_or(channel)
         }
     }
 }
@@ -172,7 +192,10 @@ mod tests {
         let mut cfg = config::Channel::default();
         cfg.namespaces.push(config::Namespace {
             name: "chat".into(),
-            options: config::ChannelOptions { channel_regex: "^[a-z]+$".into(), ..Default::default() },
+            options: config::ChannelOptions {
+                channel_regex: "^[a-z]+$".into(),
+                ..Default::default()
+            },
         });
         ChannelRules::new(&cfg).expect("valid")
     }
@@ -184,8 +207,14 @@ mod tests {
         assert_eq!(r.namespace_of("$chat:room"), "chat");
         assert_eq!(r.namespace_of("news"), "");
         assert!(r.options("chat:room").is_ok());
-        assert_eq!(r.options("nope:room").err(), Some(ClientError::UnknownChannel));
-        assert_eq!(r.options("plain").map(|o| o.namespace.clone()), Ok(String::new()));
+        assert_eq!(
+            r.options("nope:room").err(),
+            Some(ClientError::UnknownChannel)
+        );
+        assert_eq!(
+            r.options("plain").map(|o| o.namespace.clone()),
+            Ok(String::new())
+        );
     }
 
     #[test]
@@ -193,10 +222,19 @@ mod tests {
         let r = rules();
         let chat = r.options("chat:room").expect("ns");
         assert!(r.validate_client_channel("chat:room", &chat).is_ok());
-        assert_eq!(r.validate_client_channel("chat:Room1", &chat), Err(ClientError::BadRequest));
+        assert_eq!(
+            r.validate_client_channel("chat:Room1", &chat),
+            Err(ClientError::BadRequest)
+        );
         let plain = r.options("x").expect("ns");
-        assert_eq!(r.validate_client_channel(&"a".repeat(256), &plain), Err(ClientError::BadRequest));
-        assert_eq!(r.validate_client_channel("канал", &plain), Err(ClientError::BadRequest));
+        assert_eq!(
+            r.validate_client_channel(&"a".repeat(256), &plain),
+            Err(ClientError::BadRequest)
+        );
+        assert_eq!(
+            r.validate_client_channel("канал", &plain),
+            Err(ClientError::BadRequest)
+        );
     }
 
     #[test]

@@ -1,8 +1,20 @@
 //! Rotor: a real-time messaging server, wire-compatible with Centrifugo v6.
+//!
+//! The map: [`node`] orchestrates; [`hub`] fans out locally; [`session`] is
+//! the client state machine, fed by a [`transport`]; [`engine`] holds
+//! PUB/SUB, history and presence; [`auth`] verifies tokens; [`config`] is
+//! Centrifugo's v6 configuration; [`server`] assembles listeners and routes.
 
+pub mod auth;
 pub mod channel;
+pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod hub;
+pub mod metrics;
+pub mod node;
 pub mod proto;
 pub mod protocol;
+pub mod server;
 pub mod session;
+pub mod transport;

@@ -7,7 +7,10 @@
 /// The client protocol (`centrifugal.centrifuge.protocol`).
 pub mod client {
     #![allow(clippy::all, missing_docs)]
-    include!(concat!(env!("OUT_DIR"), "/centrifugal.centrifuge.protocol.rs"));
+    include!(concat!(
+        env!("OUT_DIR"),
+        "/centrifugal.centrifuge.protocol.rs"
+    ));
 }
 
 /// Encoded `FileDescriptorSet` of every compiled proto (for gRPC reflection).
@@ -96,8 +99,15 @@ mod tests {
 
     #[test]
     fn empty_results_are_objects_and_always_emitted_fields_stay() {
-        let reply = Reply { id: 3, publish: Some(PublishResult {}), ..Default::default() };
-        assert_eq!(serde_json::to_string(&reply).expect("ok"), r#"{"id":3,"publish":{}}"#);
+        let reply = Reply {
+            id: 3,
+            publish: Some(PublishResult {}),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&reply).expect("ok"),
+            r#"{"id":3,"publish":{}}"#
+        );
         let h = HistoryResult::default();
         assert_eq!(
             serde_json::to_string(&h).expect("ok"),
@@ -118,7 +128,10 @@ mod tests {
 
     #[test]
     fn binary_data_fails_json_serialization() {
-        let p = Publication { data: Bytes::from_static(&[0xff, 0x00]), ..Default::default() };
+        let p = Publication {
+            data: Bytes::from_static(&[0xff, 0x00]),
+            ..Default::default()
+        };
         assert!(serde_json::to_vec(&p).is_err());
     }
 }

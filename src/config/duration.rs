@@ -51,13 +51,19 @@ impl Duration {
         }
         let mut total: f64 = 0.0;
         while !rest.is_empty() {
-            let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+            let num_end = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .unwrap_or(rest.len());
             if num_end == 0 {
                 return Err(format!("invalid duration {text:?}"));
             }
-            let value: f64 = rest[..num_end].parse().map_err(|_| format!("invalid duration {text:?}"))?;
+            let value: f64 = rest[..num_end]
+                .parse()
+                .map_err(|_| format!("invalid duration {text:?}"))?;
             rest = &rest[num_end..];
-            let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+            let unit_end = rest
+                .find(|c: char| c.is_ascii_digit() || c == '.')
+                .unwrap_or(rest.len());
             let nanos_per_unit = match &rest[..unit_end] {
                 "ns" => 1.0,
                 "us" | "µs" | "μs" => 1e3,

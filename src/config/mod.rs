@@ -2,8 +2,25 @@
 //! TOML), `CENTRIFUGO_*` environment variables and command-line flags, in that
 //! order of increasing precedence; defaults live in [`types`].
 
+mod channel_rules;
 mod duration;
+pub mod env;
+mod error;
+pub mod formats;
+mod load;
+mod schema;
 pub mod types;
+mod validate;
 
 pub use duration::Duration;
+pub use error::ConfigError;
+pub use load::{
+    Loaded, default_value, known_env_vars, load, load_from, load_with_env, read, read_from,
+};
 pub use types::*;
+pub use validate::{validate, warnings};
+
+#[cfg(test)]
+mod tests_load;
+#[cfg(test)]
+mod tests_validate;

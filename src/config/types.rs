@@ -28,19 +28,19 @@ pub struct Config {
     pub http_api: HttpApi,
     pub grpc_api: GrpcApi,
     pub websocket: WebSocket,
-    pub sse: StreamTransport,
-    pub http_stream: StreamTransport,
+    pub sse: Sse,
+    pub http_stream: HttpStream,
     pub emulation: Emulation,
     pub uni_websocket: UniWebSocket,
-    pub uni_sse: UniStream,
-    pub uni_http_stream: UniStream,
+    pub uni_sse: UniSse,
+    pub uni_http_stream: UniHttpStream,
     pub uni_grpc: UniGrpc,
     pub admin: Admin,
     pub prometheus: Prometheus,
-    pub health: Endpoint,
-    pub swagger: Endpoint,
-    pub debug: Endpoint,
-    pub init: Endpoint,
+    pub health: Health,
+    pub swagger: Swagger,
+    pub debug: DebugPprof,
+    pub init: Init,
     pub opentelemetry: OpenTelemetry,
     /// Sections Rotor accepts but does not interpret yet; kept verbatim so a
     /// Centrifugo config loads without errors.
@@ -72,19 +72,19 @@ impl Default for Config {
             http_api: HttpApi::default(),
             grpc_api: GrpcApi::default(),
             websocket: WebSocket::default(),
-            sse: StreamTransport::with_prefix("/connection/sse"),
-            http_stream: StreamTransport::with_prefix("/connection/http_stream"),
+            sse: Sse::default(),
+            http_stream: HttpStream::default(),
             emulation: Emulation::default(),
             uni_websocket: UniWebSocket::default(),
-            uni_sse: UniStream::with_prefix("/connection/uni_sse"),
-            uni_http_stream: UniStream::with_prefix("/connection/uni_http_stream"),
+            uni_sse: UniSse::default(),
+            uni_http_stream: UniHttpStream::default(),
             uni_grpc: UniGrpc::default(),
             admin: Admin::default(),
             prometheus: Prometheus::default(),
-            health: Endpoint::with_prefix("/health"),
-            swagger: Endpoint::with_prefix("/swagger"),
-            debug: Endpoint::with_prefix("/debug/pprof"),
-            init: Endpoint::with_prefix("/connection/init"),
+            health: Health::default(),
+            swagger: Swagger::default(),
+            debug: DebugPprof::default(),
+            init: Init::default(),
             opentelemetry: OpenTelemetry::default(),
             proxies: Vec::new(),
             consumers: Vec::new(),
@@ -160,7 +160,10 @@ pub struct Log {
 
 impl Default for Log {
     fn default() -> Self {
-        Self { level: "info".into(), file: String::new() }
+        Self {
+            level: "info".into(),
+            file: String::new(),
+        }
     }
 }
 
@@ -174,7 +177,10 @@ pub struct NodeSection {
 
 impl Default for NodeSection {
     fn default() -> Self {
-        Self { name: String::new(), info_metrics_aggregate_interval: Duration::from_secs(60) }
+        Self {
+            name: String::new(),
+            info_metrics_aggregate_interval: Duration::from_secs(60),
+        }
     }
 }
 
@@ -186,7 +192,9 @@ pub struct Shutdown {
 
 impl Default for Shutdown {
     fn default() -> Self {
-        Self { timeout: Duration::from_secs(30) }
+        Self {
+            timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -201,7 +209,10 @@ pub struct Engine {
 
 impl Default for Engine {
     fn default() -> Self {
-        Self { kind: "memory".into(), redis: empty_object() }
+        Self {
+            kind: "memory".into(),
+            redis: empty_object(),
+        }
     }
 }
 
@@ -239,7 +250,11 @@ pub struct PresenceManagerSection {
 
 impl Default for PresenceManagerSection {
     fn default() -> Self {
-        Self { enabled: false, kind: "memory".into(), redis: empty_object() }
+        Self {
+            enabled: false,
+            kind: "memory".into(),
+            redis: empty_object(),
+        }
     }
 }
 
@@ -543,7 +558,10 @@ impl Default for Rpc {
             without_namespace: RpcOptions::default(),
             namespaces: Vec::new(),
             namespace_boundary: ":".into(),
-            ping: RpcPing { enabled: false, method: "ping".into() },
+            ping: RpcPing {
+                enabled: false,
+                method: "ping".into(),
+            },
         }
     }
 }
@@ -635,26 +653,66 @@ impl Default for WebSocket {
     }
 }
 
-/// `sse` and `http_stream`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
-pub struct StreamTransport {
-    pub enabled: bool,
-    pub handler_prefix: String,
-    pub max_request_body_size: usize,
+/// Declares a section struct whose `Default` carries its own path, so a
+/// section present in a file (or set by one env var) keeps the defaults of
+/// the keys it does not mention.
+macro_rules! section {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal, { $($field:ident : $ty:ty = $default:expr),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+        #[serde(default)]
+        pub struct $name {
+            pub enabled: bool,
+            pub handler_prefix: String,
+            $(pub $field: $ty,)*
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self { enabled: false, handler_prefix: $prefix.into(), $($field: $default,)* }
+            }
+        }
+    };
 }
 
-impl StreamTransport {
-    fn with_prefix(prefix: &str) -> Self {
-        Self { enabled: false, handler_prefix: prefix.into(), max_request_body_size: 65536 }
+section!(
+    /// `sse`: bidirectional SSE emulation.
+    Sse, "/connection/sse", { max_request_body_size: usize = 65536 }
+);
+section!(
+    /// `http_stream`: bidirectional HTTP-streaming emulation.
+    HttpStream, "/connection/http_stream", { max_request_body_size: usize = 65536 }
+);
+section!(
+    /// `uni_sse`.
+    UniSse, "/connection/uni_sse", {
+        max_request_body_size: usize = 65536,
+        connect_code_to_http_response: serde_json::Value = empty_object(),
     }
-}
-
-impl Default for StreamTransport {
-    fn default() -> Self {
-        Self::with_prefix("")
+);
+section!(
+    /// `uni_http_stream`.
+    UniHttpStream, "/connection/uni_http_stream", {
+        max_request_body_size: usize = 65536,
+        connect_code_to_http_response: serde_json::Value = empty_object(),
     }
-}
+);
+section!(
+    /// `health`.
+    Health, "/health", {}
+);
+section!(
+    /// `swagger`.
+    Swagger, "/swagger", {}
+);
+section!(
+    /// `debug`.
+    DebugPprof, "/debug/pprof", {}
+);
+section!(
+    /// `init`.
+    Init, "/connection/init", {}
+);
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
@@ -665,7 +723,10 @@ pub struct Emulation {
 
 impl Default for Emulation {
     fn default() -> Self {
-        Self { handler_prefix: "/emulation".into(), max_request_body_size: 65536 }
+        Self {
+            handler_prefix: "/emulation".into(),
+            max_request_body_size: 65536,
+        }
     }
 }
 
@@ -707,33 +768,6 @@ impl Default for UniWebSocket {
     }
 }
 
-/// `uni_sse` and `uni_http_stream`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
-pub struct UniStream {
-    pub enabled: bool,
-    pub handler_prefix: String,
-    pub max_request_body_size: usize,
-    pub connect_code_to_http_response: serde_json::Value,
-}
-
-impl UniStream {
-    fn with_prefix(prefix: &str) -> Self {
-        Self {
-            enabled: false,
-            handler_prefix: prefix.into(),
-            max_request_body_size: 65536,
-            connect_code_to_http_response: empty_object(),
-        }
-    }
-}
-
-impl Default for UniStream {
-    fn default() -> Self {
-        Self::with_prefix("")
-    }
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct UniGrpc {
@@ -746,7 +780,13 @@ pub struct UniGrpc {
 
 impl Default for UniGrpc {
     fn default() -> Self {
-        Self { enabled: false, address: String::new(), port: 11000, max_receive_message_size: 0, tls: Tls::default() }
+        Self {
+            enabled: false,
+            address: String::new(),
+            port: 11000,
+            max_receive_message_size: 0,
+            tls: Tls::default(),
+        }
     }
 }
 
@@ -782,26 +822,6 @@ impl Default for Prometheus {
             recovered_publications_histogram: false,
             native_histograms: false,
         }
-    }
-}
-
-/// An optional endpoint with a path (`health`, `swagger`, `debug`, `init`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
-pub struct Endpoint {
-    pub enabled: bool,
-    pub handler_prefix: String,
-}
-
-impl Endpoint {
-    fn with_prefix(prefix: &str) -> Self {
-        Self { enabled: false, handler_prefix: prefix.into() }
-    }
-}
-
-impl Default for Endpoint {
-    fn default() -> Self {
-        Self::with_prefix("")
     }
 }
 

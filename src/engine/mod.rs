@@ -127,7 +127,12 @@ pub enum EngineError {
 pub trait BrokerEventHandler: Send + Sync + 'static {
     /// A publication for a channel this node subscribed to. `position` is
     /// the publication's own position (offset 0 without history).
-    fn handle_publication(&self, channel: &str, publication: Arc<Publication>, position: StreamPosition);
+    fn handle_publication(
+        &self,
+        channel: &str,
+        publication: Arc<Publication>,
+        position: StreamPosition,
+    );
     /// A client joined a channel (somewhere in the cluster).
     fn handle_join(&self, channel: &str, info: ClientInfo);
     /// A client left a channel.
@@ -163,7 +168,12 @@ pub trait Broker: Send + Sync + 'static {
 
     /// Publishes `data` to `channel`, appending to history when the options
     /// ask for it.
-    async fn publish(&self, channel: &str, data: Bytes, opts: &PublishOptions) -> Result<PublishResult, EngineError>;
+    async fn publish(
+        &self,
+        channel: &str,
+        data: Bytes,
+        opts: &PublishOptions,
+    ) -> Result<PublishResult, EngineError>;
 
     /// Delivers a join event to subscribed nodes (not stored).
     async fn publish_join(&self, channel: &str, info: &ClientInfo) -> Result<(), EngineError>;
@@ -186,7 +196,11 @@ pub trait Broker: Send + Sync + 'static {
     /// The position is the current top, also when nothing is returned. A
     /// channel that never had a stream yields offset 0 and a fresh epoch,
     /// which the next publish will keep.
-    async fn history(&self, channel: &str, opts: &HistoryOptions) -> Result<HistoryResult, EngineError>;
+    async fn history(
+        &self,
+        channel: &str,
+        opts: &HistoryOptions,
+    ) -> Result<HistoryResult, EngineError>;
 
     /// Drops a channel's stored publications; the epoch and top offset stay.
     async fn remove_history(&self, channel: &str) -> Result<(), EngineError>;
@@ -205,9 +219,19 @@ pub trait PresenceManager: Send + Sync + 'static {
     /// Counts of clients and distinct users.
     async fn presence_stats(&self, channel: &str) -> Result<PresenceStats, EngineError>;
     /// Adds or refreshes a client's entry.
-    async fn add_presence(&self, channel: &str, client_id: &str, info: &ClientInfo) -> Result<(), EngineError>;
+    async fn add_presence(
+        &self,
+        channel: &str,
+        client_id: &str,
+        info: &ClientInfo,
+    ) -> Result<(), EngineError>;
     /// Removes a client's entry.
-    async fn remove_presence(&self, channel: &str, client_id: &str, user_id: &str) -> Result<(), EngineError>;
+    async fn remove_presence(
+        &self,
+        channel: &str,
+        client_id: &str,
+        user_id: &str,
+    ) -> Result<(), EngineError>;
 }
 
 /// Presence counts.

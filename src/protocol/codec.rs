@@ -43,7 +43,12 @@ pub enum EncodeError {
 
 /// Decodes every command in `frame`, appending them to `out` in order.
 /// `limit` bounds the size of one Protobuf message.
-pub fn decode_commands(encoding: Encoding, frame: &[u8], limit: usize, out: &mut Vec<Command>) -> Result<(), DecodeError> {
+pub fn decode_commands(
+    encoding: Encoding,
+    frame: &[u8],
+    limit: usize,
+    out: &mut Vec<Command>,
+) -> Result<(), DecodeError> {
     if frame.is_empty() {
         return Err(DecodeError::Empty);
     }
@@ -61,9 +66,12 @@ fn decode_json(frame: &[u8], out: &mut Vec<Command>) -> Result<(), DecodeError> 
         };
         // serde would also read a struct from an array; the protocol does not.
         if *first != b'{' {
-            return Err(DecodeError::Malformed("command is not a JSON object".into()));
+            return Err(DecodeError::Malformed(
+                "command is not a JSON object".into(),
+            ));
         }
-        let cmd: Command = serde_json::from_slice(line).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        let cmd: Command =
+            serde_json::from_slice(line).map_err(|e| DecodeError::Malformed(e.to_string()))?;
         out.push(cmd);
     }
     if out.len() == start {
@@ -92,14 +100,22 @@ fn decode_protobuf(frame: &[u8], limit: usize, out: &mut Vec<Command>) -> Result
 /// Protobuf message, ready to be concatenated by [`FrameBuilder`].
 pub fn encode_reply(encoding: Encoding, reply: &Reply) -> Result<Bytes, EncodeError> {
     match encoding {
-        Encoding::Json => serde_json::to_vec(reply).map(Bytes::from).map_err(|_| EncodeError::NotJson),
+        Encoding::Json => serde_json::to_vec(reply)
+            .map(Bytes::from)
+            .map_err(|_| EncodeError::NotJson),
         Encoding::Protobuf => Ok(Bytes::from(reply.encode_length_delimited_to_vec())),
     }
 }
 
 /// Encodes a push wrapped in a Reply (the bidirectional form).
 pub fn encode_push(encoding: Encoding, push: Push) -> Result<Bytes, EncodeError> {
-    encode_reply(encoding, &Reply { push: Some(push), ..Default::default() })
+    encode_reply(
+        encoding,
+        &Reply {
+            push: Some(push),
+            ..Default::default()
+        },
+    )
 }
 
 /// The server ping: an empty Reply.
@@ -122,7 +138,12 @@ pub struct FrameBuilder {
 impl FrameBuilder {
     /// An empty frame.
     pub fn new(encoding: Encoding) -> Self {
-        Self { encoding, buf: BytesMut::new(), first: None, count: 0 }
+        Self {
+            encoding,
+            buf: BytesMut::new(),
+            first: None,
+            count: 0,
+        }
     }
 
     /// Appends one encoded message.
@@ -176,23 +197,43 @@ mod tests {
     #[test]
     fn json_batch_decodes_in_order_and_tolerates_trailing_newline() {
         let mut out = Vec::new();
-        decode_commands(Encoding::Json, b"{\"id\":1,\"connect\":{}}\n{\"id\":2,\"subscribe\":{\"channel\":\"a\"}}\n", 65536, &mut out)
-            .expect("decodes");
+        decode_commands(
+            Encoding::Json,
+            b"{\"id\":1,\"connect\":{}}\n{\"id\":2,\"subscribe\":{\"channel\":\"a\"}}\n",
+            65536,
+            &mut out,
+        )
+        .expect("decodes");
         assert_eq!(out.len(), 2);
-        assert_eq!(out[1].subscribe.as_ref().map(|s| s.channel.as_str()), Some("a"));
+        assert_eq!(
+            out[1].subscribe.as_ref().map(|s| s.channel.as_str()),
+            Some("a")
+        );
     }
 
     #[test]
     fn bad_frames_are_errors() {
         let mut out = Vec::new();
-        assert_eq!(decode_commands(Encoding::Json, b"", 65536, &mut out), Err(DecodeError::Empty));
-        assert_eq!(decode_commands(Encoding::Json, b"\n", 65536, &mut out), Err(DecodeError::Empty));
+        assert_eq!(
+            decode_commands(Encoding::Json, b"", 65536, &mut out),
+            Err(DecodeError::Empty)
+        );
+        assert_eq!(
+            decode_commands(Encoding::Json, b"\n", 65536, &mut out),
+            Err(DecodeError::Empty)
+        );
         assert!(decode_commands(Encoding::Json, b"{nope", 65536, &mut out).is_err());
         assert!(decode_commands(Encoding::Json, b"[1]", 65536, &mut out).is_err());
         // A varint near 2^64 (protocol fuzz regression) must not panic.
         let evil = [0xfc, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
-        assert_eq!(decode_commands(Encoding::Protobuf, &evil, 65536, &mut out), Err(DecodeError::BadLength));
-        assert_eq!(decode_commands(Encoding::Protobuf, &[0x05, 0x08], 65536, &mut out), Err(DecodeError::BadLength));
+        assert_eq!(
+            decode_commands(Encoding::Protobuf, &evil, 65536, &mut out),
+            Err(DecodeError::BadLength)
+        );
+        assert_eq!(
+            decode_commands(Encoding::Protobuf, &[0x05, 0x08], 65536, &mut out),
+            Err(DecodeError::BadLength)
+        );
     }
 
     #[test]
@@ -204,10 +245,16 @@ mod tests {
 
     #[test]
     fn protobuf_limit_applies_per_message() {
-        let cmd = Command { id: 1, ..Default::default() };
+        let cmd = Command {
+            id: 1,
+            ..Default::default()
+        };
         let bytes = cmd.encode_length_delimited_to_vec();
         let mut out = Vec::new();
-        assert_eq!(decode_commands(Encoding::Protobuf, &bytes, 1, &mut out), Err(DecodeError::BadLength));
+        assert_eq!(
+            decode_commands(Encoding::Protobuf, &bytes, 1, &mut out),
+            Err(DecodeError::BadLength)
+        );
         decode_commands(Encoding::Protobuf, &bytes, 2, &mut out).expect("fits");
     }
 

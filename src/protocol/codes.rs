@@ -36,7 +36,11 @@ pub enum ClientError {
     /// 112: the requested stream position cannot be served.
     UnrecoverablePosition,
     /// An application-defined error (codes 400–1999, e.g. from a proxy).
-    Custom { code: u32, message: String, temporary: bool },
+    Custom {
+        code: u32,
+        message: String,
+        temporary: bool,
+    },
 }
 
 impl ClientError {
@@ -202,11 +206,20 @@ pub struct Unsubscribe {
 
 impl Unsubscribe {
     /// Server unsubscribed the client (server API).
-    pub const SERVER: Self = Self { code: 2000, reason: "server unsubscribe" };
+    pub const SERVER: Self = Self {
+        code: 2000,
+        reason: "server unsubscribe",
+    };
     /// A gap was detected: resubscribe with recovery.
-    pub const INSUFFICIENT_STATE: Self = Self { code: 2500, reason: "insufficient state" };
+    pub const INSUFFICIENT_STATE: Self = Self {
+        code: 2500,
+        reason: "insufficient state",
+    };
     /// Subscription token expired: resubscribe with a fresh token.
-    pub const EXPIRED: Self = Self { code: 2501, reason: "subscription expired" };
+    pub const EXPIRED: Self = Self {
+        code: 2501,
+        reason: "subscription expired",
+    };
 }
 
 #[cfg(test)]

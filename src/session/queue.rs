@@ -48,7 +48,11 @@ impl Queue {
     /// A queue that holds at most `max_bytes` (0 means 1 MiB).
     pub fn new(max_bytes: usize) -> Self {
         Self {
-            inner: Mutex::new(Inner { items: VecDeque::new(), bytes: 0, closed: None }),
+            inner: Mutex::new(Inner {
+                items: VecDeque::new(),
+                bytes: 0,
+                closed: None,
+            }),
             notify: Notify::new(),
             max_bytes: if max_bytes == 0 { 1 << 20 } else { max_bytes },
         }
@@ -160,7 +164,10 @@ mod tests {
         q.close(Disconnect::SHUTDOWN);
         q.close(Disconnect::SLOW);
         let mut f = FrameBuilder::new(Encoding::Json);
-        assert_eq!(q.drain(&mut f, 1 << 20), Drained::Closed(Disconnect::SHUTDOWN));
+        assert_eq!(
+            q.drain(&mut f, 1 << 20),
+            Drained::Closed(Disconnect::SHUTDOWN)
+        );
         assert_eq!(f.len(), 1);
     }
 
@@ -182,6 +189,9 @@ mod tests {
         let q2 = q.clone();
         let waiter = tokio::spawn(async move { q2.ready().await });
         q.push(Bytes::from_static(b"x")).expect("fits");
-        tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await.expect("woken").expect("joined");
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("woken")
+            .expect("joined");
     }
 }

@@ -1,0 +1,340 @@
+//! The root command: `-c/--config` plus flags bound to config keys (highest
+//! precedence), then load → logging → runtime → [`crate::server::serve`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::parser::ValueSource;
+use clap::{Arg, ArgAction, ArgMatches, Args, Command as ClapCommand, FromArgMatches};
+
+use crate::config::{self, ConfigError, env::parse_bool};
+
+/// Root flags bound to config keys: (key, short, is_bool, help).
+const ROOT_FLAGS: &[(&str, Option<char>, bool, &str)] = &[
+    ("pid_file", None, false, "optional path to create PID file"),
+    (
+        "http_server.address",
+        Some('a'),
+        false,
+        "interface address to listen on",
+    ),
+    (
+        "http_server.port",
+        Some('p'),
+        false,
+        "port to bind HTTP server to [default: 8000]",
+    ),
+    (
+        "http_server.internal_address",
+        None,
+        false,
+        "custom interface address to listen on for internal endpoints",
+    ),
+    (
+        "http_server.internal_port",
+        None,
+        false,
+        "custom port for internal endpoints",
+    ),
+    (
+        "engine.type",
+        None,
+        false,
+        "engine to use: memory or redis [default: memory]",
+    ),
+    ("broker.enabled", None, true, "enable broker"),
+    (
+        "broker.type",
+        None,
+        false,
+        "broker to use: memory, redis or nats [default: memory]",
+    ),
+    (
+        "presence_manager.enabled",
+        None,
+        true,
+        "enable presence manager",
+    ),
+    (
+        "presence_manager.type",
+        None,
+        false,
+        "presence manager to use: memory or redis [default: memory]",
+    ),
+    (
+        "map_broker.type",
+        None,
+        false,
+        "map broker to use: memory, redis or postgres [default: memory]",
+    ),
+    (
+        "log.level",
+        None,
+        false,
+        "set the log level: trace, debug, info, warn, error or none [default: info]",
+    ),
+    (
+        "log.file",
+        None,
+        false,
+        "optional log file - if not specified logs go to STDOUT",
+    ),
+    ("debug.enabled", None, true, "enable debug endpoints"),
+    ("admin.enabled", None, true, "enable admin web interface"),
+    (
+        "admin.external",
+        None,
+        true,
+        "expose admin web interface on external port",
+    ),
+    (
+        "prometheus.enabled",
+        None,
+        true,
+        "enable Prometheus metrics endpoint",
+    ),
+    (
+        "swagger.enabled",
+        None,
+        true,
+        "enable Swagger UI endpoint describing server HTTP API",
+    ),
+    ("health.enabled", None, true, "enable health check endpoint"),
+    (
+        "uni_websocket.enabled",
+        None,
+        true,
+        "enable unidirectional websocket endpoint",
+    ),
+    (
+        "uni_sse.enabled",
+        None,
+        true,
+        "enable unidirectional SSE (EventSource) endpoint",
+    ),
+    (
+        "uni_http_stream.enabled",
+        None,
+        true,
+        "enable unidirectional HTTP-streaming endpoint",
+    ),
+    (
+        "sse.enabled",
+        None,
+        true,
+        "enable bidirectional SSE (EventSource) endpoint (with emulation layer)",
+    ),
+    (
+        "http_stream.enabled",
+        None,
+        true,
+        "enable bidirectional HTTP-streaming endpoint (with emulation layer)",
+    ),
+    (
+        "init.enabled",
+        None,
+        true,
+        "enable connection init endpoint",
+    ),
+    (
+        "client.insecure",
+        None,
+        true,
+        "start in insecure client mode",
+    ),
+    ("http_api.insecure", None, true, "use insecure API mode"),
+    (
+        "http_api.external",
+        None,
+        true,
+        "expose API handler on external port",
+    ),
+    (
+        "admin.insecure",
+        None,
+        true,
+        "use insecure admin mode – no auth required for admin socket",
+    ),
+    ("grpc_api.enabled", None, true, "enable GRPC API server"),
+    (
+        "grpc_api.port",
+        None,
+        false,
+        "port to bind GRPC API server to [default: 10000]",
+    ),
+    (
+        "uni_grpc.enabled",
+        None,
+        true,
+        "enable unidirectional GRPC endpoint",
+    ),
+    (
+        "uni_grpc.port",
+        None,
+        false,
+        "port to bind unidirectional GRPC server to [default: 11000]",
+    ),
+];
+
+/// `-c/--config` and the config-key flags given on the command line.
+#[derive(Debug, Clone, Default)]
+pub(super) struct RootFlags {
+    config: PathBuf,
+    /// (key path, raw text) of flags explicitly given.
+    set: Vec<(String, String)>,
+}
+
+impl FromArgMatches for RootFlags {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        let config = m
+            .get_one::<String>("config")
+            .map_or_else(|| "config.json".into(), PathBuf::from);
+        let set = ROOT_FLAGS
+            .iter()
+            .filter(|(key, ..)| m.value_source(key) == Some(ValueSource::CommandLine))
+            .filter_map(|(key, ..)| Some(((*key).to_string(), m.get_one::<String>(key)?.clone())))
+            .collect();
+        Ok(Self { config, set })
+    }
+
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+fn bool_text(s: &str) -> Result<String, String> {
+    parse_bool(s)
+        .map(|b| b.to_string())
+        .ok_or_else(|| format!("invalid boolean value {s:?}"))
+}
+
+impl Args for RootFlags {
+    fn augment_args(cmd: ClapCommand) -> ClapCommand {
+        let mut cmd = cmd.arg(
+            Arg::new("config")
+                .short('c')
+                .long("config")
+                .value_name("FILE")
+                .default_value("config.json")
+                .help("path to config file"),
+        );
+        for (key, short, is_bool, help) in ROOT_FLAGS {
+            let mut arg = Arg::new(*key).long(*key).help(*help).action(ArgAction::Set);
+            if let Some(s) = short {
+                arg = arg.short(*s);
+            }
+            arg = if *is_bool {
+                arg.num_args(0..=1)
+                    .require_equals(true)
+                    .default_missing_value("true")
+                    .value_name("BOOL")
+                    .value_parser(bool_text)
+            } else {
+                arg.value_name("VALUE")
+            };
+            cmd = cmd.arg(arg);
+        }
+        cmd
+    }
+
+    fn augment_args_for_update(cmd: ClapCommand) -> ClapCommand {
+        Self::augment_args(cmd)
+    }
+}
+
+pub(super) fn run_server(root: &RootFlags) -> ExitCode {
+    let loaded = match config::load(&root.config, &root.set) {
+        Ok(l) => l,
+        Err(e) => return server_error(&e),
+    };
+    if let Err(e) = init_logging(&loaded.config.log) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    let path = root.config.display().to_string();
+    if loaded.file_found {
+        tracing::info!(path = %path, "using config file");
+    } else {
+        tracing::warn!(path = %path, "config file not found, continue using environment and flag options");
+    }
+    for key in &loaded.unknown_keys {
+        tracing::warn!(key = %key, "unknown key found in the configuration file");
+    }
+    for var in &loaded.unknown_env {
+        tracing::warn!(var = %var, "unknown var found in the environment");
+    }
+    for w in config::warnings(&loaded.config) {
+        tracing::warn!("{w}");
+    }
+    let pid_file = loaded.config.pid_file.clone();
+    if !pid_file.is_empty()
+        && let Err(e) = std::fs::write(&pid_file, std::process::id().to_string())
+    {
+        eprintln!("error: writing pid file {pid_file}: {e}");
+        return ExitCode::FAILURE;
+    }
+    serve_blocking(loaded.config, &pid_file)
+}
+
+/// Runs the server on a new multi-thread runtime until it stops.
+pub(super) fn serve_blocking(config: config::Config, pid_file: &str) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(crate::server::serve(config));
+    if !pid_file.is_empty() {
+        let _ = std::fs::remove_file(pid_file);
+    }
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn server_error(e: &ConfigError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::FAILURE
+}
+
+/// Installs the global tracing subscriber at `log.level` (`none` = no
+/// logging), writing to stdout or appending to `log.file`.
+pub(super) fn init_logging(log: &config::Log) -> Result<(), String> {
+    use tracing::level_filters::LevelFilter;
+    let level = match log.level.as_str() {
+        "none" => return Ok(()),
+        "trace" => LevelFilter::TRACE,
+        "debug" => LevelFilter::DEBUG,
+        "warn" => LevelFilter::WARN,
+        "error" | "fatal" => LevelFilter::ERROR,
+        _ => LevelFilter::INFO,
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_target(false);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let result = if log.file.is_empty() {
+        builder.with_ansi(ansi).try_init()
+    } else {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log.file)
+            .map_err(|e| format!("log.file: cannot open {}: {e}", log.file))?;
+        builder
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .try_init()
+    };
+    result.map_err(|e| format!("initializing logging: {e}"))
+}

@@ -1,0 +1,268 @@
+//! Validation of one channel-options block (`channel.without_namespace` or a
+//! `channel.namespaces[i]` item): history, recovery, delta, formats,
+//! subscription types, channel regex and proxy references.
+
+use serde_json::Value;
+
+use super::error::ConfigError;
+use super::types::{ChannelOptions, Config};
+use super::validate::{DEFAULT_PROXY, check_proxy_object, str_at, whole_seconds};
+
+type Check = Result<(), ConfigError>;
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::invalid(key, message)
+}
+
+fn one_of(key: String, value: &str, allowed: &[&str]) -> Check {
+    if allowed.contains(&value) {
+        return Ok(());
+    }
+    let shown: Vec<String> = allowed
+        .iter()
+        .filter(|a| !a.is_empty())
+        .map(|a| format!("{a:?}"))
+        .collect();
+    Err(invalid(
+        key,
+        format!("unknown value {value:?} (use {})", shown.join(", ")),
+    ))
+}
+
+/// Checks the options block at key path `p`.
+pub(crate) fn check_channel_options(
+    p: &str,
+    o: &ChannelOptions,
+    cfg: &Config,
+    proxy_names: &[String],
+) -> Check {
+    whole_seconds(&format!("{p}.history_ttl"), o.history_ttl)?;
+    whole_seconds(&format!("{p}.history_meta_ttl"), o.history_meta_ttl)?;
+    if o.history_size != 0 && o.history_ttl.is_zero() {
+        return Err(invalid(
+            format!("{p}.history_ttl"),
+            "history_size and history_ttl must be set together",
+        ));
+    }
+    if o.history_size == 0 && !o.history_ttl.is_zero() {
+        return Err(invalid(
+            format!("{p}.history_size"),
+            "history_size and history_ttl must be set together",
+        ));
+    }
+    let meta_ttl = if o.history_meta_ttl.is_zero() {
+        cfg.channel.history_meta_ttl
+    } else {
+        o.history_meta_ttl
+    };
+    if o.history_ttl > meta_ttl {
+        return Err(invalid(
+            format!("{p}.history_ttl"),
+            format!(
+                "history ttl ({}) can not be greater than history meta ttl ({meta_ttl})",
+                o.history_ttl
+            ),
+        ));
+    }
+    if o.force_recovery && (o.history_size == 0 || o.history_ttl.is_zero()) {
+        return Err(invalid(
+            format!("{p}.force_recovery"),
+            "requires history (history_size and history_ttl)",
+        ));
+    }
+    one_of(
+        format!("{p}.force_recovery_mode"),
+        &o.force_recovery_mode,
+        &["", "stream", "cache"],
+    )?;
+    if o.auto_cache_recover && !(o.force_recovery && o.force_recovery_mode == "cache") {
+        return Err(invalid(
+            format!("{p}.auto_cache_recover"),
+            "requires force_recovery with force_recovery_mode \"cache\"",
+        ));
+    }
+    for t in &o.allowed_delta_types {
+        if t != "fossil" {
+            return Err(invalid(
+                format!("{p}.allowed_delta_types"),
+                format!("unknown delta type {t:?} (only \"fossil\")"),
+            ));
+        }
+    }
+    one_of(
+        format!("{p}.publication_data_format"),
+        &o.publication_data_format,
+        &["", "json", "json_object", "binary"],
+    )?;
+    one_of(
+        format!("{p}.subscription_type"),
+        &o.subscription_type,
+        &[
+            "",
+            "stream",
+            "map",
+            "map_clients",
+            "map_users",
+            "shared_poll",
+        ],
+    )?;
+    if !o.channel_regex.is_empty() {
+        regex::Regex::new(&o.channel_regex).map_err(|e| {
+            invalid(
+                format!("{p}.channel_regex"),
+                format!("invalid regular expression: {e}"),
+            )
+        })?;
+    }
+    if o.subscribe_stream_proxy_enabled
+        && (o.subscribe_proxy_enabled || o.publish_proxy_enabled || o.sub_refresh_proxy_enabled)
+    {
+        return Err(invalid(
+            format!("{p}.subscribe_stream_proxy_enabled"),
+            "can't be used together with subscribe, publish or sub_refresh proxies",
+        ));
+    }
+    let proxies: [(&str, bool, &str, &str); 4] = [
+        (
+            "subscribe_proxy_name",
+            o.subscribe_proxy_enabled,
+            &o.subscribe_proxy_name,
+            "subscribe",
+        ),
+        (
+            "publish_proxy_name",
+            o.publish_proxy_enabled,
+            &o.publish_proxy_name,
+            "publish",
+        ),
+        (
+            "sub_refresh_proxy_name",
+            o.sub_refresh_proxy_enabled,
+            &o.sub_refresh_proxy_name,
+            "sub_refresh",
+        ),
+        (
+            "subscribe_stream_proxy_name",
+            o.subscribe_stream_proxy_enabled,
+            &o.subscribe_stream_proxy_name,
+            "subscribe_stream",
+        ),
+    ];
+    for (field, enabled, name, section) in proxies {
+        proxy_ref(
+            &format!("{p}.{field}"),
+            enabled,
+            name,
+            section,
+            cfg,
+            proxy_names,
+        )?;
+    }
+    check_map(p, o, cfg, proxy_names)?;
+    check_shared_poll(p, o, cfg, proxy_names)
+}
+
+/// A `*_proxy_name` must name a `proxies[]` item or the default proxy; an
+/// enabled default proxy needs `channel.proxy.<section>` configured.
+fn proxy_ref(
+    key: &str,
+    enabled: bool,
+    name: &str,
+    section: &str,
+    cfg: &Config,
+    names: &[String],
+) -> Check {
+    if !name.is_empty() && !names.iter().any(|n| n == name) {
+        return Err(invalid(key, format!("proxy {name:?} not found in proxies")));
+    }
+    if enabled && (name.is_empty() || name == DEFAULT_PROXY) {
+        let p = cfg
+            .channel
+            .proxy
+            .get(section)
+            .cloned()
+            .unwrap_or(Value::Null);
+        check_proxy_object(&format!("channel.proxy.{section}"), &p)?;
+    }
+    Ok(())
+}
+
+fn flag(v: &Value, key: &str) -> bool {
+    v.get(key).and_then(Value::as_bool).unwrap_or(false)
+}
+
+fn check_map(p: &str, o: &ChannelOptions, cfg: &Config, names: &[String]) -> Check {
+    let m = &o.map;
+    let mode = str_at(m, "mode").unwrap_or("");
+    one_of(
+        format!("{p}.map.mode"),
+        mode,
+        &["", "ephemeral", "recoverable", "persistent"],
+    )?;
+    if mode.is_empty()
+        && ["map", "map_clients", "map_users"].contains(&o.subscription_type.as_str())
+    {
+        return Err(invalid(
+            format!("{p}.map.mode"),
+            "required when subscription_type is a map type",
+        ));
+    }
+    one_of(
+        format!("{p}.map.client_key"),
+        str_at(m, "client_key").unwrap_or(""),
+        &["", "client_id", "user_id"],
+    )?;
+    for (field, enabled, section) in [
+        ("publish_proxy", "publish_proxy_enabled", "map_publish"),
+        ("remove_proxy", "remove_proxy_enabled", "map_remove"),
+    ] {
+        let name = str_at(m, &format!("{field}_name")).unwrap_or("");
+        proxy_ref(
+            &format!("{p}.map.{field}_name"),
+            flag(m, enabled),
+            name,
+            section,
+            cfg,
+            names,
+        )?;
+    }
+    Ok(())
+}
+
+fn check_shared_poll(p: &str, o: &ChannelOptions, cfg: &Config, names: &[String]) -> Check {
+    if o.subscription_type != "shared_poll" {
+        return Ok(());
+    }
+    if str_at(&cfg.shared_poll, "hmac_secret_key")
+        .unwrap_or("")
+        .is_empty()
+    {
+        return Err(invalid(
+            "shared_poll.hmac_secret_key",
+            format!("required when {p}.subscription_type is \"shared_poll\""),
+        ));
+    }
+    let sp = &o.shared_poll;
+    let name = str_at(sp, "proxy_name").unwrap_or("");
+    proxy_ref(
+        &format!("{p}.shared_poll.proxy_name"),
+        true,
+        name,
+        "shared_poll_refresh",
+        cfg,
+        names,
+    )?;
+    let mode = str_at(sp, "mode").unwrap_or("");
+    one_of(
+        format!("{p}.shared_poll.mode"),
+        mode,
+        &["", "versionless", "versioned"],
+    )?;
+    if flag(sp, "publish_enabled") && mode != "versioned" {
+        return Err(invalid(
+            format!("{p}.shared_poll.publish_enabled"),
+            "requires shared_poll.mode \"versioned\"",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,288 @@
+//! The node: owns the configuration snapshot, the hub, the engine and the
+//! token verifiers, and carries the publish path (node → engine → every
+//! node's hub → sessions).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::TokenVerifier;
+use crate::channel::{ChannelRules, ResolvedOptions};
+use crate::config::Config;
+use crate::engine::memory::{MemoryBroker, MemoryPresenceManager};
+use crate::engine::{
+    Broker, ClientInfo, EngineError, HistoryFilter, HistoryOptions, HistoryResult, PresenceManager,
+    PresenceStats, PublishOptions, PublishResult,
+};
+use crate::hub::Hub;
+use crate::protocol::Disconnect;
+use crate::session::shared::Shared;
+
+/// Version reported to clients in connect replies.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Lock stripes serializing hub membership changes with engine
+/// subscribe/unsubscribe for the same channel.
+const SUB_LOCKS: usize = 256;
+
+/// Token verifiers, swapped together on reload.
+pub struct Verifiers {
+    /// Connection tokens.
+    pub connect: TokenVerifier,
+    /// Subscription tokens (the connection verifier unless a separate one is
+    /// enabled).
+    pub subscribe: Option<TokenVerifier>,
+}
+
+impl std::fmt::Debug for Verifiers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifiers").finish_non_exhaustive()
+    }
+}
+
+impl Verifiers {
+    fn new(cfg: &Config) -> Result<Self, String> {
+        let skip = cfg.client.insecure_skip_token_signature_verify;
+        let connect = TokenVerifier::new(&cfg.client.token, skip)?;
+        let subscribe = if cfg.client.subscription_token.enabled {
+            Some(TokenVerifier::new(
+                &cfg.client.subscription_token.token,
+                skip,
+            )?)
+        } else {
+            None
+        };
+        Ok(Self { connect, subscribe })
+    }
+
+    /// The verifier for subscription tokens.
+    pub fn subscribe(&self) -> &TokenVerifier {
+        self.subscribe.as_ref().unwrap_or(&self.connect)
+    }
+}
+
+/// The orchestrator of one Rotor process.
+pub struct Node {
+    /// Unique id of this process (sent to emulation clients).
+    pub id: String,
+    /// Human name (`node.name`, default `<hostname>_<port>`).
+    pub name: String,
+    config: Arc<Config>,
+    rules: ArcSwap<ChannelRules>,
+    verifiers: ArcSwap<Verifiers>,
+    /// Local registry and fan-out.
+    pub hub: Arc<Hub>,
+    broker: Arc<dyn Broker>,
+    presence: Arc<dyn PresenceManager>,
+    sub_locks: Vec<tokio::sync::Mutex<()>>,
+    /// Cancelled when the node shuts down.
+    pub shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// Builds a node on the engine the config names.
+    pub async fn new(config: Config) -> Result<Arc<Self>, String> {
+        let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new());
+        let presence: Arc<dyn PresenceManager> = Arc::new(MemoryPresenceManager::new());
+        Self::with_engine(config, broker, presence).await
+    }
+
+    /// Builds a node on the given engine.
+    pub async fn with_engine(
+        config: Config,
+        broker: Arc<dyn Broker>,
+        presence: Arc<dyn PresenceManager>,
+    ) -> Result<Arc<Self>, String> {
+        let rules = ChannelRules::new(&config.channel)?;
+        let verifiers = Verifiers::new(&config)?;
+        let name = if config.node.name.is_empty() {
+            let host = hostname::get()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| "rotor".into());
+            format!("{host}_{}", config.http_server.port)
+        } else {
+            config.node.name.clone()
+        };
+        let hub = Arc::new(Hub::new());
+        broker
+            .run(hub.clone())
+            .await
+            .map_err(|e| format!("engine: {e}"))?;
+        Ok(Arc::new(Self {
+            id: uuid::Uuid::new_v4().to_string(),
+            name,
+            config: Arc::new(config),
+            rules: ArcSwap::from_pointee(rules),
+            verifiers: ArcSwap::from_pointee(verifiers),
+            hub,
+            broker,
+            presence,
+            sub_locks: (0..SUB_LOCKS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            shutdown: CancellationToken::new(),
+        }))
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Channel rules in force.
+    pub fn rules(&self) -> Arc<ChannelRules> {
+        self.rules.load_full()
+    }
+
+    /// Token verifiers in force.
+    pub fn verifiers(&self) -> Arc<Verifiers> {
+        self.verifiers.load_full()
+    }
+
+    /// Swaps the reloadable parts (channel options and token keys).
+    pub fn reload(&self, cfg: &Config) -> Result<(), String> {
+        let rules = ChannelRules::new(&cfg.channel)?;
+        let verifiers = Verifiers::new(cfg)?;
+        self.rules.store(Arc::new(rules));
+        self.verifiers.store(Arc::new(verifiers));
+        Ok(())
+    }
+
+    fn sub_lock(&self, channel: &str) -> &tokio::sync::Mutex<()> {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let h = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .hash_one(channel);
+        &self.sub_locks[(h as usize) % SUB_LOCKS]
+    }
+
+    /// Adds `session` to the channel's local subscribers, subscribing this
+    /// node in the engine when it is the first.
+    pub async fn add_subscription(
+        &self,
+        channel: &str,
+        session: &Arc<Shared>,
+    ) -> Result<(), EngineError> {
+        let _guard = self.sub_lock(channel).lock().await;
+        if self.hub.add_subscriber(channel, session) {
+            if let Err(e) = self.broker.subscribe(channel).await {
+                self.hub.remove_subscriber(channel, &session.id);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a local subscriber, unsubscribing this node in the engine
+    /// when it was the last.
+    pub async fn remove_subscription(&self, channel: &str, client_id: &str) {
+        let _guard = self.sub_lock(channel).lock().await;
+        if self.hub.remove_subscriber(channel, client_id) {
+            if let Err(e) = self.broker.unsubscribe(channel).await {
+                tracing::warn!(channel, error = %e, "engine unsubscribe failed");
+            }
+        }
+    }
+
+    /// Engine options for publishing into a channel with these options.
+    pub fn publish_options(&self, opts: &ResolvedOptions) -> PublishOptions {
+        PublishOptions {
+            history_size: opts.opts.history_size,
+            history_ttl: opts.opts.history_ttl.get(),
+            history_meta_ttl: opts.history_meta_ttl,
+            use_delta: opts.opts.delta_publish,
+            ..Default::default()
+        }
+    }
+
+    /// Publishes into a channel.
+    pub async fn publish(
+        &self,
+        channel: &str,
+        data: Bytes,
+        opts: &PublishOptions,
+    ) -> Result<PublishResult, EngineError> {
+        self.broker.publish(channel, data, opts).await
+    }
+
+    /// Reads a channel's history.
+    pub async fn history(
+        &self,
+        channel: &str,
+        filter: HistoryFilter,
+        meta_ttl: Duration,
+    ) -> Result<HistoryResult, EngineError> {
+        self.broker
+            .history(channel, &HistoryOptions { filter, meta_ttl })
+            .await
+    }
+
+    /// Drops a channel's history.
+    pub async fn remove_history(&self, channel: &str) -> Result<(), EngineError> {
+        self.broker.remove_history(channel).await
+    }
+
+    /// Announces a join.
+    pub async fn publish_join(&self, channel: &str, info: &ClientInfo) -> Result<(), EngineError> {
+        self.broker.publish_join(channel, info).await
+    }
+
+    /// Announces a leave.
+    pub async fn publish_leave(&self, channel: &str, info: &ClientInfo) -> Result<(), EngineError> {
+        self.broker.publish_leave(channel, info).await
+    }
+
+    /// Everyone present in a channel.
+    pub async fn presence(
+        &self,
+        channel: &str,
+    ) -> Result<std::collections::HashMap<String, ClientInfo>, EngineError> {
+        self.presence.presence(channel).await
+    }
+
+    /// Presence counts.
+    pub async fn presence_stats(&self, channel: &str) -> Result<PresenceStats, EngineError> {
+        self.presence.presence_stats(channel).await
+    }
+
+    /// Adds or refreshes a presence entry.
+    pub async fn add_presence(
+        &self,
+        channel: &str,
+        client_id: &str,
+        info: &ClientInfo,
+    ) -> Result<(), EngineError> {
+        self.presence.add_presence(channel, client_id, info).await
+    }
+
+    /// Removes a presence entry.
+    pub async fn remove_presence(
+        &self,
+        channel: &str,
+        client_id: &str,
+        user: &str,
+    ) -> Result<(), EngineError> {
+        self.presence
+            .remove_presence(channel, client_id, user)
+            .await
+    }
+
+    /// Phase one of shutdown: every client is told to reconnect (3001).
+    pub fn shutdown_clients(&self) {
+        self.shutdown.cancel();
+        for session in self.hub.all_connections() {
+            session.disconnect(Disconnect::SHUTDOWN);
+        }
+    }
+}

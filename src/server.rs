@@ -1,0 +1,204 @@
+//! Listeners, routes and graceful shutdown.
+//!
+//! [`serve`] binds what the config asks for; [`run`] takes bound listeners
+//! (so tests use port 0) and serves until the shutdown future resolves.
+//! Shutdown has two phases: stop accepting and tell every client to
+//! reconnect (3001), then wait for connections to drain, bounded by
+//! `shutdown.timeout`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{any, get};
+use tokio::net::{TcpListener, TcpSocket};
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::node::Node;
+use crate::transport::origin::OriginCheck;
+use crate::transport::websocket::{self, WsState};
+
+/// Accept backlog, large enough for reconnect storms.
+const BACKLOG: u32 = 4096;
+
+/// Binds a TCP listener with a large backlog.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
+fn parse_addr(address: &str, port: &str) -> Result<SocketAddr, String> {
+    let host = if address.is_empty() {
+        "0.0.0.0"
+    } else {
+        address
+    };
+    let text = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    text.parse()
+        .map_err(|e| format!("http_server.address: invalid address {text:?}: {e}"))
+}
+
+/// Runs the server described by `config` until SIGINT or SIGTERM.
+pub async fn serve(config: Config) -> Result<(), String> {
+    let hs = &config.http_server;
+    let external_addr = parse_addr(&hs.address, &hs.port.to_string())?;
+    let external = bind(external_addr).map_err(|e| format!("bind {external_addr}: {e}"))?;
+    let internal = if !hs.internal_port.is_empty() && hs.internal_port != hs.port.to_string() {
+        let address = if hs.internal_address.is_empty() {
+            &hs.address
+        } else {
+            &hs.internal_address
+        };
+        let addr = parse_addr(address, &hs.internal_port)?;
+        Some(bind(addr).map_err(|e| format!("bind {addr}: {e}"))?)
+    } else {
+        None
+    };
+    let node = Node::new(config).await?;
+    run(node, external, internal, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// Serves on bound listeners until `shutdown` resolves, then drains.
+pub async fn run(
+    node: Arc<Node>,
+    external: TcpListener,
+    internal: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let tracker = TaskTracker::new();
+    let (ext_router, int_router) = routers(&node, tracker.clone());
+    let ext_addr = external.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(addr = %ext_addr, node = %node.name, "serving client connections on ws://{ext_addr}{}", node.config().websocket.handler_prefix);
+
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut servers = tokio::task::JoinSet::new();
+    let ext_router = match (&internal, int_router) {
+        (None, Some(int)) => ext_router.merge(int),
+        (_, None) => ext_router,
+        (Some(_), Some(int)) => {
+            if let Some(listener) = internal {
+                let addr = listener.local_addr().map_err(|e| e.to_string())?;
+                tracing::info!(addr = %addr, "serving internal endpoints");
+                servers.spawn(serve_router(listener, int, stop.clone()));
+            }
+            ext_router
+        }
+    };
+    servers.spawn(serve_router(external, ext_router, stop.clone()));
+
+    shutdown.await;
+    tracing::info!("shutting down: clients are told to reconnect");
+    stop.cancel();
+    node.shutdown_clients();
+    tracker.close();
+    let timeout = node.config().shutdown.timeout.get();
+    if tokio::time::timeout(timeout, tracker.wait()).await.is_err() {
+        tracing::warn!("shutdown timeout reached with connections still open");
+    }
+    servers.abort_all();
+    Ok(())
+}
+
+async fn serve_router(
+    listener: TcpListener,
+    router: Router,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let result = axum::serve(listener, router)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "http server failed");
+    }
+}
+
+/// External routes (client transports) and internal ones (health, metrics).
+fn routers(node: &Arc<Node>, tracker: TaskTracker) -> (Router, Option<Router>) {
+    let cfg = node.config();
+    let mut ext = Router::new();
+    if !cfg.websocket.disabled {
+        let state = WsState {
+            node: node.clone(),
+            origins: Arc::new(OriginCheck::new(&cfg.client.allowed_origins)),
+            tracker,
+        };
+        ext = ext.route(
+            &cfg.websocket.handler_prefix,
+            get(websocket::upgrade).with_state(state),
+        );
+    }
+    if cfg.init.enabled {
+        ext = ext.route(&cfg.init.handler_prefix, get(|| async { json_ok("{}") }));
+    }
+    let mut int = Router::new();
+    let mut any_internal = false;
+    if cfg.health.enabled {
+        int = int.route(&cfg.health.handler_prefix, any(|| async { json_ok("{}") }));
+        any_internal = true;
+    }
+    if cfg.prometheus.enabled {
+        crate::metrics::install();
+        let n = node.clone();
+        int = int.route(
+            &cfg.prometheus.handler_prefix,
+            get(move || {
+                let n = n.clone();
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                        crate::metrics::render(&n),
+                    )
+                }
+            }),
+        );
+        any_internal = true;
+    }
+    (ext, any_internal.then_some(int))
+}
+
+fn json_ok(body: &'static str) -> impl IntoResponse {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+}

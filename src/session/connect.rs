@@ -1,0 +1,182 @@
+//! `connect`: credentials (JWT or anonymous), limits, server-side
+//! subscriptions (token `channels`/`subs`, personal channel) with their
+//! recovery, and the connect reply, which precedes every push.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+use super::subscribe::{PreparedSub, SubRequest, finalize};
+use super::{Fail, Session, Status, now_unix, ttl_secs};
+use crate::auth::{SubOptions, TokenError};
+use crate::node::VERSION;
+use crate::proto::client::{ConnectRequest, ConnectResult, Reply};
+use crate::protocol::{ClientError, Disconnect};
+
+/// Who the client is, once credentials are checked.
+struct Credentials {
+    user: String,
+    info: Bytes,
+    expire_at: Option<i64>,
+    subs: BTreeMap<String, SubOptions>,
+}
+
+impl Session {
+    pub(super) async fn connect(&mut self, id: u32, req: ConnectRequest) -> Result<(), Fail> {
+        let node = self.node.clone();
+        let cfg = &node.config().client;
+        let mut creds = self.credentials(&req).await?;
+        if cfg.insecure {
+            creds.expire_at = None;
+        }
+        if creds.expire_at.is_some_and(|at| at <= now_unix()) {
+            return Err(ClientError::TokenExpired.into());
+        }
+        if cfg.user_connection_limit > 0
+            && !creds.user.is_empty()
+            && node.hub.user_connection_count(&creds.user) >= cfg.user_connection_limit
+        {
+            return Err(Disconnect::CONNECTION_LIMIT.into());
+        }
+        let rules = node.rules();
+        let personal = &cfg.subscribe_to_user_personal_channel;
+        if personal.enabled && !creds.user.is_empty() {
+            let ch = rules.personal_channel(&personal.personal_channel_namespace, &creds.user);
+            creds.subs.entry(ch).or_default();
+        }
+        if cfg.channel_limit > 0 && creds.subs.len() > cfg.channel_limit {
+            return Err(Disconnect::CHANNEL_LIMIT.into());
+        }
+        let mut requests = Vec::with_capacity(creds.subs.len());
+        for (channel, o) in creds.subs {
+            let opts = rules.options(&channel)?;
+            let rec = req.subs.get(&channel);
+            requests.push(SubRequest {
+                channel,
+                opts,
+                server_side: true,
+                recover: rec.is_some_and(|s| s.recover),
+                offset: rec.map_or(0, |s| s.offset),
+                epoch: rec.map(|s| s.epoch.clone()).unwrap_or_default(),
+                want_positioned: false,
+                want_recoverable: false,
+                want_join_leave: false,
+                reject_unrecovered: false,
+                chan_info: o.info,
+                data: o.data,
+                expire_at: None,
+                override_: o.override_,
+            });
+        }
+
+        self.user = creds.user;
+        self.conn_info = creds.info;
+        self.expire_at = creds.expire_at;
+        self.shared.set_user(&self.user);
+        node.hub.add_connection(&self.shared);
+        self.status = Status::Connected;
+
+        let mut prepared: Vec<PreparedSub> = Vec::with_capacity(requests.len());
+        for r in requests {
+            match self.prepare_subscription(r).await {
+                Ok(p) => prepared.push(p),
+                // The connection is registered: a failure here ends it.
+                Err(Fail::Error(e)) => {
+                    tracing::warn!(client = %self.shared.id, error = %e, "server-side subscription failed");
+                    return Err(Disconnect::SERVER_ERROR.into());
+                }
+                Err(d) => return Err(d),
+            }
+        }
+
+        let mut result = ConnectResult {
+            client: self.shared.id.to_string(),
+            version: VERSION.to_string(),
+            ping: u32::try_from(cfg.ping_interval.get().as_secs()).unwrap_or(0),
+            pong: self.pong_expected(),
+            ..Default::default()
+        };
+        if let Some(at) = self.expire_at {
+            result.expires = true;
+            result.ttl = ttl_secs(at);
+        }
+        if self.transport.emulated {
+            result.session = self.shared.id.to_string();
+            result.node = node.id.clone();
+        }
+        if cfg.connect_include_server_time {
+            result.time = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+        }
+        let shared = self.shared.clone();
+        shared.with_channels(|chs| {
+            for p in &mut prepared {
+                let d = chs.get_mut(&p.channel).ok_or(Disconnect::SERVER_ERROR)?;
+                finalize(p, d)?;
+                result
+                    .subs
+                    .insert(p.channel.clone(), std::mem::take(&mut p.result));
+            }
+            shared.send_reply(&Reply {
+                id,
+                connect: Some(result),
+                ..Default::default()
+            });
+            Ok::<(), Disconnect>(())
+        })?;
+        self.start_timers();
+        for p in &prepared {
+            self.announce_join(p).await;
+        }
+        metrics::counter!("centrifugo_client_connections_accepted", "transport" => self.transport.name).increment(1);
+        Ok(())
+    }
+
+    async fn credentials(&self, req: &ConnectRequest) -> Result<Credentials, Fail> {
+        let cfg = &self.node.config().client;
+        if req.token.is_empty() {
+            if cfg.insecure || cfg.allow_anonymous_connect_without_token {
+                return Ok(Credentials {
+                    user: String::new(),
+                    info: Bytes::new(),
+                    expire_at: None,
+                    subs: BTreeMap::new(),
+                });
+            }
+            return Err(Disconnect::BAD_REQUEST.into());
+        }
+        let claims = match self
+            .node
+            .verifiers()
+            .connect
+            .verify_connect(&req.token)
+            .await
+        {
+            Ok(c) => c,
+            Err(TokenError::Expired) => return Err(ClientError::TokenExpired.into()),
+            Err(TokenError::Invalid(reason)) => {
+                tracing::debug!(client = %self.shared.id, %reason, "invalid connection token");
+                return Err(Disconnect::INVALID_TOKEN.into());
+            }
+        };
+        if claims.user.is_empty() && cfg.disallow_anonymous_connection_tokens {
+            return Err(Disconnect::PERMISSION_DENIED.into());
+        }
+        let subs = if claims.subs.is_empty() {
+            claims
+                .channels
+                .into_iter()
+                .map(|ch| (ch, SubOptions::default()))
+                .collect()
+        } else {
+            claims.subs
+        };
+        Ok(Credentials {
+            user: claims.user,
+            info: claims.info,
+            expire_at: claims.expire_at,
+            subs,
+        })
+    }
+}

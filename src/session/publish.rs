@@ -1,0 +1,79 @@
+//! `publish` from a client: permission, data format, then the node's
+//! publish path. The publisher also receives its own publication if it is
+//! subscribed.
+
+use super::permissions::{Who, can_publish};
+use super::subscribe::engine_error;
+use super::{Fail, Session};
+use crate::proto::client::{PublishRequest, PublishResult, Reply};
+use crate::proto::rawjson;
+use crate::protocol::{ClientError, Disconnect};
+
+/// Checks `data` against a namespace's `publication_data_format`.
+pub(crate) fn data_format_ok(format: &str, data: &[u8]) -> bool {
+    match format {
+        "json" => rawjson::is_valid(data),
+        "json_object" => {
+            data.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') && rawjson::is_valid(data)
+        }
+        _ => true,
+    }
+}
+
+impl Session {
+    pub(super) async fn publish(&mut self, id: u32, req: PublishRequest) -> Result<(), Fail> {
+        if req.channel.is_empty() || req.data.is_empty() {
+            return Err(Disconnect::BAD_REQUEST.into());
+        }
+        if req.r#type != 0 {
+            return Err(ClientError::NotAvailable.into());
+        }
+        let rules = self.node.rules();
+        let opts = rules.options(&req.channel)?;
+        rules.validate_client_channel(&req.channel, &opts)?;
+        let subscribed = self.shared.is_active(&req.channel);
+        let who = Who {
+            user: &self.user,
+            subscribed,
+            insecure: self.node.config().client.insecure,
+        };
+        if !can_publish(who, &opts) {
+            return Err(ClientError::PermissionDenied.into());
+        }
+        if !data_format_ok(&opts.opts.publication_data_format, &req.data) {
+            return Err(ClientError::BadRequest.into());
+        }
+        let chan_info = self
+            .subs
+            .get(&req.channel)
+            .map(|s| s.chan_info.clone())
+            .unwrap_or_default();
+        let mut popts = self.node.publish_options(&opts);
+        popts.client_info = Some(self.client_info(&chan_info));
+        self.node
+            .publish(&req.channel, req.data, &popts)
+            .await
+            .map_err(engine_error)?;
+        self.reply(Reply {
+            id,
+            publish: Some(PublishResult {}),
+            ..Default::default()
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::data_format_ok;
+
+    #[test]
+    fn data_formats() {
+        assert!(data_format_ok("", b"\x00\x01"));
+        assert!(data_format_ok("binary", b"\x00"));
+        assert!(data_format_ok("json", b"\"s\""));
+        assert!(!data_format_ok("json", b"{"));
+        assert!(data_format_ok("json_object", b" {\"a\":1}"));
+        assert!(!data_format_ok("json_object", b"[1]"));
+    }
+}

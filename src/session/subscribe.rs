@@ -1,0 +1,428 @@
+//! `subscribe`: authorization, positioning and recovery, and the ordering
+//! promise that the reply (with recovered publications) precedes every live
+//! publication of the channel.
+//!
+//! A subscription is set up in two steps. [`Session::prepare_subscription`]
+//! registers it (live publications are buffered from then on), reads the
+//! stream position or the missed publications, and adds presence.
+//! [`finalize`] then runs under the delivery lock: it merges what was
+//! buffered, marks the subscription live and lets the caller enqueue the
+//! reply before any live publication can be enqueued.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::permissions::{Who, can_presence, can_subscribe};
+use super::recovery::{is_recovered, merge_buffered};
+use super::shared::Delivery;
+use super::{Fail, Session, SubInfo, effective, ttl_secs};
+use crate::auth::{SubOverride, TokenError};
+use crate::channel::ResolvedOptions;
+use crate::engine::{EngineError, HistoryFilter, StreamPosition};
+use crate::proto::client::{Reply, SubscribeRequest, SubscribeResult};
+use crate::protocol::{ClientError, Disconnect};
+
+/// Bit of `SubscribeRequest.flag`: answer 112 instead of `recovered: false`.
+const FLAG_REJECT_UNRECOVERED: i64 = 2;
+
+/// Everything decided before a subscription is set up.
+#[derive(Debug, Clone)]
+pub(super) struct SubRequest {
+    pub channel: String,
+    pub opts: Arc<ResolvedOptions>,
+    pub server_side: bool,
+    pub recover: bool,
+    pub offset: u64,
+    pub epoch: String,
+    pub want_positioned: bool,
+    pub want_recoverable: bool,
+    pub want_join_leave: bool,
+    pub reject_unrecovered: bool,
+    pub chan_info: Bytes,
+    pub data: Bytes,
+    pub expire_at: Option<i64>,
+    pub override_: SubOverride,
+}
+
+/// A registered subscription waiting for [`finalize`].
+#[derive(Debug)]
+pub(super) struct PreparedSub {
+    pub channel: String,
+    pub result: SubscribeResult,
+    /// Offset the merge continues from (stream top at read time).
+    pub after: u64,
+    pub recovered: bool,
+    pub join: bool,
+    pub chan_info: Bytes,
+}
+
+/// Merges buffered publications and makes the subscription live. Runs under
+/// the delivery lock.
+pub(super) fn finalize(p: &mut PreparedSub, d: &mut Delivery) -> Result<(), Disconnect> {
+    let buffered = d.buffer.take().unwrap_or_default();
+    if d.positioned {
+        if p.recovered {
+            let epoch = p.result.epoch.clone();
+            d.offset = merge_buffered(&mut p.result.publications, p.after, &epoch, buffered)
+                .map_err(|()| Disconnect::INSUFFICIENT_STATE)?;
+        } else {
+            let newest = buffered
+                .iter()
+                .filter(|(_, pos)| pos.epoch == p.result.epoch)
+                .map(|(_, pos)| pos.offset)
+                .max()
+                .unwrap_or(0);
+            p.result.offset = p.result.offset.max(newest);
+            d.offset = p.result.offset;
+        }
+        d.epoch = p.result.epoch.clone();
+    }
+    d.active = true;
+    Ok(())
+}
+
+impl Session {
+    /// Client-side `subscribe`.
+    pub(super) async fn subscribe(&mut self, id: u32, req: SubscribeRequest) -> Result<(), Fail> {
+        let r = self.authorize_subscribe(req).await?;
+        let channel = r.channel.clone();
+        let mut p = self.prepare_subscription(r).await?;
+        let shared = self.shared.clone();
+        shared.with_channels(|chs| {
+            let d = chs.get_mut(&channel).ok_or(Disconnect::SERVER_ERROR)?;
+            finalize(&mut p, d)?;
+            shared.send_reply(&Reply {
+                id,
+                subscribe: Some(std::mem::take(&mut p.result)),
+                ..Default::default()
+            });
+            Ok::<(), Disconnect>(())
+        })?;
+        self.announce_join(&p).await;
+        metrics::counter!("centrifugo_client_subscriptions_accepted").increment(1);
+        Ok(())
+    }
+
+    /// Validation and permission checks of a client subscribe.
+    async fn authorize_subscribe(&mut self, req: SubscribeRequest) -> Result<SubRequest, Fail> {
+        let channel = req.channel;
+        if channel.is_empty() || !(req.delta.is_empty() || req.delta == "fossil") {
+            return Err(Disconnect::BAD_REQUEST.into());
+        }
+        let rules = self.node.rules();
+        let opts = rules.options(&channel)?;
+        rules.validate_client_channel(&channel, &opts)?;
+        let ns_type = opts.opts.subscription_type.as_str();
+        let ns_is_stream = ns_type.is_empty() || ns_type == "stream";
+        if (req.r#type == 0) != ns_is_stream {
+            return Err(ClientError::PermissionDenied.into());
+        }
+        if !ns_is_stream {
+            return Err(ClientError::NotAvailable.into());
+        }
+        if self.shared.has_channel(&channel) {
+            return Err(ClientError::AlreadySubscribed.into());
+        }
+        let limit = self.node.config().client.channel_limit;
+        if limit > 0 && self.shared.channel_count() >= limit {
+            return Err(ClientError::LimitExceeded.into());
+        }
+        if req.tf.is_some() {
+            // Tags filtering is not implemented: refuse rather than deliver unfiltered.
+            return Err(if opts.opts.allow_tags_filter {
+                ClientError::NotAvailable
+            } else {
+                ClientError::BadRequest
+            }
+            .into());
+        }
+        let mut r = SubRequest {
+            channel,
+            opts: opts.clone(),
+            server_side: false,
+            recover: req.recover,
+            offset: req.offset,
+            epoch: req.epoch,
+            want_positioned: req.positioned,
+            want_recoverable: req.recoverable,
+            want_join_leave: req.join_leave,
+            reject_unrecovered: req.flag & FLAG_REJECT_UNRECOVERED != 0,
+            chan_info: Bytes::new(),
+            data: Bytes::new(),
+            expire_at: None,
+            override_: SubOverride::default(),
+        };
+        let insecure = self.node.config().client.insecure;
+        if !req.token.is_empty() {
+            let claims = match self
+                .node
+                .verifiers()
+                .subscribe()
+                .verify_subscribe(&req.token)
+                .await
+            {
+                Ok(c) => c,
+                Err(TokenError::Expired) => return Err(ClientError::TokenExpired.into()),
+                Err(TokenError::Invalid(reason)) => {
+                    tracing::debug!(client = %self.shared.id, %reason, "invalid subscription token");
+                    return Err(ClientError::PermissionDenied.into());
+                }
+            };
+            if claims.channel != r.channel
+                || claims.user != self.user
+                || (!claims.client.is_empty() && claims.client != *self.shared.id)
+            {
+                return Err(Disconnect::INVALID_TOKEN.into());
+            }
+            r.chan_info = claims.info;
+            r.data = claims.data;
+            r.expire_at = if insecure { None } else { claims.expire_at };
+            r.override_ = claims.override_;
+            return Ok(r);
+        }
+        let who = Who {
+            user: &self.user,
+            subscribed: true,
+            insecure,
+        };
+        let allowed = if rules.is_private(&r.channel) {
+            false
+        } else if opts.opts.allow_user_limited_channels && rules.is_user_limited(&r.channel) {
+            rules.user_allowed(&r.channel, &self.user)
+        } else {
+            can_subscribe(who, &opts)
+        };
+        if !allowed {
+            return Err(ClientError::PermissionDenied.into());
+        }
+        Ok(r)
+    }
+
+    /// Registers a subscription and reads what the reply needs.
+    pub(super) async fn prepare_subscription(
+        &mut self,
+        r: SubRequest,
+    ) -> Result<PreparedSub, Fail> {
+        let o = &r.opts;
+        let (presence, join_leave, force_recovery, force_positioning, force_push) =
+            effective(o, &r.override_);
+        let history = o.has_history();
+        let recoverable =
+            history && (force_recovery || (r.want_recoverable && o.opts.allow_recovery));
+        let positioned = history
+            && (recoverable
+                || force_positioning
+                || (r.want_positioned && o.opts.allow_positioning));
+        let recover = recoverable && (r.recover || (o.cache_mode() && o.opts.auto_cache_recover));
+        let insecure = self.node.config().client.insecure;
+        let who = Who {
+            user: &self.user,
+            subscribed: true,
+            insecure,
+        };
+        let push_join_leave = force_push || (r.want_join_leave && can_presence(who, o));
+        let delivery = Delivery {
+            active: false,
+            buffer: positioned.then(Vec::new),
+            positioned,
+            offset: 0,
+            epoch: String::new(),
+            push_join_leave,
+            server_side: r.server_side,
+        };
+        if !self.shared.begin_subscription(&r.channel, delivery) {
+            return Err(ClientError::AlreadySubscribed.into());
+        }
+        if let Err(e) = self.node.add_subscription(&r.channel, &self.shared).await {
+            self.shared.remove_subscription(&r.channel);
+            tracing::warn!(channel = %r.channel, error = %e, "engine subscribe failed");
+            return Err(ClientError::Internal.into());
+        }
+        let mut result = SubscribeResult {
+            recoverable,
+            positioned,
+            was_recovering: r.recover,
+            data: r.data.clone(),
+            publish_debounce: u32::try_from(
+                o.opts.client_publish_debounce_interval.get().as_millis(),
+            )
+            .unwrap_or(u32::MAX),
+            ..Default::default()
+        };
+        if let Some(at) = r.expire_at {
+            result.expires = true;
+            result.ttl = ttl_secs(at);
+        }
+        let mut after = 0;
+        let mut recovered = false;
+        if positioned {
+            let read = if recover {
+                self.recover(&r, &mut result).await
+            } else {
+                self.position(&r).await
+            };
+            match read {
+                Ok((top, ok)) => {
+                    recovered = ok;
+                    after = top.offset;
+                    result.epoch = top.epoch;
+                    if !ok {
+                        result.offset = top.offset;
+                        result.publications.clear();
+                    }
+                }
+                Err(e) => {
+                    self.abort_subscription(&r.channel).await;
+                    return Err(e);
+                }
+            }
+            if recover && !recovered && r.reject_unrecovered {
+                self.abort_subscription(&r.channel).await;
+                return Err(ClientError::UnrecoverablePosition.into());
+            }
+            result.recovered = recovered;
+        }
+        if presence {
+            let info = self.client_info(&r.chan_info);
+            if let Err(e) = self
+                .node
+                .add_presence(&r.channel, &self.shared.id, &info)
+                .await
+            {
+                tracing::warn!(channel = %r.channel, error = %e, "presence add failed");
+                self.abort_subscription(&r.channel).await;
+                return Err(ClientError::Internal.into());
+            }
+        }
+        self.subs.insert(
+            r.channel.clone(),
+            SubInfo {
+                opts: r.opts.clone(),
+                chan_info: r.chan_info.clone(),
+                server_side: r.server_side,
+                presence,
+                join_leave,
+                expire_at: r.expire_at,
+            },
+        );
+        self.schedule_sub_expiry();
+        Ok(PreparedSub {
+            channel: r.channel,
+            result,
+            after,
+            recovered,
+            join: join_leave,
+            chan_info: r.chan_info,
+        })
+    }
+
+    /// Reads missed publications; returns the stream top and whether the
+    /// recovery succeeded (publications go into `result`).
+    async fn recover(
+        &self,
+        r: &SubRequest,
+        result: &mut SubscribeResult,
+    ) -> Result<(StreamPosition, bool), Fail> {
+        let cap = self.node.config().client.recovery_max_publication_limit;
+        let meta_ttl = r.opts.history_meta_ttl;
+        if r.opts.cache_mode() {
+            let filter = HistoryFilter {
+                since: None,
+                limit: 1,
+                reverse: true,
+            };
+            let h = self
+                .node
+                .history(&r.channel, filter, meta_ttl)
+                .await
+                .map_err(engine_error)?;
+            let top = h.position;
+            if r.offset > 0 && r.epoch == top.epoch && r.offset == top.offset {
+                result.offset = top.offset;
+                return Ok((top, true));
+            }
+            return match h.publications.into_iter().next() {
+                Some(latest) if latest.offset == top.offset => {
+                    result.offset = top.offset;
+                    result.publications = vec![latest];
+                    Ok((top, true))
+                }
+                _ => Ok((top, false)),
+            };
+        }
+        let since = StreamPosition {
+            offset: r.offset,
+            epoch: r.epoch.clone(),
+        };
+        let limit = if cap == 0 {
+            -1
+        } else {
+            i32::try_from(cap).unwrap_or(i32::MAX)
+        };
+        let filter = HistoryFilter {
+            since: Some(since),
+            limit,
+            reverse: false,
+        };
+        match self.node.history(&r.channel, filter, meta_ttl).await {
+            Ok(h) => {
+                let ok = is_recovered(r.offset, &r.epoch, &h.publications, &h.position);
+                if ok {
+                    result.offset = r.offset;
+                    result.publications = h.publications;
+                }
+                Ok((h.position, ok))
+            }
+            Err(EngineError::UnrecoverablePosition) => Ok((self.position(r).await?.0, false)),
+            Err(e) => Err(engine_error(e)),
+        }
+    }
+
+    /// Reads the stream top.
+    async fn position(&self, r: &SubRequest) -> Result<(StreamPosition, bool), Fail> {
+        let filter = HistoryFilter {
+            since: None,
+            limit: 0,
+            reverse: false,
+        };
+        let h = self
+            .node
+            .history(&r.channel, filter, r.opts.history_meta_ttl)
+            .await
+            .map_err(engine_error)?;
+        Ok((h.position, false))
+    }
+
+    /// Undoes a partly set-up subscription.
+    async fn abort_subscription(&mut self, channel: &str) {
+        self.shared.remove_subscription(channel);
+        self.node
+            .remove_subscription(channel, &self.shared.id)
+            .await;
+        self.subs.remove(channel);
+    }
+
+    /// Publishes the join event of a new subscription.
+    pub(super) async fn announce_join(&self, p: &PreparedSub) {
+        if !p.join {
+            return;
+        }
+        let info = self.client_info(&p.chan_info);
+        if let Err(e) = self.node.publish_join(&p.channel, &info).await {
+            tracing::debug!(channel = %p.channel, error = %e, "join publication failed");
+        }
+    }
+}
+
+/// Engine failures during subscribe are temporary for the client.
+pub(super) fn engine_error(e: EngineError) -> Fail {
+    match e {
+        EngineError::UnrecoverablePosition => ClientError::UnrecoverablePosition.into(),
+        EngineError::BadRequest(_) => ClientError::BadRequest.into(),
+        EngineError::Unavailable(reason) => {
+            tracing::warn!(%reason, "engine unavailable");
+            ClientError::Internal.into()
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! Transports turn bytes into commands and replies into bytes, for one
+//! framing and encoding each. They hold no protocol logic: every transport
+//! drives the same [`crate::session::Session`].
+
+pub mod origin;
+pub mod websocket;

@@ -1,0 +1,281 @@
+//! Bidirectional WebSocket (`/connection/websocket`), JSON or Protobuf.
+//!
+//! The upgrade picks the encoding (subprotocol `centrifuge-protobuf`, or
+//! `?cf_protocol=protobuf` / `?format=protobuf`) and checks the origin. One
+//! task then serves the connection: it reads frames into the session, writes
+//! what the session's queue holds (several queued messages go out as one
+//! frame), and runs the session's timers. A disconnect becomes the close
+//! frame's code and reason. The WebSocket library (tungstenite) stays inside
+//! this file.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+
+use super::origin::OriginCheck;
+use crate::node::Node;
+use crate::protocol::codec::FrameBuilder;
+use crate::protocol::{Disconnect, Encoding};
+use crate::session::queue::Drained;
+use crate::session::{Session, TransportInfo};
+
+/// Largest frame the writer builds from queued messages.
+const MAX_FRAME: usize = 64 * 1024;
+/// Bytes read from the socket at a time; small to keep idle connections lean.
+const READ_BUFFER: usize = 2048;
+/// How long to wait for the client's close frame after ours.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// State the upgrade handler needs.
+#[derive(Clone)]
+pub struct WsState {
+    /// The node.
+    pub node: Arc<Node>,
+    /// Allowed origins.
+    pub origins: Arc<OriginCheck>,
+    /// Tracks connection tasks for graceful shutdown.
+    pub tracker: tokio_util::task::TaskTracker,
+}
+
+/// Handles the HTTP upgrade request.
+pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response {
+    let headers = req.headers();
+    if !header_has(headers, header::CONNECTION, "upgrade")
+        || !header_has(headers, header::UPGRADE, "websocket")
+    {
+        return (StatusCode::BAD_REQUEST, "websocket upgrade required").into_response();
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .and_then(|v| v.to_str().ok())
+        != Some("13")
+    {
+        return (StatusCode::BAD_REQUEST, "unsupported websocket version").into_response();
+    }
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY).cloned() else {
+        return (StatusCode::BAD_REQUEST, "missing websocket key").into_response();
+    };
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    if !state.origins.allows(origin) {
+        tracing::info!(
+            origin = origin.unwrap_or_default(),
+            "request origin is not allowed"
+        );
+        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+    }
+    if state.node.shutdown.is_cancelled() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    let (encoding, subprotocol) = choose_encoding(headers, req.uri().query());
+    let cfg = &state.node.config().websocket;
+    let limit = cfg.message_size_limit;
+    let ws_config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_message_size(Some(limit))
+        .max_frame_size(Some(limit));
+    let write_timeout = cfg.write_timeout.get();
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let tracker = state.tracker.clone();
+    let node = state.node.clone();
+    tracker.spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(ws_config),
+                )
+                .await;
+                let info = TransportInfo {
+                    name: "websocket",
+                    encoding,
+                    emulated: false,
+                    message_size_limit: limit,
+                };
+                serve_connection(node, ws, info, write_timeout).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
+        }
+    });
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(accept) = HeaderValue::from_str(
+        &tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes()),
+    ) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    if let Some(p) = subprotocol {
+        h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(p));
+    }
+    resp
+}
+
+fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// Encoding and the subprotocol to echo.
+fn choose_encoding(headers: &HeaderMap, query: Option<&str>) -> (Encoding, Option<&'static str>) {
+    let offered: Vec<String> = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .collect();
+    if offered.iter().any(|p| p == "centrifuge-protobuf") {
+        return (Encoding::Protobuf, Some("centrifuge-protobuf"));
+    }
+    let json_proto = offered
+        .iter()
+        .any(|p| p == "centrifuge-json")
+        .then_some("centrifuge-json");
+    let query_protobuf = query.is_some_and(|q| {
+        q.split('&')
+            .any(|kv| kv == "cf_protocol=protobuf" || kv == "format=protobuf")
+    });
+    if query_protobuf {
+        return (Encoding::Protobuf, None);
+    }
+    (Encoding::Json, json_proto)
+}
+
+/// What ended the connection loop.
+enum End {
+    /// Close with this code after flushing.
+    Disconnect(Disconnect),
+    /// The peer went away or the socket failed; nothing more to write.
+    Gone,
+}
+
+async fn serve_connection<S>(
+    node: Arc<Node>,
+    mut ws: WebSocketStream<S>,
+    info: TransportInfo,
+    write_timeout: Duration,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let encoding = info.encoding;
+    let mut session = Session::new(node.clone(), info);
+    let shared = session.shared().clone();
+    let mut frame = FrameBuilder::new(encoding);
+    let mut shutdown_seen = false;
+    let end = loop {
+        let deadline = session.next_deadline();
+        tokio::select! {
+            biased;
+            _ = shared.queue.ready() => {
+                match flush(&shared.queue, &mut frame, &mut ws, encoding, write_timeout).await {
+                    Ok(None) => {}
+                    Ok(Some(d)) => break End::Disconnect(d),
+                    Err(()) => break End::Gone,
+                }
+            }
+            msg = ws.next() => match msg {
+                Some(Ok(Message::Text(t))) => {
+                    if let Err(d) = session.handle_frame(t.as_bytes()).await {
+                        shared.disconnect(d);
+                    }
+                }
+                Some(Ok(Message::Binary(b))) => {
+                    if let Err(d) = session.handle_frame(&b).await {
+                        shared.disconnect(d);
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None => break End::Gone,
+                Some(Ok(_)) => {}
+                Some(Err(WsError::Capacity(_))) => break End::Disconnect(Disconnect::new(1009, "message too big")),
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "websocket read failed");
+                    break End::Gone;
+                }
+            },
+            _ = tokio::time::sleep_until(deadline) => {
+                if let Err(d) = session.on_timer().await {
+                    shared.disconnect(d);
+                }
+            }
+            _ = shared.signal.notified() => session.on_signal().await,
+            _ = node.shutdown.cancelled(), if !shutdown_seen => {
+                shutdown_seen = true;
+                shared.disconnect(Disconnect::SHUTDOWN);
+            }
+        }
+    };
+    session.close().await;
+    if let End::Disconnect(d) = end {
+        metrics::counter!("centrifugo_client_num_server_disconnects", "code" => d.code.to_string())
+            .increment(1);
+        if d != Disconnect::CONNECTION_CLOSED {
+            let close = CloseFrame {
+                code: CloseCode::from(d.code as u16),
+                reason: Utf8Bytes::from_static(d.reason),
+            };
+            let _ = tokio::time::timeout(write_timeout, ws.close(Some(close))).await;
+            // Give the client a moment to answer with its own close frame.
+            let _ = tokio::time::timeout(CLOSE_WAIT, async {
+                while let Some(Ok(_)) = ws.next().await {}
+            })
+            .await;
+        }
+    }
+}
+
+/// Writes what the queue holds. `Ok(Some(d))` means the queue closed with
+/// `d` after everything queued before it was written.
+async fn flush<S>(
+    queue: &crate::session::queue::Queue,
+    frame: &mut FrameBuilder,
+    ws: &mut WebSocketStream<S>,
+    encoding: Encoding,
+    write_timeout: Duration,
+) -> Result<Option<Disconnect>, ()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        let drained = queue.drain(frame, MAX_FRAME);
+        if !frame.is_empty() {
+            let n = frame.len() as u64;
+            let bytes = frame.finish();
+            let msg = match encoding {
+                Encoding::Json => match Utf8Bytes::try_from(bytes) {
+                    Ok(text) => Message::Text(text),
+                    Err(_) => return Ok(Some(Disconnect::INAPPROPRIATE_PROTOCOL)),
+                },
+                Encoding::Protobuf => Message::Binary(bytes),
+            };
+            match tokio::time::timeout(write_timeout, ws.send(msg)).await {
+                Ok(Ok(())) => {
+                    metrics::counter!("centrifugo_transport_messages_sent", "transport" => "websocket").increment(n);
+                }
+                _ => return Err(()),
+            }
+        }
+        match drained {
+            Drained::Closed(d) => return Ok(Some(d)),
+            Drained::Open if queue.len_bytes() == 0 => return Ok(None),
+            Drained::Open => {}
+        }
+    }
+}

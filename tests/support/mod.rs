@@ -1,0 +1,407 @@
+//! Test harness: a real server on port 0 and a raw WebSocket client that
+//! speaks the protocol frame by frame (JSON or Protobuf).
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use prost::Message as _;
+use rotor::config::{self, Config};
+use rotor::node::Node;
+use rotor::proto::client::{Command, Push, Reply};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+/// HMAC secret of [`base_config`].
+pub const SECRET: &str = "test-secret";
+
+/// How long any single wait may take before the test fails.
+pub const PATIENCE: Duration = Duration::from_secs(5);
+
+/// A config with an HMAC key and a few namespaces used across tests.
+pub fn base_config() -> Config {
+    let mut cfg = Config::default();
+    cfg.client.token.hmac_secret_key = SECRET.into();
+    cfg.health.enabled = true;
+    cfg.channel.without_namespace = config::ChannelOptions {
+        allow_subscribe_for_client: true,
+        allow_publish_for_subscriber: true,
+        ..Default::default()
+    };
+    let ns = |name: &str, f: &dyn Fn(&mut config::ChannelOptions)| {
+        let mut o = config::ChannelOptions::default();
+        f(&mut o);
+        config::Namespace {
+            name: name.into(),
+            options: o,
+        }
+    };
+    cfg.channel.namespaces = vec![
+        ns("chat", &|o| {
+            o.allow_subscribe_for_client = true;
+            o.allow_publish_for_subscriber = true;
+            o.allow_presence_for_subscriber = true;
+            o.allow_history_for_subscriber = true;
+            o.presence = true;
+            o.join_leave = true;
+            o.force_push_join_leave = true;
+            o.history_size = 100;
+            o.history_ttl = config::Duration::from_secs(300);
+            o.force_recovery = true;
+        }),
+        ns("closed", &|_| {}),
+        ns("strict", &|o| {
+            o.allow_subscribe_for_client = true;
+            o.channel_regex = "^[a-z]+$".into();
+        }),
+        ns("dialog", &|o| o.allow_user_limited_channels = true),
+        ns("secret", &|o| o.allow_subscribe_for_client = true),
+    ];
+    cfg
+}
+
+/// A running server.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub node: Arc<Node>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<JoinHandle<Result<(), String>>>,
+}
+
+impl TestServer {
+    /// Starts a server with `cfg` on 127.0.0.1:0.
+    pub async fn start(cfg: Config) -> Self {
+        let node = Node::new(cfg).await.expect("node starts");
+        let listener = rotor::server::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let handle = tokio::spawn(rotor::server::run(
+            node.clone(),
+            listener,
+            None,
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        Self {
+            addr,
+            node,
+            stop: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    /// WebSocket URL.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/connection/websocket", self.addr)
+    }
+
+    /// Connects a raw client.
+    pub async fn client(&self, protobuf: bool) -> WsClient {
+        WsClient::open(&self.ws_url(), protobuf, None)
+            .await
+            .expect("connects")
+    }
+
+    /// Connects a raw client and completes `connect` with a token for `user`.
+    pub async fn connected(&self, protobuf: bool, user: &str) -> WsClient {
+        let mut c = self.client(protobuf).await;
+        let reply = c.connect(&token(user, 3600)).await;
+        assert!(reply.error.is_none(), "connect failed: {reply:?}");
+        c
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), h).await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// HS256 token with `sub`=`user` expiring in `ttl` seconds (plus extra claims).
+pub fn token(user: &str, ttl: i64) -> String {
+    token_with(serde_json::json!({ "sub": user, "exp": now() + ttl }))
+}
+
+/// HS256 token with the given claims, signed with [`SECRET`].
+pub fn token_with(claims: serde_json::Value) -> String {
+    sign(SECRET, claims)
+}
+
+/// HS256 token signed with `secret`.
+pub fn sign(secret: &str, claims: serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("signs")
+}
+
+/// Unix seconds.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// What a read produced.
+#[derive(Debug)]
+pub enum Event {
+    Reply(Reply),
+    Closed(u16, String),
+}
+
+/// A raw protocol client.
+pub struct WsClient {
+    ws: WebSocketStream<TcpStream>,
+    pub protobuf: bool,
+    next_id: u32,
+    pending: std::collections::VecDeque<Reply>,
+}
+
+impl WsClient {
+    /// Opens a WebSocket, optionally with an Origin header.
+    pub async fn open(url: &str, protobuf: bool, origin: Option<&str>) -> Result<Self, String> {
+        let mut req = url.into_client_request().map_err(|e| e.to_string())?;
+        if protobuf {
+            req.headers_mut().insert(
+                "Sec-WebSocket-Protocol",
+                HeaderValue::from_static("centrifuge-protobuf"),
+            );
+        }
+        if let Some(o) = origin {
+            req.headers_mut().insert(
+                "Origin",
+                HeaderValue::from_str(o).map_err(|e| e.to_string())?,
+            );
+        }
+        let host = req
+            .uri()
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let stream = TcpStream::connect(host).await.map_err(|e| e.to_string())?;
+        let (ws, _resp) = tokio_tungstenite::client_async(req, stream)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            ws,
+            protobuf,
+            next_id: 0,
+            pending: Default::default(),
+        })
+    }
+
+    /// Sends one frame as is.
+    pub async fn send_raw(&mut self, frame: Message) {
+        self.ws.send(frame).await.expect("send");
+    }
+
+    /// Sends commands as one frame; returns the id of the last one.
+    pub async fn send(&mut self, cmds: Vec<Command>) {
+        let frame = if self.protobuf {
+            let mut buf = Vec::new();
+            for c in &cmds {
+                c.encode_length_delimited(&mut buf).expect("encode");
+            }
+            Message::Binary(buf.into())
+        } else {
+            let lines: Vec<String> = cmds
+                .iter()
+                .map(|c| serde_json::to_string(c).expect("json"))
+                .collect();
+            Message::Text(lines.join("\n").into())
+        };
+        self.send_raw(frame).await;
+    }
+
+    /// Next command id.
+    pub fn id(&mut self) -> u32 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Sends one command (id assigned) and waits for its reply.
+    pub async fn call(&mut self, mut cmd: Command) -> Reply {
+        let id = self.id();
+        cmd.id = id;
+        self.send(vec![cmd]).await;
+        self.reply_to(id).await
+    }
+
+    /// Sends `connect` with a token.
+    pub async fn connect_cmd(&mut self, token: &str) -> Reply {
+        let req = rotor::proto::client::ConnectRequest {
+            token: token.into(),
+            ..Default::default()
+        };
+        self.call(Command {
+            connect: Some(req),
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Alias of [`WsClient::connect_cmd`].
+    pub async fn connect(&mut self, token: &str) -> Reply {
+        self.connect_cmd(token).await
+    }
+
+    /// Subscribes (plain request).
+    pub async fn subscribe(&mut self, channel: &str) -> Reply {
+        self.subscribe_with(rotor::proto::client::SubscribeRequest {
+            channel: channel.into(),
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Subscribes with a full request.
+    pub async fn subscribe_with(&mut self, req: rotor::proto::client::SubscribeRequest) -> Reply {
+        self.call(Command {
+            subscribe: Some(req),
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Publishes JSON data.
+    pub async fn publish(&mut self, channel: &str, data: &str) -> Reply {
+        let req = rotor::proto::client::PublishRequest {
+            channel: channel.into(),
+            data: bytes::Bytes::copy_from_slice(data.as_bytes()),
+            ..Default::default()
+        };
+        self.call(Command {
+            publish: Some(req),
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Reads the next event (reply, push, ping or close).
+    pub async fn next_event(&mut self) -> Event {
+        if let Some(r) = self.pending.pop_front() {
+            return Event::Reply(r);
+        }
+        loop {
+            let msg = tokio::time::timeout(PATIENCE, self.ws.next())
+                .await
+                .expect("event within deadline");
+            match msg {
+                Some(Ok(Message::Text(t))) => {
+                    for line in t.as_str().split('\n').filter(|l| !l.is_empty()) {
+                        self.pending
+                            .push_back(serde_json::from_str(line).expect("reply json"));
+                    }
+                }
+                Some(Ok(Message::Binary(b))) => {
+                    let mut rest: &[u8] = &b;
+                    while !rest.is_empty() {
+                        self.pending.push_back(
+                            Reply::decode_length_delimited(&mut rest).expect("reply proto"),
+                        );
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    let (code, reason) = frame
+                        .map(|f| (u16::from(f.code), f.reason.to_string()))
+                        .unwrap_or((1005, String::new()));
+                    return Event::Closed(code, reason);
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Event::Closed(1006, e.to_string()),
+                None => return Event::Closed(1006, "eof".into()),
+            }
+            if let Some(r) = self.pending.pop_front() {
+                return Event::Reply(r);
+            }
+        }
+    }
+
+    /// Waits for the reply with `id`; pushes read meanwhile are kept.
+    pub async fn reply_to(&mut self, id: u32) -> Reply {
+        let mut skipped = Vec::new();
+        let out = loop {
+            match self.next_event().await {
+                Event::Reply(r) if r.id == id => break r,
+                Event::Reply(r) => skipped.push(r),
+                Event::Closed(code, reason) => {
+                    panic!("closed with {code} {reason:?} while waiting for reply {id}")
+                }
+            }
+        };
+        for r in skipped.into_iter().rev() {
+            self.pending.push_front(r);
+        }
+        out
+    }
+
+    /// Waits for the next push (skipping pings).
+    pub async fn push(&mut self) -> Push {
+        loop {
+            match self.next_event().await {
+                Event::Reply(r) => {
+                    if let Some(p) = r.push {
+                        return p;
+                    }
+                }
+                Event::Closed(code, reason) => {
+                    panic!("closed with {code} {reason:?} while waiting for a push")
+                }
+            }
+        }
+    }
+
+    /// Waits for the next publication push of `channel`, skipping others.
+    pub async fn publication(&mut self, channel: &str) -> rotor::proto::client::Publication {
+        loop {
+            let p = self.push().await;
+            if p.channel == channel {
+                if let Some(publication) = p.r#pub {
+                    return publication;
+                }
+            }
+        }
+    }
+
+    /// Waits for the next join push of `channel` from `user`.
+    pub async fn join_of(&mut self, channel: &str, user: &str) {
+        loop {
+            let p = self.push().await;
+            if p.channel == channel && p.join.and_then(|j| j.info).is_some_and(|i| i.user == user) {
+                return;
+            }
+        }
+    }
+
+    /// Waits for the connection to close; returns the close code and reason.
+    pub async fn closed(&mut self) -> (u16, String) {
+        loop {
+            if let Event::Closed(code, reason) = self.next_event().await {
+                return (code, reason);
+            }
+        }
+    }
+}
