@@ -1,4 +1,5 @@
 // Scenario: connect with a JWT.
+//  - a subscription made before connect() rides in the same frame as connect;
 //  - `connected` fires with a non-empty client id over the websocket transport;
 //  - two connections get different client ids;
 //  - an expired token gets connect error 109, the SDK calls getToken and connects;
@@ -17,6 +18,16 @@ await run(async () => {
   const b = newClient({ token: connToken('bob') });
   const ctxB = await connect(b, 'bob');
   check(ctxB.client && ctxB.client !== ctx.client, 'second connection gets a different client id', [ctx.client, ctxB.client]);
+
+  // A subscription created before connect(): the SDK sends connect and
+  // subscribe in one frame.
+  const e = newClient({ token: connToken('erin') });
+  const early = e.newSubscription('chat:early-frame');
+  const earlySubscribed = waitEvent(early, 'subscribed', 'subscribe batched with connect');
+  early.subscribe();
+  await connect(e, 'erin with a pending subscription');
+  await earlySubscribed;
+  check(true, 'connect + subscribe in one frame both succeed');
 
   // Expired token: connect error 109, then getToken, then connected.
   let getTokenCalls = 0;

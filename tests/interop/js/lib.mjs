@@ -35,6 +35,8 @@ if (!SECRET) {
 // `centrifuge-protobuf` WebSocket subprotocol by itself.
 const mod = PROTOBUF ? await import('centrifuge/build/protobuf') : await import('centrifuge');
 export const Centrifuge = mod.Centrifuge;
+/** The build of the other encoding, for mixed-encoding checks. */
+export const OtherCentrifuge = (PROTOBUF ? await import('centrifuge') : await import('centrifuge/build/protobuf')).Centrifuge;
 
 const clients = [];
 let checks = 0;
@@ -150,11 +152,22 @@ export function dec(data) {
   }
 }
 
+/** Like dec, but returns undefined instead of failing on a non-JSON payload. */
+export function tryDec(data) {
+  if (!PROTOBUF) return data;
+  try {
+    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(data));
+  } catch {
+    return undefined;
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Clients and waiting
 
-export function newClient(opts = {}) {
-  const c = new Centrifuge(WS_URL, {
+export function newClient(opts = {}, { otherEncoding = false } = {}) {
+  const Ctor = otherEncoding ? OtherCentrifuge : Centrifuge;
+  const c = new Ctor(WS_URL, {
     websocket: WebSocket,
     timeout: 5000,
     debug: DEBUG,

@@ -2,7 +2,7 @@
 // Data must round-trip exactly (JSON value in JSON mode, the exact bytes in
 // protobuf mode); the publication carries the publisher's ClientInfo and an offset.
 import {
-  run, newClient, connect, subscribe, connToken, check, checkEqual, uniq, enc, dec, record, until,
+  run, newClient, connect, subscribe, connToken, check, checkEqual, uniq, enc, dec, tryDec, record, until,
   sleep, PROTOBUF, within,
 } from './lib.mjs';
 
@@ -52,4 +52,58 @@ await run(async () => {
 
   await sleep(300);
   checkEqual(recA.publication.length, payloads.length, 'no duplicate or extra publications');
+
+  // Mixed encodings on one channel: a client of the other encoding gets the
+  // same payloads (JSON text as bytes in protobuf, bytes of JSON text as JSON).
+  const other = PROTOBUF ? 'json' : 'protobuf';
+  const x = newClient({ token: connToken('xavier') }, { otherEncoding: true });
+  await connect(x, `xavier (${other})`);
+  const subX = x.newSubscription(channel);
+  const recX = record(subX, ['publication']);
+  await subscribe(subX, `xavier (${other}) to ${channel}`);
+  const mixed = { mixed: ['encodings', 1, true, null], u: 'ü✓' };
+  await within(subB.publish(enc(mixed)), 5000, `bob (${PROTOBUF ? 'protobuf' : 'json'}) publishes for a ${other} subscriber`);
+  await until(() => recX.publication.length === 1, `${other} subscriber receives the publication`);
+  const got = PROTOBUF ? recX.publication[0].data : JSON.parse(Buffer.from(recX.publication[0].data).toString('utf8'));
+  checkEqual(got, mixed, `${other} subscriber gets the same payload`);
+  const fromX = { from: other };
+  await within(subX.publish(PROTOBUF ? fromX : new TextEncoder().encode(JSON.stringify(fromX))), 5000, `xavier (${other}) publishes`);
+  await until(() => recA.publication.length === payloads.length + 2, `alice receives the ${other} publication`);
+  checkEqual(dec(recA.publication[payloads.length + 1].data), fromX, `a publication from a ${other} client arrives intact`);
+  subX.unsubscribe();
+  recA.publication.splice(payloads.length, 2);
+
+  // Several commands in one WebSocket frame (JSON: newline-separated,
+  // protobuf: varint-length-prefixed) via the SDK's batching mode.
+  const n0 = recA.publication.length;
+  b.startBatching();
+  const batch = [1, 2, 3].map((k) => subB.publish(enc({ batch: k })));
+  b.stopBatching();
+  await within(Promise.all(batch), 5000, 'three publishes sent in one frame');
+  await until(() => recA.publication.length === n0 + 3, 'alice receives the 3 batched publications');
+  checkEqual(recA.publication.slice(n0).map((p) => dec(p.data)), [{ batch: 1 }, { batch: 2 }, { batch: 3 }],
+    'batched publishes are all applied, in order');
+  recA.publication.splice(n0, 3);
+
+  // A bigger payload (32 KiB of text) round-trips too.
+  const big = { blob: 'x'.repeat(32 * 1024) };
+  await within(subB.publish(enc(big)), 5000, 'bob publishes a 32 KiB payload');
+  await until(() => recA.publication.length === payloads.length + 1, 'alice receives the 32 KiB publication');
+  checkEqual(dec(recA.publication[payloads.length].data), big, '32 KiB payload round-trips exactly');
+
+  if (PROTOBUF) {
+    // Protobuf carries arbitrary bytes, not only JSON text.
+    const raw = new Uint8Array([0, 255, 1, 128, 10, 13, 0]);
+    await within(subB.publish(raw), 5000, 'bob publishes non-UTF-8 bytes');
+    await until(() => recA.publication.length === payloads.length + 2, 'alice receives the binary publication');
+    checkEqual(Array.from(recA.publication[payloads.length + 1].data), Array.from(raw), 'binary payload round-trips byte for byte');
+  }
+
+  // After unsubscribe, nothing more is delivered to alice.
+  const before = recA.publication.length;
+  subA.unsubscribe();
+  await within(subB.publish(enc({ after: 'unsubscribe' })), 5000, 'bob publishes after alice unsubscribed');
+  await until(() => recB.publication.some((p) => { const d = tryDec(p.data); return d && d.after === 'unsubscribe'; }), 'bob receives his last publication');
+  await sleep(300);
+  checkEqual(recA.publication.length, before, 'no publication after unsubscribe');
 });

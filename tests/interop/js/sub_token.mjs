@@ -6,7 +6,7 @@
 //  - a token for another channel -> disconnect 3500 (Centrifugo behaviour).
 import {
   run, newClient, connect, subscribe, subscribeRefused, connToken, subToken, jwt, now, check,
-  checkEqual, uniq, enc, dec, record, until, within, waitEvent,
+  checkEqual, uniq, enc, dec, record, until, within, waitEvent, rejects,
 } from './lib.mjs';
 
 await run(async () => {
@@ -30,6 +30,8 @@ await run(async () => {
   await within(s1.publish(enc({ secret: 42 })), 5000, 'publish to the private channel');
   await until(() => rec1.publication.length === 1, 'publication on the private channel is delivered');
   checkEqual(dec(rec1.publication[0].data), { secret: 42 }, 'private channel publication data round-trips');
+  const hErr = await rejects(s1.history({ limit: 10 }), 'history in secret: (no history_size)');
+  checkEqual(hErr.code, 108, 'history in a namespace without history gives 108 (not available)');
 
   const s3 = a.newSubscription(uniq('$secret:room-'));
   const u3 = await subscribeRefused(s3, 'a private channel without a token');

@@ -182,6 +182,16 @@ def dec(data: Any) -> Any:
         fail(f"protobuf payload is not the JSON bytes that were published: {data!r}")
 
 
+def try_dec(data: Any) -> Any:
+    """Like dec, but returns None instead of failing on a non-JSON payload."""
+    if not PROTOBUF:
+        return data
+    try:
+        return json.loads(bytes(data).decode())
+    except (ValueError, TypeError):
+        return None
+
+
 # ---------------------------------------------------------------------------
 # Event recording
 

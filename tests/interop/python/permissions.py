@@ -1,10 +1,10 @@
 """Scenario: permission and namespace errors (see js/permissions.mjs)."""
 
-from centrifuge import ClientState
+from centrifuge import ClientState, SubscriptionState
 
 from lib import (
-    check_equal, conn_token, connect, enc, new_client, new_sub, rejects, run, subscribe_refused,
-    uniq,
+    check, check_equal, conn_token, connect, enc, new_client, new_sub, rejects, run,
+    subscribe_refused, uniq, until,
 )
 
 
@@ -29,6 +29,24 @@ async def main() -> None:
 
     e3 = await rejects(a.publish("nope:x", enc({"x": 1})), "publish to an unknown namespace")
     check_equal(e3.code, 102, "publish to an unknown namespace gives 102")
+
+    long_sub, rl = new_sub(a, "chat:" + "x" * 260)
+    u3 = await subscribe_refused(long_sub, rl, "a channel name longer than 255 bytes")
+    check_equal(u3.code, 107, "channel name over channel.max_length (255) gives 107")
+
+    # client.channel_limit defaults to 128 subscriptions per connection.
+    many, mrec = new_client(conn_token("manny"))
+    await connect(many, mrec, "manny")
+    prefix = uniq("chat:many-")
+    subs = [many.new_subscription(f"{prefix}-{i}") for i in range(128)]
+    for s in subs:
+        await s.subscribe()
+    await until(lambda: all(s.state == SubscriptionState.SUBSCRIBED for s in subs),
+                "128 subscriptions on one connection", timeout=10)
+    check(True, "128 subscriptions on one connection succeed")
+    over, ro = new_sub(many, f"{prefix}-128")
+    u4 = await subscribe_refused(over, ro, "the 129th subscription")
+    check_equal(u4.code, 106, "subscription over client.channel_limit (128) gives 106")
 
     check_equal(a.state, ClientState.CONNECTED, "errors keep the connection open")
 

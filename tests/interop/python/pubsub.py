@@ -7,8 +7,8 @@ protobuf mode); the publication carries the publisher's ClientInfo and an offset
 import asyncio
 
 from lib import (
-    PROTOBUF, check, check_equal, conn_token, connect, dec, enc, new_client, new_sub, run,
-    subscribe, uniq, within,
+    PROTOBUF, check, check_equal, conn_token, connect, dec, enc, try_dec, new_client, new_sub, run,
+    subscribe, uniq, until, within,
 )
 
 
@@ -55,6 +55,31 @@ async def main() -> None:
 
     await asyncio.sleep(0.3)
     check_equal(len(rec_a.get("publication")), len(payloads), "no duplicate or extra publications")
+
+    # A bigger payload (32 KiB of text) round-trips too.
+    big = {"blob": "x" * (32 * 1024)}
+    await within(sub_b.publish(enc(big)), "bob publishes a 32 KiB payload")
+    pubs = await rec_a.wait_count("publication", len(payloads) + 1, "alice receives the 32 KiB publication")
+    check_equal(dec(pubs[len(payloads)].pub.data), big, "32 KiB payload round-trips exactly")
+
+    if PROTOBUF:
+        # Protobuf carries arbitrary bytes, not only JSON text.
+        raw = bytes([0, 255, 1, 128, 10, 13, 0])
+        await within(sub_b.publish(raw), "bob publishes non-UTF-8 bytes")
+        pubs = await rec_a.wait_count("publication", len(payloads) + 2, "alice receives the binary publication")
+        check_equal(bytes(pubs[len(payloads) + 1].pub.data), raw, "binary payload round-trips byte for byte")
+
+    # After unsubscribe, nothing more is delivered to alice.
+    before = len(rec_a.get("publication"))
+    await sub_a.unsubscribe()
+    await within(sub_b.publish(enc({"after": "unsubscribe"})), "bob publishes after alice unsubscribed")
+
+    def last_seen() -> bool:
+        return any(try_dec(x.pub.data) == {"after": "unsubscribe"} for x in rec_b.get("publication"))
+
+    await until(last_seen, "bob receives his last publication")
+    await asyncio.sleep(0.3)
+    check_equal(len(rec_a.get("publication")), before, "no publication after unsubscribe")
 
 
 run(main)

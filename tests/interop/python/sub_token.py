@@ -4,7 +4,7 @@ from centrifuge import ClientState
 
 from lib import (
     check, check_equal, conn_token, connect, dec, enc, jwt, new_client, new_sub, now, run,
-    sub_token, subscribe, subscribe_refused, uniq, within,
+    rejects, sub_token, subscribe, subscribe_refused, uniq, within,
 )
 
 
@@ -31,6 +31,8 @@ async def main() -> None:
     await within(s1.publish(enc({"secret": 42})), "publish to the private channel")
     pubs = await r1.wait_count("publication", 1, "publication on the private channel is delivered")
     check_equal(dec(pubs[0].pub.data), {"secret": 42}, "private channel publication data round-trips")
+    h_err = await rejects(s1.history(limit=10), "history in secret: (no history_size)")
+    check_equal(h_err.code, 108, "history in a namespace without history gives 108 (not available)")
 
     s3, r3 = new_sub(a, uniq("$secret:room-"))
     u3 = await subscribe_refused(s3, r3, "a private channel without a token")
