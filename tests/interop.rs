@@ -353,4 +353,5 @@ scenarios!(
     sub_token,
     user_limited,
     permissions,
+    server_subs,
 );

@@ -264,6 +264,25 @@ class ClientEvents(ClientEventHandler):
     async def on_error(self, ctx):
         await self.rec.add("error", ctx)
 
+    # Server-side subscriptions (token `channels` claim) report at client level.
+    async def on_subscribed(self, ctx):
+        await self.rec.add("subscribed", ctx)
+
+    async def on_subscribing(self, ctx):
+        await self.rec.add("subscribing", ctx)
+
+    async def on_unsubscribed(self, ctx):
+        await self.rec.add("unsubscribed", ctx)
+
+    async def on_publication(self, ctx):
+        await self.rec.add("publication", ctx)
+
+    async def on_join(self, ctx):
+        await self.rec.add("join", ctx)
+
+    async def on_leave(self, ctx):
+        await self.rec.add("leave", ctx)
+
 
 class SubEvents(SubscriptionEventHandler):
     def __init__(self, rec: Recorder) -> None:
