@@ -21,6 +21,8 @@ use crate::hub::Hub;
 use crate::protocol::Disconnect;
 use crate::session::shared::Shared;
 
+pub mod limits;
+
 /// Version reported to clients in connect replies.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -78,6 +80,8 @@ pub struct Node {
     broker: Arc<dyn Broker>,
     presence: Arc<dyn PresenceManager>,
     sub_locks: Vec<tokio::sync::Mutex<()>>,
+    /// Admission of new connections (limits shared by every transport).
+    pub admission: Arc<limits::Admission>,
     /// Cancelled when the node shuts down.
     pub shutdown: CancellationToken,
 }
@@ -120,7 +124,12 @@ impl Node {
             .run(hub.clone())
             .await
             .map_err(|e| format!("engine: {e}"))?;
+        let admission = Arc::new(limits::Admission::new(
+            config.client.connection_limit,
+            config.client.connection_rate_limit,
+        ));
         Ok(Arc::new(Self {
+            admission,
             id: uuid::Uuid::new_v4().to_string(),
             name,
             config: Arc::new(config),

@@ -76,6 +76,14 @@ pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response
     if state.node.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
+    let permit = match state.node.admission.admit() {
+        Ok(p) => p,
+        Err(why) => {
+            metrics::counter!("centrifugo_node_client_connection_limit").increment(1);
+            tracing::info!(?why, "connection refused by node limits");
+            return (StatusCode::SERVICE_UNAVAILABLE, "connection limit reached").into_response();
+        }
+    };
     let (encoding, subprotocol) = choose_encoding(headers, req.uri().query());
     let cfg = &state.node.config().websocket;
     let limit = cfg.message_size_limit;
@@ -89,6 +97,7 @@ pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response
     let tracker = state.tracker.clone();
     let node = state.node.clone();
     tracker.spawn(async move {
+        let _permit = permit;
         match on_upgrade.await {
             Ok(upgraded) => {
                 let ws = WebSocketStream::from_raw_socket(
