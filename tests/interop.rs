@@ -71,7 +71,10 @@ fn missing_deps(sdk: Sdk) -> Option<String> {
             }
             let pkg = interop_dir().join("node_modules/centrifuge/package.json");
             if !pkg.exists() || !interop_dir().join("node_modules/ws/package.json").exists() {
-                return Some(format!("{} is missing (npm packages not installed)", pkg.display()));
+                return Some(format!(
+                    "{} is missing (npm packages not installed)",
+                    pkg.display()
+                ));
             }
             None
         }
@@ -87,7 +90,8 @@ fn missing_deps(sdk: Sdk) -> Option<String> {
 
 fn hmac_secret() -> String {
     let text = fs::read_to_string(config_path()).expect("read tests/interop/config.json");
-    let v: serde_json::Value = serde_json::from_str(&text).expect("tests/interop/config.json is JSON");
+    let v: serde_json::Value =
+        serde_json::from_str(&text).expect("tests/interop/config.json is JSON");
     v["client"]["token"]["hmac_secret_key"]
         .as_str()
         .expect("client.token.hmac_secret_key in tests/interop/config.json")
@@ -162,7 +166,12 @@ impl Server {
             .stderr(err)
             .spawn()
             .map_err(|e| format!("spawn {}: {e}", env!("CARGO_BIN_EXE_rotor")))?;
-        let mut server = Server { child, port, log, _dir: dir };
+        let mut server = Server {
+            child,
+            port,
+            log,
+            _dir: dir,
+        };
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         loop {
             if let Ok(Some(status)) = server.child.try_wait() {
@@ -195,7 +204,8 @@ fn health_ok(port: u16) -> bool {
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
     let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
-    let req = format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    let req =
+        format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
     if s.write_all(req.as_bytes()).is_err() {
         return false;
     }
@@ -281,7 +291,8 @@ fn run_case(sdk: Sdk, scenario: &str, encoding: &str) {
         Sdk::Python => {
             let mut c = Command::new(venv_python());
             c.arg(interop_dir().join("python").join(format!("{scenario}.py")));
-            c.env("PYTHONDONTWRITEBYTECODE", "1").env("PYTHONUNBUFFERED", "1");
+            c.env("PYTHONDONTWRITEBYTECODE", "1")
+                .env("PYTHONUNBUFFERED", "1");
             c
         }
     };
