@@ -1,0 +1,222 @@
+//! `rotor-bench`: load tool comparing Rotor with nats-server over WebSocket.
+//!
+//! * `fanout`: N subscribers on one channel, one publisher at a fixed rate;
+//!   deliveries, loss, latency, frames, server CPU and RSS.
+//! * `idle`: server RSS per idle (connected + subscribed) connection.
+//! * `connect-rate`: protocol-level connects per second.
+//!
+//! Everything runs on one tokio runtime with one task per connection and
+//! stops by itself. Loopback only.
+
+mod conn;
+mod conns;
+mod fanout;
+mod stats;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use conn::Kind;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rotor-bench",
+    about = "Load tool: Rotor vs nats-server over WebSocket"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// One channel, N subscribers, one publisher at a fixed rate.
+    Fanout(FanoutArgs),
+    /// Server RSS per idle connected and subscribed connection.
+    Idle(IdleArgs),
+    /// Protocol-level connects per second.
+    ConnectRate(RateArgs),
+}
+
+/// Server under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Target {
+    /// Rotor / Centrifugo client protocol.
+    Rotor,
+    /// nats-server WebSocket listener (NATS text protocol).
+    Nats,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// Server flavour.
+    #[arg(long, value_enum)]
+    pub target: Target,
+    /// WebSocket URL (loopback), e.g. ws://127.0.0.1:8000/connection/websocket.
+    #[arg(long)]
+    pub url: String,
+    /// Centrifugo Protobuf encoding (subprotocol `centrifuge-protobuf`).
+    #[arg(long)]
+    pub protobuf: bool,
+    /// HMAC secret for connection JWTs (Rotor).
+    #[arg(long, default_value = "bench-secret")]
+    pub secret: String,
+    /// Channel (NATS subject).
+    #[arg(long, default_value = "bench")]
+    pub channel: String,
+    /// Server process id: CPU and RSS are read from /proc.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Scenario name for the printed markdown row.
+    #[arg(long, default_value = "")]
+    pub label: String,
+}
+
+impl Common {
+    /// Connection kind.
+    pub fn kind(&self) -> Kind {
+        match (self.target, self.protobuf) {
+            (Target::Nats, _) => Kind::Nats,
+            (Target::Rotor, false) => Kind::RotorJson,
+            (Target::Rotor, true) => Kind::RotorProto,
+        }
+    }
+
+    /// Short name of target and encoding.
+    pub fn name(&self) -> &'static str {
+        match self.kind() {
+            Kind::Nats => "nats-server",
+            Kind::RotorJson => "rotor json",
+            Kind::RotorProto => "rotor protobuf",
+        }
+    }
+
+    /// `/proc` id of the server.
+    pub fn pid(&self) -> Option<String> {
+        self.server_pid.map(|p| p.to_string())
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.protobuf && self.target == Target::Nats {
+            return Err("--protobuf applies to --target rotor only".into());
+        }
+        if !(self.url.starts_with("ws://127.0.0.1:") || self.url.starts_with("ws://localhost:")) {
+            return Err("loopback ws:// URLs only (ws://127.0.0.1:PORT/...)".into());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct FanoutArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Subscribers.
+    #[arg(long, default_value_t = 1000)]
+    pub subscribers: usize,
+    /// Publications per second.
+    #[arg(long, default_value_t = 800)]
+    pub rate: u64,
+    /// Seconds of publishing.
+    #[arg(long, default_value_t = 20)]
+    pub duration: u64,
+    /// Bytes of publication data.
+    #[arg(long, default_value_t = 128)]
+    pub payload: usize,
+    /// Subscribers being set up at once.
+    #[arg(long, default_value_t = 100)]
+    pub connect_concurrency: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct IdleArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Connections to hold.
+    #[arg(long, default_value_t = 10_000)]
+    pub connections: usize,
+    /// Connections being set up at once.
+    #[arg(long, default_value_t = 100)]
+    pub connect_concurrency: usize,
+    /// Seconds to wait after the last connection before reading RSS.
+    #[arg(long, default_value_t = 5)]
+    pub settle: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct RateArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Connections to open.
+    #[arg(long, default_value_t = 2000)]
+    pub connections: usize,
+    /// Connects in flight at once.
+    #[arg(long, default_value_t = 50)]
+    pub concurrency: usize,
+}
+
+/// HS256 connection tokens `bench-0` … `bench-(n-1)`.
+pub fn tokens(common: &Common, n: usize) -> Result<Vec<String>, String> {
+    if common.target == Target::Nats {
+        return Ok(vec![String::new(); n]);
+    }
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        + 3600;
+    let key = jsonwebtoken::EncodingKey::from_secret(common.secret.as_bytes());
+    let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    (0..n)
+        .map(|i| {
+            jsonwebtoken::encode(
+                &header,
+                &serde_json::json!({ "sub": format!("bench-{i}"), "exp": exp }),
+                &key,
+            )
+            .map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    stats::start();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.cmd {
+            Cmd::Fanout(a) => {
+                a.common.check()?;
+                fanout::run(a).await
+            }
+            Cmd::Idle(a) => {
+                a.common.check()?;
+                conns::idle(a).await
+            }
+            Cmd::ConnectRate(a) => {
+                a.common.check()?;
+                conns::connect_rate(a).await
+            }
+        }
+    });
+    // Connection tasks still answering pings are not waited for.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rotor-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
