@@ -184,7 +184,9 @@ impl FrameBuilder {
         self.count = 0;
         match self.first.take() {
             Some(b) => b,
-            None => self.buf.split().freeze(),
+            // Take the buffer whole: `split` would keep its allocation alive
+            // here after the frame is sent.
+            None => std::mem::take(&mut self.buf).freeze(),
         }
     }
 }

@@ -103,7 +103,6 @@ pub struct Session {
     expire_at: Option<i64>,
     subs: HashMap<String, SubInfo>,
     timers: timers::Timers,
-    decoded: Vec<Command>,
 }
 
 impl std::fmt::Debug for Session {
@@ -137,7 +136,6 @@ impl Session {
             expire_at: None,
             subs: HashMap::new(),
             timers,
-            decoded: Vec::new(),
         }
     }
 
@@ -148,22 +146,20 @@ impl Session {
 
     /// Handles one inbound frame: every command in it, in order.
     pub async fn handle_frame(&mut self, frame: &[u8]) -> Result<(), Disconnect> {
-        let mut cmds = std::mem::take(&mut self.decoded);
+        // A fresh Vec per frame: a Command is ~1 KB, and a buffer kept for
+        // reuse would hold that capacity in every idle connection.
+        let mut cmds = Vec::new();
         let limit = self.transport.message_size_limit.max(1);
         if let Err(e) = decode_commands(self.transport.encoding, frame, limit, &mut cmds) {
             tracing::debug!(client = %self.shared.id, error = %e, "bad frame");
             return Err(Disconnect::BAD_REQUEST);
         }
-        metrics::counter!("centrifugo_transport_messages_received", "transport" => self.transport.name).increment(1);
-        let mut result = Ok(());
-        for cmd in cmds.drain(..) {
-            if let Err(d) = self.handle_command(cmd).await {
-                result = Err(d);
-                break;
-            }
+        metrics::counter!("centrifugo_transport_messages_received", "transport" => self.transport.name)
+            .increment(1);
+        for cmd in cmds {
+            self.handle_command(cmd).await?;
         }
-        self.decoded = cmds;
-        result
+        Ok(())
     }
 
     async fn handle_command(&mut self, cmd: Command) -> Result<(), Disconnect> {
