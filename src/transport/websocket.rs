@@ -32,7 +32,7 @@ use crate::session::{Session, TransportInfo};
 /// Largest frame the writer builds from queued messages.
 const MAX_FRAME: usize = 64 * 1024;
 /// Bytes read from the socket at a time; small to keep idle connections lean.
-const READ_BUFFER: usize = 2048;
+const READ_BUFFER: usize = 1024;
 /// How long to wait for the client's close frame after ours.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
