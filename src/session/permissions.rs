@@ -32,40 +32,45 @@ pub(super) fn can_subscribe(who: Who<'_>, o: &ResolvedOptions) -> bool {
     ) || who.insecure
 }
 
+/// The `allow_X_for_client` / `_for_subscriber` / `_for_anonymous` rule
+/// shared by publish, presence and history.
+fn allowed(who: Who<'_>, for_client: bool, for_subscriber: bool, for_anonymous: bool) -> bool {
+    who.insecure
+        || who.client_flag(for_client, for_anonymous)
+        || (for_subscriber && who.subscribed && (!who.anonymous() || for_anonymous))
+}
+
 /// Client publish.
 pub(super) fn can_publish(who: Who<'_>, o: &ResolvedOptions) -> bool {
-    who.insecure
-        || who.client_flag(
-            o.opts.allow_publish_for_client,
-            o.opts.allow_publish_for_anonymous,
-        )
-        || (o.opts.allow_publish_for_subscriber
-            && who.subscribed
-            && (!who.anonymous() || o.opts.allow_publish_for_anonymous))
+    let p = &o.opts;
+    allowed(
+        who,
+        p.allow_publish_for_client,
+        p.allow_publish_for_subscriber,
+        p.allow_publish_for_anonymous,
+    )
 }
 
 /// Presence and presence stats.
 pub(super) fn can_presence(who: Who<'_>, o: &ResolvedOptions) -> bool {
-    who.insecure
-        || who.client_flag(
-            o.opts.allow_presence_for_client,
-            o.opts.allow_presence_for_anonymous,
-        )
-        || (o.opts.allow_presence_for_subscriber
-            && who.subscribed
-            && (!who.anonymous() || o.opts.allow_presence_for_anonymous))
+    let p = &o.opts;
+    allowed(
+        who,
+        p.allow_presence_for_client,
+        p.allow_presence_for_subscriber,
+        p.allow_presence_for_anonymous,
+    )
 }
 
 /// History.
 pub(super) fn can_history(who: Who<'_>, o: &ResolvedOptions) -> bool {
-    who.insecure
-        || who.client_flag(
-            o.opts.allow_history_for_client,
-            o.opts.allow_history_for_anonymous,
-        )
-        || (o.opts.allow_history_for_subscriber
-            && who.subscribed
-            && (!who.anonymous() || o.opts.allow_history_for_anonymous))
+    let p = &o.opts;
+    allowed(
+        who,
+        p.allow_history_for_client,
+        p.allow_history_for_subscriber,
+        p.allow_history_for_anonymous,
+    )
 }
 
 #[cfg(test)]
