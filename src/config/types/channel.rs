@@ -1,0 +1,155 @@
+//! `channel.*`: naming rules and the options of each namespace.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Duration, empty_object};
+
+/// Options of one namespace (or of channels without a namespace).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct ChannelOptions {
+    pub presence: bool,
+    pub join_leave: bool,
+    pub force_push_join_leave: bool,
+    pub history_size: usize,
+    /// Whole seconds.
+    pub history_ttl: Duration,
+    /// Zero means `channel.history_meta_ttl`.
+    pub history_meta_ttl: Duration,
+    pub force_positioning: bool,
+    pub allow_positioning: bool,
+    pub force_recovery: bool,
+    pub allow_recovery: bool,
+    /// `""`/`stream` or `cache`.
+    pub force_recovery_mode: String,
+    pub auto_cache_recover: bool,
+    pub allowed_delta_types: Vec<String>,
+    pub delta_publish: bool,
+    pub allow_tags_filter: bool,
+    /// `""`, `json`, `json_object` or `binary`.
+    pub publication_data_format: String,
+    pub allow_subscribe_for_client: bool,
+    pub allow_subscribe_for_anonymous: bool,
+    pub allow_publish_for_subscriber: bool,
+    pub allow_publish_for_client: bool,
+    pub allow_publish_for_anonymous: bool,
+    pub allow_presence_for_subscriber: bool,
+    pub allow_presence_for_client: bool,
+    pub allow_presence_for_anonymous: bool,
+    pub allow_history_for_subscriber: bool,
+    pub allow_history_for_client: bool,
+    pub allow_history_for_anonymous: bool,
+    pub allow_user_limited_channels: bool,
+    pub channel_regex: String,
+    pub subscribe_proxy_enabled: bool,
+    pub subscribe_proxy_name: String,
+    pub publish_proxy_enabled: bool,
+    pub publish_proxy_name: String,
+    pub sub_refresh_proxy_enabled: bool,
+    pub sub_refresh_proxy_name: String,
+    pub subscribe_stream_proxy_enabled: bool,
+    pub subscribe_stream_proxy_name: String,
+    pub subscribe_stream_proxy_bidirectional: bool,
+    /// `""`/`stream`; map and shared-poll types are not served yet.
+    pub subscription_type: String,
+    pub map_clients_presence_channel_prefix: String,
+    pub map_users_presence_channel_prefix: String,
+    /// Map subscription settings (accepted, not served yet).
+    pub map: serde_json::Value,
+    /// Shared-poll settings (accepted, not served yet).
+    pub shared_poll: serde_json::Value,
+    /// Debounce hint for client publishes (`publish_debounce` in replies).
+    pub client_publish_debounce_interval: Duration,
+}
+
+impl Default for ChannelOptions {
+    fn default() -> Self {
+        Self {
+            presence: false,
+            join_leave: false,
+            force_push_join_leave: false,
+            history_size: 0,
+            history_ttl: Duration::ZERO,
+            history_meta_ttl: Duration::ZERO,
+            force_positioning: false,
+            allow_positioning: false,
+            force_recovery: false,
+            allow_recovery: false,
+            force_recovery_mode: String::new(),
+            auto_cache_recover: false,
+            allowed_delta_types: Vec::new(),
+            delta_publish: false,
+            allow_tags_filter: false,
+            publication_data_format: String::new(),
+            allow_subscribe_for_client: false,
+            allow_subscribe_for_anonymous: false,
+            allow_publish_for_subscriber: false,
+            allow_publish_for_client: false,
+            allow_publish_for_anonymous: false,
+            allow_presence_for_subscriber: false,
+            allow_presence_for_client: false,
+            allow_presence_for_anonymous: false,
+            allow_history_for_subscriber: false,
+            allow_history_for_client: false,
+            allow_history_for_anonymous: false,
+            allow_user_limited_channels: false,
+            channel_regex: String::new(),
+            subscribe_proxy_enabled: false,
+            subscribe_proxy_name: String::new(),
+            publish_proxy_enabled: false,
+            publish_proxy_name: String::new(),
+            sub_refresh_proxy_enabled: false,
+            sub_refresh_proxy_name: String::new(),
+            subscribe_stream_proxy_enabled: false,
+            subscribe_stream_proxy_name: String::new(),
+            subscribe_stream_proxy_bidirectional: false,
+            subscription_type: String::new(),
+            map_clients_presence_channel_prefix: String::new(),
+            map_users_presence_channel_prefix: String::new(),
+            map: empty_object(),
+            shared_poll: empty_object(),
+            client_publish_debounce_interval: Duration::ZERO,
+        }
+    }
+}
+
+/// A named namespace.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Namespace {
+    pub name: String,
+    #[serde(flatten)]
+    pub options: ChannelOptions,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Channel {
+    pub max_length: usize,
+    pub private_prefix: String,
+    pub namespace_boundary: String,
+    pub user_boundary: String,
+    pub user_separator: String,
+    pub history_meta_ttl: Duration,
+    pub publication_data_format: String,
+    pub proxy: serde_json::Value,
+    pub without_namespace: ChannelOptions,
+    pub namespaces: Vec<Namespace>,
+}
+
+impl Default for Channel {
+    fn default() -> Self {
+        Self {
+            max_length: 255,
+            private_prefix: "$".into(),
+            namespace_boundary: ":".into(),
+            user_boundary: "#".into(),
+            user_separator: ",".into(),
+            history_meta_ttl: Duration::from_secs(720 * 3600),
+            publication_data_format: String::new(),
+            proxy: empty_object(),
+            without_namespace: ChannelOptions::default(),
+            namespaces: Vec::new(),
+        }
+    }
+}

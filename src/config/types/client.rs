@@ -1,0 +1,116 @@
+//! `client.*`: connection limits and timers, token keys, anonymous access.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Duration, empty_object};
+
+/// Keys that verify JWTs (`client.token`, `client.subscription_token`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Token {
+    pub hmac_secret_key: String,
+    pub hmac_previous_secret_key: String,
+    /// Unix seconds; 0 means the previous key never stops being accepted.
+    pub hmac_previous_secret_key_valid_until: i64,
+    pub rsa_public_key: String,
+    pub ecdsa_public_key: String,
+    pub jwks_public_endpoint: String,
+    pub audience: String,
+    pub audience_regex: String,
+    pub issuer: String,
+    pub issuer_regex: String,
+    pub user_id_claim: String,
+    pub insecure_skip_jwks_endpoint_safety_check: bool,
+}
+
+/// `client.subscription_token`: a separate verifier when enabled.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct SubscriptionToken {
+    pub enabled: bool,
+    #[serde(flatten)]
+    pub token: Token,
+}
+
+/// `client.subscribe_to_user_personal_channel`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct PersonalChannel {
+    pub enabled: bool,
+    pub personal_channel_namespace: String,
+    pub single_connection: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Client {
+    /// Empty rejects every request that carries an `Origin` header.
+    pub allowed_origins: Vec<String>,
+    pub token: Token,
+    pub subscription_token: SubscriptionToken,
+    pub proxy: serde_json::Value,
+    pub allow_anonymous_connect_without_token: bool,
+    pub disallow_anonymous_connection_tokens: bool,
+    /// Zero or negative disables pings.
+    pub ping_interval: Duration,
+    pub pong_timeout: Duration,
+    pub expired_close_delay: Duration,
+    pub expired_sub_close_delay: Duration,
+    pub stale_close_delay: Duration,
+    pub channel_limit: usize,
+    /// Bytes of queued outbound messages before disconnect 3008.
+    pub queue_max_size: usize,
+    pub presence_update_interval: Duration,
+    pub concurrency: usize,
+    pub channel_position_check_delay: Duration,
+    pub channel_position_max_time_lag: Duration,
+    /// 0 = unlimited.
+    pub connection_limit: usize,
+    /// 0 = unlimited.
+    pub user_connection_limit: usize,
+    /// New connections per second per node; 0 = unlimited.
+    pub connection_rate_limit: usize,
+    pub connect_include_server_time: bool,
+    pub history_max_publication_limit: usize,
+    pub recovery_max_publication_limit: usize,
+    pub insecure_skip_token_signature_verify: bool,
+    pub user_id_http_header: String,
+    pub insecure: bool,
+    pub subscribe_to_user_personal_channel: PersonalChannel,
+    pub connect_code_to_unidirectional_disconnect: serde_json::Value,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Self {
+            allowed_origins: Vec::new(),
+            token: Token::default(),
+            subscription_token: SubscriptionToken::default(),
+            proxy: empty_object(),
+            allow_anonymous_connect_without_token: false,
+            disallow_anonymous_connection_tokens: false,
+            ping_interval: Duration::from_secs(25),
+            pong_timeout: Duration::from_secs(8),
+            expired_close_delay: Duration::from_secs(25),
+            expired_sub_close_delay: Duration::from_secs(25),
+            stale_close_delay: Duration::from_secs(10),
+            channel_limit: 128,
+            queue_max_size: 1_048_576,
+            presence_update_interval: Duration::from_secs(27),
+            concurrency: 0,
+            channel_position_check_delay: Duration::from_secs(40),
+            channel_position_max_time_lag: Duration::ZERO,
+            connection_limit: 0,
+            user_connection_limit: 0,
+            connection_rate_limit: 0,
+            connect_include_server_time: false,
+            history_max_publication_limit: 300,
+            recovery_max_publication_limit: 300,
+            insecure_skip_token_signature_verify: false,
+            user_id_http_header: String::new(),
+            insecure: false,
+            subscribe_to_user_personal_channel: PersonalChannel::default(),
+            connect_code_to_unidirectional_disconnect: empty_object(),
+        }
+    }
+}
