@@ -93,11 +93,7 @@ pub fn known_env_vars(config: &Value) -> Vec<(String, String, Kind)> {
             let Some(name) = item.get("name").and_then(Value::as_str) else {
                 continue;
             };
-            let prefix = format!(
-                "{}_{}",
-                env::env_name(PREFIX, array),
-                env::name_for_env(name)
-            );
+            let prefix = item_env_prefix(array, name);
             for (leaf, kind) in schema::item_leaves(array) {
                 out.push((
                     env::env_name(&prefix, &leaf),
@@ -203,6 +199,15 @@ fn read_inner(
     })
 }
 
+/// `CENTRIFUGO_<ARRAY>_<NAME>`: the prefix of a named array item's vars.
+fn item_env_prefix(array: &str, name: &str) -> String {
+    format!(
+        "{}_{}",
+        env::env_name(PREFIX, array),
+        env::name_for_env(name)
+    )
+}
+
 /// Fills named-array items from `CENTRIFUGO_<ARRAY>_<NAME>_<KEY>` vars.
 fn apply_item_env(
     tree: &mut Value,
@@ -219,11 +224,7 @@ fn apply_item_env(
             let Some(name) = item.get("name").and_then(Value::as_str) else {
                 continue;
             };
-            let prefix = format!(
-                "{}_{}",
-                env::env_name(PREFIX, array),
-                env::name_for_env(name)
-            );
+            let prefix = item_env_prefix(array, name);
             for (leaf, kind) in &leaves {
                 let var = env::env_name(&prefix, leaf);
                 if let Some(raw) = lookup(&var) {

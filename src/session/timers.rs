@@ -82,7 +82,8 @@ fn instant_at(at: i64, delay: Duration) -> Instant {
 impl Session {
     /// Starts the connected-state timers.
     pub(super) fn start_timers(&mut self) {
-        let cfg = self.node.config().client.clone();
+        let node = self.node.clone();
+        let cfg = &node.config().client;
         self.timers.stale_at = None;
         let interval = cfg.ping_interval.get();
         if !interval.is_zero() {
