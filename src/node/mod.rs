@@ -21,6 +21,7 @@ use crate::hub::Hub;
 use crate::protocol::Disconnect;
 use crate::session::shared::Shared;
 
+pub mod control;
 pub mod limits;
 
 /// Version reported to clients in connect replies.
