@@ -15,17 +15,26 @@ use parking_lot::RwLock;
 
 use crate::engine::{BrokerEventHandler, ClientInfo, Publication, StreamPosition};
 use crate::proto::client::{Join, Leave, Push};
-use crate::session::shared::{Prepared, Shared};
+use crate::session::shared::{Prepared, Shared, Slot};
 
 const SHARDS: usize = 64;
 
 type Sessions = HashMap<Arc<str>, Arc<Shared>>;
 
+/// A local subscriber of a channel: the session and its delivery slot.
+#[derive(Debug)]
+struct Subscriber {
+    session: Arc<Shared>,
+    slot: Arc<Slot>,
+}
+
+type Subscribers = HashMap<Arc<str>, Subscriber>;
+
 /// Connections and subscriptions of this node.
 #[derive(Debug)]
 pub struct Hub {
     hasher: std::collections::hash_map::RandomState,
-    channels: Vec<RwLock<HashMap<String, Sessions>>>,
+    channels: Vec<RwLock<HashMap<String, Subscribers>>>,
     users: Vec<RwLock<HashMap<Arc<str>, Sessions>>>,
 }
 
@@ -89,16 +98,24 @@ impl Hub {
     }
 
     /// Adds a subscriber; true when it is the channel's first on this node.
+    /// A session that no longer holds the subscription is not added.
     pub fn add_subscriber(&self, channel: &str, session: &Arc<Shared>) -> bool {
+        let Some(slot) = session.slot(channel) else {
+            return false;
+        };
+        let sub = Subscriber {
+            session: session.clone(),
+            slot,
+        };
         let mut shard = self.channels[self.shard(channel)].write();
         match shard.get_mut(channel) {
             Some(subs) => {
-                subs.insert(session.id.clone(), session.clone());
+                subs.insert(session.id.clone(), sub);
                 false
             }
             None => {
                 let mut subs = HashMap::new();
-                subs.insert(session.id.clone(), session.clone());
+                subs.insert(session.id.clone(), sub);
                 shard.insert(channel.to_string(), subs);
                 true
             }
@@ -188,8 +205,9 @@ impl BrokerEventHandler for Hub {
             return;
         };
         let prepared = Prepared::default();
-        for session in subs.values() {
-            session.deliver_publication(channel, &publication, &position, &prepared);
+        for sub in subs.values() {
+            sub.session
+                .deliver_publication(&sub.slot, channel, &publication, &position, &prepared);
         }
         let n = subs.len() as u64;
         drop(shard);
@@ -225,8 +243,8 @@ impl Hub {
             return;
         };
         let prepared = Prepared::default();
-        for session in subs.values() {
-            session.deliver_join_leave(channel, &prepared, &build);
+        for sub in subs.values() {
+            sub.session.deliver_join_leave(&sub.slot, &prepared, &build);
         }
     }
 }

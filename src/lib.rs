@@ -5,6 +5,7 @@
 //! PUB/SUB, history and presence; [`auth`] verifies tokens; [`config`] is
 //! Centrifugo's v6 configuration; [`server`] assembles listeners and routes.
 
+pub mod api;
 pub mod auth;
 pub mod channel;
 pub mod cli;

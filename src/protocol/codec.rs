@@ -164,6 +164,12 @@ impl FrameBuilder {
         self.buf.put_slice(&msg);
     }
 
+    /// Makes room for about `bytes` more bytes, so a batch is gathered
+    /// without growing the buffer step by step.
+    pub fn reserve(&mut self, bytes: usize) {
+        self.buf.reserve(bytes);
+    }
+
     /// Messages in the frame.
     pub fn len(&self) -> usize {
         self.count
@@ -183,7 +189,14 @@ impl FrameBuilder {
     pub fn finish(&mut self) -> Bytes {
         self.count = 0;
         match self.first.take() {
-            Some(b) => b,
+            Some(b) => {
+                // Room reserved for a batch that ended up a single message
+                // is not kept by an idle connection.
+                if self.buf.capacity() > 0 {
+                    self.buf = BytesMut::new();
+                }
+                b
+            }
             // Take the buffer whole: `split` would keep its allocation alive
             // here after the frame is sent.
             None => std::mem::take(&mut self.buf).freeze(),

@@ -110,21 +110,24 @@ impl Session {
                 .map_or(0, |d| d.as_millis() as i64);
         }
         let shared = self.shared.clone();
-        shared.with_channels(|chs| {
-            for p in &mut prepared {
-                let d = chs.get_mut(&p.channel).ok_or(Disconnect::SERVER_ERROR)?;
-                finalize(p, d)?;
-                result
-                    .subs
-                    .insert(p.channel.clone(), std::mem::take(&mut p.result));
-            }
-            shared.send_reply(&Reply {
-                id,
-                connect: Some(result),
-                ..Default::default()
-            });
-            Ok::<(), Disconnect>(())
-        })?;
+        let names: Vec<String> = prepared.iter().map(|p| p.channel.clone()).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        shared
+            .with_deliveries(&names, |ds| {
+                for (p, d) in prepared.iter_mut().zip(ds.iter_mut()) {
+                    finalize(p, d)?;
+                    result
+                        .subs
+                        .insert(p.channel.clone(), std::mem::take(&mut p.result));
+                }
+                shared.send_reply(&Reply {
+                    id,
+                    connect: Some(result),
+                    ..Default::default()
+                });
+                Ok::<(), Disconnect>(())
+            })
+            .ok_or(Disconnect::SERVER_ERROR)??;
         self.start_timers();
         for p in &prepared {
             self.announce_join(p).await;

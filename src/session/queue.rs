@@ -111,6 +111,10 @@ impl Queue {
     /// bytes (at least one message is always taken).
     pub fn drain(&self, frame: &mut FrameBuilder, max_frame: usize) -> Drained {
         let mut inner = self.inner.lock();
+        if frame.is_empty() && inner.items.len() > 1 {
+            // Room for the whole batch (messages plus separators) at once.
+            frame.reserve((inner.bytes + inner.items.len()).min(max_frame + 1024));
+        }
         while let Some(msg) = inner.items.pop_front() {
             inner.bytes -= msg.len();
             frame.push(msg);

@@ -1,10 +1,16 @@
 //! The part of a session that other tasks touch: its outbound queue and the
 //! per-channel delivery state the hub consults on every publication.
 //!
-//! Lock order: hub shard → `Shared::state` → `Queue`. Nothing here awaits
-//! while holding a lock. Work that needs the engine (removing a subscription
-//! after a gap, for example) is recorded in `pending` and the session task is
-//! woken through `signal` to do it.
+//! Each subscription's delivery state lives in its own [`Slot`], held both by
+//! the session's channel map and by the hub's subscriber list, so the hub's
+//! fan-out goes straight to it: one lock and one cache line per subscriber
+//! instead of a map lookup in every session.
+//!
+//! Lock order: hub shard → `Shared::state` → `Slot` → `Queue`; each may be
+//! skipped, none is taken in the other direction. Nothing here awaits while
+//! holding a lock. Work that needs the engine (removing a subscription after
+//! a gap, for example) is recorded in `pending` and the session task is woken
+//! through `signal` to do it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -43,6 +49,31 @@ impl Prepared {
     }
 }
 
+/// One subscription's delivery state, shared by the session and the hub.
+/// A subscription that was dropped keeps its slot alive in the hub until the
+/// session task removes it there; [`Slot::retire`] makes it deliver nothing
+/// in the meantime.
+#[derive(Debug, Default)]
+pub struct Slot {
+    delivery: Mutex<Delivery>,
+}
+
+impl Slot {
+    fn new(delivery: Delivery) -> Self {
+        Self {
+            delivery: Mutex::new(delivery),
+        }
+    }
+
+    /// Stops all deliveries; returns whether the subscription was server-side.
+    fn retire(&self) -> bool {
+        let mut d = self.delivery.lock();
+        d.active = false;
+        d.buffer = None;
+        d.server_side
+    }
+}
+
 /// Delivery state of one subscription.
 #[derive(Debug, Default)]
 pub struct Delivery {
@@ -73,7 +104,7 @@ pub enum Pending {
 
 #[derive(Debug, Default)]
 struct State {
-    channels: HashMap<String, Delivery>,
+    channels: HashMap<String, Arc<Slot>>,
     pending: Vec<Pending>,
 }
 
@@ -146,11 +177,13 @@ impl Shared {
 
     /// True when the subscription to `channel` is live.
     pub fn is_active(&self, channel: &str) -> bool {
-        self.state
-            .lock()
-            .channels
-            .get(channel)
-            .is_some_and(|d| d.active)
+        self.slot(channel)
+            .is_some_and(|slot| slot.delivery.lock().active)
+    }
+
+    /// The delivery slot of a subscription (live or being set up).
+    pub fn slot(&self, channel: &str) -> Option<Arc<Slot>> {
+        self.state.lock().channels.get(channel).cloned()
     }
 
     /// Registers a subscription in progress. Returns false if one exists.
@@ -159,13 +192,15 @@ impl Shared {
         if st.channels.contains_key(channel) {
             return false;
         }
-        st.channels.insert(channel.to_string(), delivery);
+        st.channels
+            .insert(channel.to_string(), Arc::new(Slot::new(delivery)));
         true
     }
 
     /// Forgets a subscription; returns whether it existed.
     pub fn remove_subscription(&self, channel: &str) -> bool {
-        self.state.lock().channels.remove(channel).is_some()
+        let removed = self.state.lock().channels.remove(channel);
+        removed.map(|slot| slot.retire()).is_some()
     }
 
     /// Channels currently held.
@@ -178,27 +213,36 @@ impl Shared {
         std::mem::take(&mut self.state.lock().pending)
     }
 
-    /// Runs `f` on the subscription map under the state lock. Deliveries
-    /// cannot interleave, so replies enqueued inside `f` (through
-    /// [`Shared::send`]) precede every live publication of a channel that
-    /// `f` marks active.
-    pub fn with_channels<R>(&self, f: impl FnOnce(&mut HashMap<String, Delivery>) -> R) -> R {
-        let mut st = self.state.lock();
-        f(&mut st.channels)
+    /// Runs `f` on the delivery state of `channels` (in that order) with all
+    /// of them locked, so deliveries to them cannot interleave: replies
+    /// enqueued inside `f` (through [`Shared::send`]) precede every live
+    /// publication of a channel that `f` marks active. `None` when one of
+    /// the channels is no longer held.
+    pub fn with_deliveries<R>(
+        &self,
+        channels: &[&str],
+        f: impl FnOnce(&mut [&mut Delivery]) -> R,
+    ) -> Option<R> {
+        let slots: Option<Vec<Arc<Slot>>> = {
+            let st = self.state.lock();
+            channels.iter().map(|c| st.channels.get(*c).cloned()).collect()
+        };
+        let slots = slots?;
+        let mut guards: Vec<_> = slots.iter().map(|s| s.delivery.lock()).collect();
+        let mut deliveries: Vec<&mut Delivery> = guards.iter_mut().map(|g| &mut **g).collect();
+        Some(f(&mut deliveries))
     }
 
-    /// Hub fan-out of one publication to this session.
+    /// Hub fan-out of one publication to this session's subscription `slot`.
     pub fn deliver_publication(
         &self,
+        slot: &Slot,
         channel: &str,
         publication: &Arc<Publication>,
         position: &StreamPosition,
         prepared: &Prepared,
     ) {
-        let mut st = self.state.lock();
-        let Some(d) = st.channels.get_mut(channel) else {
-            return;
-        };
+        let mut d = slot.delivery.lock();
         if !d.active {
             if let Some(buf) = d.buffer.as_mut() {
                 buf.push((publication.clone(), position.clone()));
@@ -210,7 +254,8 @@ impl Shared {
                 d.epoch = position.epoch.clone();
             }
             if position.epoch != d.epoch || position.offset > d.offset + 1 {
-                self.insufficient_state(&mut st, channel);
+                drop(d);
+                self.insufficient_state(slot, channel);
                 return;
             }
             if position.offset <= d.offset {
@@ -223,6 +268,7 @@ impl Shared {
             r#pub: Some((**publication).clone()),
             ..Default::default()
         };
+        // Enqueued under the slot lock: see `with_deliveries`.
         match prepared.get(self.encoding, build) {
             Ok(bytes) => {
                 let _ = self.queue.push(bytes);
@@ -232,64 +278,74 @@ impl Shared {
     }
 
     /// Hub fan-out of a join or leave push (already encoded per encoding).
-    pub fn deliver_join_leave(&self, channel: &str, prepared: &Prepared, build: impl Fn() -> Push) {
-        let st = self.state.lock();
-        if !st
-            .channels
-            .get(channel)
-            .is_some_and(|d| d.active && d.push_join_leave)
-        {
+    pub fn deliver_join_leave(&self, slot: &Slot, prepared: &Prepared, build: impl Fn() -> Push) {
+        let d = slot.delivery.lock();
+        if !(d.active && d.push_join_leave) {
             return;
         }
-        drop(st);
         match prepared.get(self.encoding, build) {
             Ok(bytes) => {
                 let _ = self.queue.push(bytes);
             }
             Err(_) => self.queue.close(Disconnect::INAPPROPRIATE_PROTOCOL),
         }
+        drop(d);
     }
 
     /// The position check found the client behind the stream.
     pub fn mark_insufficient(&self, channel: &str) {
-        let mut st = self.state.lock();
-        self.insufficient_state(&mut st, channel);
+        if let Some(slot) = self.slot(channel) {
+            self.insufficient_state(&slot, channel);
+        }
     }
 
     /// Position of a live positioned subscription.
     pub fn position(&self, channel: &str) -> Option<StreamPosition> {
-        let st = self.state.lock();
-        st.channels
-            .get(channel)
-            .filter(|d| d.active && d.positioned)
-            .map(|d| StreamPosition {
-                offset: d.offset,
-                epoch: d.epoch.clone(),
-            })
+        let slot = self.slot(channel)?;
+        let d = slot.delivery.lock();
+        (d.active && d.positioned).then(|| StreamPosition {
+            offset: d.offset,
+            epoch: d.epoch.clone(),
+        })
     }
 
     /// Sends an Unsubscribe push for `channel` and drops it; the session
     /// task finishes the cleanup.
     pub fn unsubscribe_push(&self, channel: &str, unsubscribe: Unsubscribe) {
         let mut st = self.state.lock();
-        if st.channels.remove(channel).is_none() {
+        let Some(slot) = st.channels.remove(channel) else {
             return;
-        }
+        };
+        slot.retire();
         self.push_unsubscribe(channel, unsubscribe);
         st.pending.push(Pending::Unsubscribed(channel.to_string()));
         drop(st);
         self.signal.notify_one();
     }
 
-    fn insufficient_state(&self, st: &mut State, channel: &str) {
-        let server_side = st.channels.get(channel).is_some_and(|d| d.server_side);
-        if server_side {
+    /// Drops a subscription that fell behind its stream: an Unsubscribe
+    /// push (the client resubscribes and recovers), or for a server-side
+    /// subscription, which the client cannot resubscribe to, a disconnect.
+    fn insufficient_state(&self, slot: &Slot, channel: &str) {
+        let mut st = self.state.lock();
+        // Only if the map still holds this very subscription: a newer one
+        // under the same name is not affected.
+        if !st
+            .channels
+            .get(channel)
+            .is_some_and(|held| std::ptr::eq(Arc::as_ptr(held), slot))
+        {
+            return;
+        }
+        if slot.retire() {
+            drop(st);
             self.queue.close(Disconnect::INSUFFICIENT_STATE);
             return;
         }
         st.channels.remove(channel);
         self.push_unsubscribe(channel, Unsubscribe::INSUFFICIENT_STATE);
         st.pending.push(Pending::Unsubscribed(channel.to_string()));
+        drop(st);
         self.signal.notify_one();
     }
 

@@ -89,16 +89,17 @@ impl Session {
         let channel = r.channel.clone();
         let mut p = self.prepare_subscription(r).await?;
         let shared = self.shared.clone();
-        shared.with_channels(|chs| {
-            let d = chs.get_mut(&channel).ok_or(Disconnect::SERVER_ERROR)?;
-            finalize(&mut p, d)?;
-            shared.send_reply(&Reply {
-                id,
-                subscribe: Some(std::mem::take(&mut p.result)),
-                ..Default::default()
-            });
-            Ok::<(), Disconnect>(())
-        })?;
+        shared
+            .with_deliveries(&[&channel], |ds| {
+                finalize(&mut p, &mut *ds[0])?;
+                shared.send_reply(&Reply {
+                    id,
+                    subscribe: Some(std::mem::take(&mut p.result)),
+                    ..Default::default()
+                });
+                Ok::<(), Disconnect>(())
+            })
+            .ok_or(Disconnect::SERVER_ERROR)??;
         self.announce_join(&p).await;
         metrics::counter!("centrifugo_client_subscriptions_accepted").increment(1);
         Ok(())

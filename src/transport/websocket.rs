@@ -8,6 +8,7 @@
 //! frame's code and reason. The WebSocket library (tungstenite) stays inside
 //! this file.
 
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -196,11 +197,25 @@ async fn serve_connection<S>(
     let shared = session.shared().clone();
     let mut frame = FrameBuilder::new(encoding);
     let mut shutdown_seen = false;
+    // The wake-up sources live across loop turns: a turn happens on every
+    // publication, and re-creating a timer entry and the shutdown and
+    // signal waiters each time costs more than the write itself.
+    let mut deadline = session.next_deadline();
+    let timer = tokio::time::sleep_until(deadline);
+    let shutdown = node.shutdown.cancelled();
+    let mut ready = pin!(shared.queue.ready());
+    let mut signal = pin!(shared.signal.notified());
+    tokio::pin!(timer, shutdown);
     let end = loop {
-        let deadline = session.next_deadline();
+        let next = session.next_deadline();
+        if next != deadline {
+            deadline = next;
+            timer.as_mut().reset(deadline);
+        }
         tokio::select! {
             biased;
-            _ = shared.queue.ready() => {
+            () = &mut ready => {
+                ready.set(shared.queue.ready());
                 match Box::pin(flush(&shared.queue, &mut frame, &mut ws, encoding, write_timeout)).await {
                     Flush::Idle => {}
                     Flush::Closed(d) => break End::Disconnect(d),
@@ -228,13 +243,19 @@ async fn serve_connection<S>(
                     break End::Gone;
                 }
             },
-            _ = tokio::time::sleep_until(deadline) => {
+            () = &mut timer => {
                 if let Err(d) = Box::pin(session.on_timer()).await {
                     shared.disconnect(d);
                 }
+                // Re-arm even if the deadline did not move (a spurious fire).
+                deadline = session.next_deadline();
+                timer.as_mut().reset(deadline);
             }
-            _ = shared.signal.notified() => Box::pin(session.on_signal()).await,
-            _ = node.shutdown.cancelled(), if !shutdown_seen => {
+            () = &mut signal => {
+                signal.set(shared.signal.notified());
+                Box::pin(session.on_signal()).await;
+            }
+            () = &mut shutdown, if !shutdown_seen => {
                 shutdown_seen = true;
                 shared.disconnect(Disconnect::SHUTDOWN);
             }

@@ -1,0 +1,7 @@
+//! The server API: one [`executor::Executor`] implements every method once;
+//! the gRPC service and the HTTP/JSON gateway (generated from
+//! `proto/api.proto` by `build.rs`) are thin adapters over it.
+
+pub mod errors;
+
+pub use errors::ApiError;
