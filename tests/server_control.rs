@@ -189,6 +189,8 @@ async fn unsubscribe_pushes_2000_and_stops_publications() {
         .await
         .expect("subscribe");
     subscribe_push(&mut c, &server_ch).await;
+    // A server-side subscription announces its join like a client one.
+    watcher.join_of(&server_ch, "ursula").await;
     assert!(c.subscribe(&client_ch).await.subscribe.is_some());
 
     for ch in [&server_ch, &client_ch] {
