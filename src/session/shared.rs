@@ -111,20 +111,18 @@ pub enum Pending {
 /// Tells a waiting control call that its operation was applied. Dropping
 /// it unsent also ends the wait (the operation will never be applied).
 #[derive(Debug)]
-pub struct Ack(Option<tokio::sync::oneshot::Sender<()>>);
+pub struct Ack(tokio::sync::oneshot::Sender<()>);
 
 impl Ack {
     /// An acknowledgement and the receiver that waits for it.
     pub fn new() -> (Self, tokio::sync::oneshot::Receiver<()>) {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        (Self(Some(tx)), rx)
+        (Self(tx), rx)
     }
 
     /// Signals the waiter.
-    pub fn done(mut self) {
-        if let Some(tx) = self.0.take() {
-            let _ = tx.send(());
-        }
+    pub fn done(self) {
+        let _ = self.0.send(());
     }
 }
 
