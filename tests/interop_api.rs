@@ -22,7 +22,12 @@ fn cent_python() {
 #[test]
 #[ignore = "un-ignored when the server API (issue 3) is merged"]
 fn cent_js() {
-    run_case(Sdk::Js, "api_cent", "json", &["centrifuge", "ws", "cent.js"]);
+    run_case(
+        Sdk::Js,
+        "api_cent",
+        "json",
+        &["centrifuge", "ws", "cent.js"],
+    );
 }
 
 #[test]
@@ -39,7 +44,14 @@ fn grpc_python() {
 /// Every scenario's script is there (no network, no server).
 #[test]
 fn scripts_exist() {
-    for p in ["python/api_cent.py", "js/api_cent.mjs", "python/api_grpc.py"] {
-        assert!(interop_dir().join(p).exists(), "tests/interop/{p} is missing");
+    for p in [
+        "python/api_cent.py",
+        "js/api_cent.mjs",
+        "python/api_grpc.py",
+    ] {
+        assert!(
+            interop_dir().join(p).exists(),
+            "tests/interop/{p} is missing"
+        );
     }
 }

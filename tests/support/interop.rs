@@ -70,9 +70,15 @@ fn missing_deps(sdk: Sdk, packages: &[&str]) -> Option<String> {
                 return Some("`node` is not on PATH".into());
             }
             for p in packages {
-                let pkg = interop_dir().join("node_modules").join(p).join("package.json");
+                let pkg = interop_dir()
+                    .join("node_modules")
+                    .join(p)
+                    .join("package.json");
                 if !pkg.exists() {
-                    return Some(format!("{} is missing (npm packages not installed)", pkg.display()));
+                    return Some(format!(
+                        "{} is missing (npm packages not installed)",
+                        pkg.display()
+                    ));
                 }
             }
             None
@@ -314,7 +320,10 @@ pub fn run_case(sdk: Sdk, scenario: &str, encoding: &str, packages: &[&str]) {
     cmd.arg(encoding)
         .current_dir(interop_dir())
         .env("ROTOR_WS_URL", format!("ws://{http}/connection/websocket"))
-        .env("ROTOR_HMAC_SECRET", config_str("/client/token/hmac_secret_key"))
+        .env(
+            "ROTOR_HMAC_SECRET",
+            config_str("/client/token/hmac_secret_key"),
+        )
         .env("ROTOR_ENCODING", encoding)
         .env("ROTOR_API_URL", format!("http://{http}/api"))
         .env("ROTOR_API_KEY", config_str("/http_api/key"))
