@@ -36,6 +36,7 @@ mod timers;
 mod tokens;
 mod unsubscribe;
 
+pub(crate) use publish::data_format_ok;
 use shared::{Pending, Shared};
 
 /// A command failed: either an error reply or the end of the connection.
