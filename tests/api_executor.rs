@@ -27,7 +27,9 @@ fn config() -> Config {
     };
     cfg.channel.namespaces.extend([
         ns("json", &|o| o.publication_data_format = "json".into()),
-        ns("object", &|o| o.publication_data_format = "json_object".into()),
+        ns("object", &|o| {
+            o.publication_data_format = "json_object".into()
+        }),
         ns("binary", &|o| o.publication_data_format = "binary".into()),
         ns("map", &|o| {
             o.subscription_type = "map".into();
@@ -86,8 +88,15 @@ async fn publish_checks_the_data_format() {
     assert!(exec.publish(publish_req("news", "not json")).await.is_ok());
     assert_eq!(code(exec.publish(publish_req("json:a", "{")).await), 107);
     assert!(exec.publish(publish_req("json:a", "[1]")).await.is_ok());
-    assert_eq!(code(exec.publish(publish_req("object:a", "[1]")).await), 107);
-    assert!(exec.publish(publish_req("object:a", r#"{"a":1}"#)).await.is_ok());
+    assert_eq!(
+        code(exec.publish(publish_req("object:a", "[1]")).await),
+        107
+    );
+    assert!(
+        exec.publish(publish_req("object:a", r#"{"a":1}"#))
+            .await
+            .is_ok()
+    );
     assert!(exec.publish(publish_req("binary:a", "")).await.is_ok());
     let raw = PublishRequest {
         b64data: "AAEC".into(),
@@ -103,7 +112,11 @@ async fn global_data_format_is_the_namespace_default() {
     let (_srv, exec) = start(cfg).await;
     assert_eq!(code(exec.publish(publish_req("news", "text")).await), 107);
     assert_eq!(code(exec.publish(publish_req("chat:x", "text")).await), 107);
-    assert!(exec.publish(publish_req("chat:x", "\"text\"")).await.is_ok());
+    assert!(
+        exec.publish(publish_req("chat:x", "\"text\""))
+            .await
+            .is_ok()
+    );
     // A namespace's own format wins.
     assert!(exec.publish(publish_req("binary:x", "text")).await.is_ok());
 }
@@ -209,7 +222,11 @@ async fn broadcast_of_many_channels_keeps_order() {
     };
     let res = exec.broadcast(req).await.expect("broadcast");
     assert_eq!(res.responses.len(), 1500);
-    assert!(res.responses.iter().all(|r| r.result.as_ref().is_some_and(|r| r.offset == 1)));
+    assert!(
+        res.responses
+            .iter()
+            .all(|r| r.result.as_ref().is_some_and(|r| r.offset == 1))
+    );
 }
 
 #[tokio::test]
@@ -254,7 +271,9 @@ async fn history_limits_positions_and_errors() {
 
     let ch = unique("stream:h");
     for i in 1..=5 {
-        exec.publish(publish_req(&ch, &i.to_string())).await.expect("ok");
+        exec.publish(publish_req(&ch, &i.to_string()))
+            .await
+            .expect("ok");
     }
     let top = exec.history(history_req(&ch, 0)).await.expect("top");
     assert!(top.publications.is_empty());
@@ -434,7 +453,12 @@ async fn disconnect_defaults_to_force_disconnect_and_honours_whitelist() {
     };
     exec.disconnect(req).await.expect("disconnected");
     assert_eq!(gone.closed().await, (4000, "bye".to_string()));
-    assert!(keep.subscribe(&unique("chat:still")).await.subscribe.is_some());
+    assert!(
+        keep.subscribe(&unique("chat:still"))
+            .await
+            .subscribe
+            .is_some()
+    );
 }
 
 #[tokio::test]
@@ -493,5 +517,8 @@ async fn channels_lists_subscribed_channels_matching_the_pattern() {
         .await
         .expect("channels");
     assert_eq!(chat.channels.len(), 1);
-    assert_eq!(chat.channels.get("chat:one").map(|c| c.num_clients), Some(2));
+    assert_eq!(
+        chat.channels.get("chat:one").map(|c| c.num_clients),
+        Some(2)
+    );
 }

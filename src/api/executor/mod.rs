@@ -109,10 +109,7 @@ mod tests {
     fn base64_payload_wins_and_is_checked() {
         let raw = Bytes::from_static(b"{}");
         assert_eq!(payload("", raw.clone()), Ok(raw.clone()));
-        assert_eq!(
-            payload("aGk=", raw.clone()),
-            Ok(Bytes::from_static(b"hi"))
-        );
+        assert_eq!(payload("aGk=", raw.clone()), Ok(Bytes::from_static(b"hi")));
         assert_eq!(payload("%%%", raw).err().map(|e| e.code), Some(107));
     }
 
