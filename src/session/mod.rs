@@ -25,7 +25,7 @@ mod connect;
 mod history;
 mod permissions;
 mod presence;
-mod publish;
+pub(crate) mod publish;
 pub mod queue;
 mod recovery;
 mod refresh;
@@ -36,7 +36,6 @@ mod timers;
 mod tokens;
 mod unsubscribe;
 
-pub(crate) use publish::data_format_ok;
 use shared::{Pending, Shared};
 
 /// A command failed: either an error reply or the end of the connection.

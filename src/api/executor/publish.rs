@@ -13,7 +13,7 @@ use crate::channel::ResolvedOptions;
 use crate::proto::api::{
     BroadcastRequest, BroadcastResult, PublishRequest, PublishResponse, PublishResult,
 };
-use crate::session::data_format_ok;
+use crate::session::publish::data_format_ok;
 
 /// Most channels of one broadcast published at once.
 const BROADCAST_CONCURRENCY: usize = 1024;
