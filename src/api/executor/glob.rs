@@ -44,10 +44,33 @@ enum Token {
     Alt(Vec<Vec<Token>>),
 }
 
-/// A compiled pattern.
+/// A compiled pattern: a Thompson NFA, so matching takes time linear in
+/// the text times the pattern size whatever the wildcards.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Glob {
-    tokens: Vec<Token>,
+    states: Vec<State>,
+    start: usize,
+}
+
+/// One NFA state; `usize` fields are indices of following states.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    /// Consumes this character.
+    Char(char, usize),
+    /// Consumes any one character.
+    Single(usize),
+    /// Consumes one character in (or, negated, outside) the ranges.
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+        next: usize,
+    },
+    /// Consumes any character and stays; also continues without consuming.
+    Any(usize),
+    /// Continues into every branch without consuming.
+    Split(Vec<usize>),
+    /// The whole pattern matched.
+    Match,
 }
 
 impl Glob {
@@ -56,18 +79,66 @@ impl Glob {
         let chars: Vec<char> = pattern.chars().collect();
         let mut pos = 0;
         let tokens = parse_seq(&chars, &mut pos, false)?;
-        if pos != chars.len() {
-            // Only a group terminator can stop the top-level sequence early,
-            // and outside a group those are parsed as literals.
-            return Err(GlobError("unexpected character"));
-        }
-        Ok(Self { tokens })
+        let mut states = vec![State::Match];
+        let start = compile_seq(&tokens, 0, &mut states);
+        Ok(Self { states, start })
     }
 
     /// True when the whole of `text` matches.
     pub fn is_match(&self, text: &str) -> bool {
-        let chars: Vec<char> = text.chars().collect();
-        matches(&self.tokens, &[], &chars)
+        let n = self.states.len();
+        let mut current = vec![false; n];
+        self.close(self.start, &mut current);
+        for ch in text.chars() {
+            let mut next = vec![false; n];
+            let mut any = false;
+            for (i, on) in current.iter().enumerate() {
+                if !on {
+                    continue;
+                }
+                let to = match &self.states[i] {
+                    State::Char(c, to) if *c == ch => Some(*to),
+                    State::Single(to) => Some(*to),
+                    State::Class {
+                        negated,
+                        ranges,
+                        next: to,
+                    } => {
+                        let inside = ranges.iter().any(|(lo, hi)| (lo..=hi).contains(&&ch));
+                        (inside != *negated).then_some(*to)
+                    }
+                    State::Any(_) => Some(i),
+                    _ => None,
+                };
+                if let Some(to) = to {
+                    self.close(to, &mut next);
+                    any = true;
+                }
+            }
+            if !any {
+                return false;
+            }
+            current = next;
+        }
+        current
+            .iter()
+            .zip(&self.states)
+            .any(|(on, st)| *on && *st == State::Match)
+    }
+
+    /// Adds `state` and everything reachable from it without consuming.
+    fn close(&self, state: usize, set: &mut [bool]) {
+        let mut stack = vec![state];
+        while let Some(s) = stack.pop() {
+            if std::mem::replace(&mut set[s], true) {
+                continue;
+            }
+            match &self.states[s] {
+                State::Any(to) => stack.push(*to),
+                State::Split(branches) => stack.extend(branches.iter().copied()),
+                _ => {}
+            }
+        }
     }
 }
 
@@ -164,35 +235,28 @@ fn parse_alt(p: &[char], pos: &mut usize) -> Result<Token, GlobError> {
     }
 }
 
-/// Matches `seq` followed by the sequences in `rest` (innermost first)
-/// against the whole of `text`.
-fn matches(seq: &[Token], rest: &[&[Token]], text: &[char]) -> bool {
-    let Some((first, tail)) = seq.split_first() else {
-        return match rest.split_first() {
-            Some((next, outer)) => matches(next, outer, text),
-            None => text.is_empty(),
-        };
-    };
-    match first {
-        Token::Char(c) => text.first() == Some(c) && matches(tail, rest, &text[1..]),
-        Token::Single => !text.is_empty() && matches(tail, rest, &text[1..]),
-        Token::Class { negated, ranges } => text.first().is_some_and(|t| {
-            let inside = ranges.iter().any(|(lo, hi)| (lo..=hi).contains(&t));
-            inside != *negated && matches(tail, rest, &text[1..])
-        }),
-        Token::Any => {
-            if tail.is_empty() && rest.is_empty() {
-                return true;
+/// Compiles `seq` so that it continues into state `next`; returns the
+/// entry state.
+fn compile_seq(seq: &[Token], next: usize, states: &mut Vec<State>) -> usize {
+    let mut next = next;
+    for token in seq.iter().rev() {
+        let state = match token {
+            Token::Char(c) => State::Char(*c, next),
+            Token::Single => State::Single(next),
+            Token::Class { negated, ranges } => State::Class {
+                negated: *negated,
+                ranges: ranges.clone(),
+                next,
+            },
+            Token::Any => State::Any(next),
+            Token::Alt(alts) => {
+                State::Split(alts.iter().map(|a| compile_seq(a, next, states)).collect())
             }
-            (0..=text.len()).any(|skip| matches(tail, rest, &text[skip..]))
-        }
-        Token::Alt(alts) => {
-            let mut stack: Vec<&[Token]> = Vec::with_capacity(rest.len() + 1);
-            stack.push(tail);
-            stack.extend_from_slice(rest);
-            alts.iter().any(|alt| matches(alt, &stack, text))
-        }
+        };
+        states.push(state);
+        next = states.len() - 1;
     }
+    next
 }
 
 #[cfg(test)]
@@ -242,6 +306,14 @@ mod tests {
         assert!(m("\\*", "*"));
         assert!(!m("\\*", "a"));
         assert!(m("a,b}", "a,b}"));
+    }
+
+    #[test]
+    fn many_wildcards_do_not_backtrack() {
+        let text = "a".repeat(255);
+        assert!(!m("*a*a*a*a*a*a*a*a*b", &text));
+        assert!(m("*a*a*a*a*a*a*a*a*", &text));
+        assert!(m("{*a,*b}{*a,*b}{*a,*b}*", &text));
     }
 
     #[test]
