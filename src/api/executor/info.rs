@@ -2,7 +2,8 @@
 //! with live subscribers.
 //!
 //! With the node-local engines there is one node; a cluster engine will
-//! add the other nodes' reports here.
+//! add the other nodes' reports here. `metrics` (the aggregated Prometheus
+//! snapshot) and `process` (PRO only) are not reported.
 
 use super::{Executor, Glob};
 use crate::api::errors::ApiError;

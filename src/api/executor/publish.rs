@@ -1,6 +1,10 @@
 //! `publish` and `broadcast`: validation of the channel, the namespace and
 //! the data format, then the node's publish path with the namespace's
 //! history options.
+//!
+//! Not yet supported: `version`/`version_epoch` (the engine's
+//! `PublishOptions` has no per-channel version check), so they are ignored
+//! and such publications are never dropped as stale.
 
 use std::collections::BTreeMap;
 
