@@ -3,5 +3,7 @@
 //! `proto/api.proto` by `build.rs`) are thin adapters over it.
 
 pub mod errors;
+pub mod executor;
 
 pub use errors::ApiError;
+pub use executor::Executor;

@@ -25,7 +25,7 @@ mod connect;
 mod history;
 mod permissions;
 mod presence;
-mod publish;
+pub(crate) mod publish;
 pub mod queue;
 mod recovery;
 mod refresh;
