@@ -1,9 +1,5 @@
 //! The server API executor on a real node (memory engine), with real
 //! WebSocket clients where a method reaches connections.
-//!
-//! Tests of methods that act on live connections (subscribe, unsubscribe,
-//! disconnect, refresh) and of the node counters (info, channels) need the
-//! node control bodies and are ignored until those land.
 
 mod support;
 
@@ -390,7 +386,6 @@ async fn client_of(srv: &TestServer, user: &str) -> (support::WsClient, String) 
 }
 
 #[tokio::test]
-#[ignore = "needs node control (control branch)"]
 async fn subscribe_pushes_to_the_users_connections() {
     let (srv, exec) = start(config()).await;
     let ch = unique("chat:srv");
@@ -411,7 +406,6 @@ async fn subscribe_pushes_to_the_users_connections() {
 }
 
 #[tokio::test]
-#[ignore = "needs node control (control branch)"]
 async fn unsubscribe_pushes_server_unsubscribe() {
     let (srv, exec) = start(config()).await;
     let ch = unique("chat:unsub");
@@ -436,7 +430,6 @@ async fn unsubscribe_pushes_server_unsubscribe() {
 }
 
 #[tokio::test]
-#[ignore = "needs node control (control branch)"]
 async fn disconnect_defaults_to_force_disconnect_and_honours_whitelist() {
     let (srv, exec) = start(config()).await;
     let (mut a, _) = client_of(&srv, "carol").await;
@@ -469,7 +462,6 @@ async fn disconnect_defaults_to_force_disconnect_and_honours_whitelist() {
 }
 
 #[tokio::test]
-#[ignore = "needs node control (control branch)"]
 async fn refresh_expired_closes_with_3005() {
     let (srv, exec) = start(config()).await;
     let (mut c, id) = client_of(&srv, "dave").await;
@@ -484,7 +476,6 @@ async fn refresh_expired_closes_with_3005() {
 }
 
 #[tokio::test]
-#[ignore = "needs node control (control branch)"]
 async fn info_counts_clients_users_channels_and_subs() {
     let (srv, exec) = start(config()).await;
     let (mut a, _) = client_of(&srv, "alice").await;
@@ -502,7 +493,6 @@ async fn info_counts_clients_users_channels_and_subs() {
 }
 
 #[tokio::test]
-#[ignore = "needs node control (control branch)"]
 async fn channels_lists_subscribed_channels_matching_the_pattern() {
     let (srv, exec) = start(config()).await;
     let (mut a, _) = client_of(&srv, "alice").await;
