@@ -148,7 +148,8 @@ pub async fn run(
     let mut servers = tokio::task::JoinSet::new();
     // --- server API: HTTP routes and the gRPC listener ---
     let executor = Arc::new(crate::api::executor::Executor::new(node.clone()));
-    let (ext_router, int_router) = api_routes(node.config(), &executor, ext_router, int_router);
+    let (ext_router, int_router) =
+        api_routes(node.config(), &executor, &stop, ext_router, int_router);
     if let (Some(listener), true) = (grpc, node.config().grpc_api.enabled) {
         let (cfg, ex, stop) = (node.config().clone(), executor.clone(), stop.clone());
         servers.spawn(async move {
@@ -256,11 +257,12 @@ fn routers(node: &Arc<Node>, tracker: TaskTracker) -> (Router, Option<Router>) {
 fn api_routes(
     cfg: &Config,
     executor: &Arc<crate::api::executor::Executor>,
+    stop: &tokio_util::sync::CancellationToken,
     mut ext: Router,
     mut int: Option<Router>,
 ) -> (Router, Option<Router>) {
     if !cfg.http_api.disabled {
-        let api = crate::api::http::router(cfg, executor.clone());
+        let api = crate::api::http::router(cfg, executor.clone(), stop.clone());
         if cfg.http_api.external {
             ext = ext.merge(api);
         } else {

@@ -196,3 +196,23 @@ async fn health_is_serving_without_a_key() {
     }
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn max_receive_message_size_is_enforced() {
+    let mut cfg = api_config();
+    cfg.grpc_api.max_receive_message_size = 1024;
+    let srv = TestServer::start(cfg).await;
+    let mut c = grpc_client(&srv).await;
+    let small = RpcRequest {
+        method: "m".into(),
+        params: "1".into(),
+    };
+    c.rpc(with_key(small)).await.expect("small message passes");
+    let big = RpcRequest {
+        method: "m".into(),
+        params: format!("\"{}\"", "x".repeat(2048)).into(),
+    };
+    let status = c.rpc(with_key(big)).await.expect_err("too large");
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    srv.stop().await;
+}

@@ -139,6 +139,10 @@ async fn undecodable_bodies_are_400_text() {
     }
     let r = post(&srv, "/api/batch", "{\"commands\":1}").await;
     assert_eq!(r.status, 400);
+    // `null` decodes as the empty request, as in Go.
+    let r = post(&srv, "/api/rpc", " null ").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.json().get("error").is_some());
     srv.stop().await;
 }
 
@@ -181,19 +185,23 @@ async fn error_modes() {
 }
 
 #[tokio::test]
-async fn batch_keeps_order_and_empty_command_is_104() {
+async fn batch_keeps_order_empty_command_is_104_and_null_is_107() {
     let srv = TestServer::start(api_config()).await;
     for parallel in [false, true] {
         let body = json!({
-            "commands": [{"rpc": {"method": ""}}, {}, {"info": {}}, {"rpc": {"method": ""}}],
+            "commands": [{"rpc": {"method": ""}}, {}, {"info": {}}, {"rpc": {"method": ""}}, null],
             "parallel": parallel,
         });
         let v = post(&srv, "/api/batch", &body.to_string()).await.json();
         let replies = v["replies"].as_array().expect("replies");
-        assert_eq!(replies.len(), 4);
+        assert_eq!(replies.len(), 5);
         assert_eq!(
             replies[1],
             json!({"error": {"code": 104, "message": "not found"}})
+        );
+        assert_eq!(
+            replies[4],
+            json!({"error": {"code": 107, "message": "bad request"}})
         );
         assert!(replies[0].get("error").is_some() && replies[3].get("error").is_some());
         let info = &replies[2];

@@ -55,20 +55,40 @@ pub fn error_reply(e: ApiError) -> Reply {
 /// Runs a batch: sequentially, or with `parallel` concurrently (at most
 /// [`BATCH_PARALLELISM`] in flight) keeping the reply order.
 pub async fn run_batch(ex: &Arc<Executor>, req: BatchRequest) -> BatchResponse {
-    let mut replies = Vec::with_capacity(req.commands.len());
-    if !req.parallel {
-        for cmd in req.commands {
-            replies.push(dispatch(ex, cmd).await);
+    run_commands(
+        ex,
+        req.commands.into_iter().map(Some).collect(),
+        req.parallel,
+    )
+    .await
+}
+
+/// Runs batch commands; a `None` (a JSON `null` element) answers 107.
+pub async fn run_commands(
+    ex: &Arc<Executor>,
+    commands: Vec<Option<Command>>,
+    parallel: bool,
+) -> BatchResponse {
+    async fn one(ex: &Executor, cmd: Option<Command>) -> Reply {
+        match cmd {
+            Some(cmd) => dispatch(ex, cmd).await,
+            None => error_reply(ApiError::bad_request()),
+        }
+    }
+    let mut replies = Vec::with_capacity(commands.len());
+    if !parallel {
+        for cmd in commands {
+            replies.push(one(ex, cmd).await);
         }
         return BatchResponse { replies };
     }
-    let mut commands = req.commands.into_iter();
+    let mut commands = commands.into_iter();
     let mut inflight = FuturesOrdered::new();
     loop {
         while inflight.len() < BATCH_PARALLELISM {
             let Some(cmd) = commands.next() else { break };
             let ex = ex.clone();
-            inflight.push_back(async move { dispatch(&ex, cmd).await });
+            inflight.push_back(async move { one(&ex, cmd).await });
         }
         match inflight.next().await {
             Some(reply) => replies.push(reply),

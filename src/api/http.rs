@@ -16,13 +16,14 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
+use tokio_util::sync::CancellationToken;
 
 use crate::api::ApiError;
 use crate::api::executor::Executor;
 use crate::api::gateway::{self, legacy_call, legacy_method};
 use crate::config::Config;
 use crate::middleware::api_key::ApiKeyLayer;
-use crate::proto::api::{BatchRequest, Error};
+use crate::proto::api::{Command, Error};
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 64 << 20;
@@ -37,6 +38,9 @@ pub struct HttpApi {
     pub executor: Arc<Executor>,
     /// `http_api.error_mode: transport`.
     pub transport_mode: bool,
+    /// Cancelled when the server shuts down (the legacy endpoint then
+    /// answers 503).
+    pub shutdown: CancellationToken,
 }
 
 /// The API prefix from `http_api.handler_prefix`: trailing `/` trimmed, so
@@ -50,11 +54,12 @@ pub fn prefix(cfg: &Config) -> String {
 
 /// The HTTP API router: method routes, the legacy endpoint, API key auth
 /// (after the POST check, as Centrifugo) and the body limit.
-pub fn router(cfg: &Config, executor: Arc<Executor>) -> Router {
+pub fn router(cfg: &Config, executor: Arc<Executor>, shutdown: CancellationToken) -> Router {
     let prefix = prefix(cfg);
     let state = HttpApi {
         executor,
         transport_mode: cfg.http_api.error_mode == "transport",
+        shutdown,
     };
     let legacy_path = if prefix.is_empty() { "/" } else { &prefix };
     gateway::method_routes(&prefix)
@@ -164,14 +169,25 @@ where
     }
 }
 
+/// The HTTP form of `BatchRequest`, where a `null` command is kept (it
+/// answers 107) instead of failing the whole body.
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct HttpBatch {
+    #[serde(deserialize_with = "crate::proto::nullable")]
+    commands: Vec<Option<Command>>,
+    #[serde(deserialize_with = "crate::proto::nullable")]
+    parallel: bool,
+}
+
 /// `POST <prefix>/batch`: never in transport error mode.
 pub async fn batch(State(api): State<HttpApi>, body: Bytes) -> Response {
-    let Some(req) = decode_body::<BatchRequest>(&body) else {
+    let Some(req) = decode_body::<HttpBatch>(&body) else {
         return bad_request();
     };
     encode(
         StatusCode::OK,
-        &gateway::run_batch(&api.executor, req).await,
+        &gateway::run_commands(&api.executor, req.commands, req.parallel).await,
     )
 }
 
@@ -200,6 +216,9 @@ struct LegacyReply {
 /// `POST <prefix>`: newline-separated `{"id","method","params"}` commands,
 /// answered by newline-joined replies in order.
 async fn legacy(State(api): State<HttpApi>, body: Bytes) -> Response {
+    if api.shutdown.is_cancelled() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
+    }
     if body.iter().all(u8::is_ascii_whitespace) {
         return bad_request();
     }
