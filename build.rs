@@ -12,11 +12,21 @@
 
 use std::path::PathBuf;
 
+#[path = "build/gateway.rs"]
+mod gateway;
+#[path = "build/names.rs"]
+mod names;
+#[path = "build/openapi.rs"]
+mod openapi;
+
 #[path = "build/serde_attrs.rs"]
 mod serde_attrs;
 
 /// Proto files compiled into the crate, relative to `proto/`.
 const PROTOS: &[&str] = &["client.proto", "api.proto"];
+
+/// Package of the server API.
+const API_PACKAGE: &str = "centrifugal.centrifugo.api";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files: Vec<PathBuf> = PROTOS
@@ -35,6 +45,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out_dir.join("descriptor.bin"),
         prost::Message::encode_to_vec(&fds),
     )?;
+
+    let api = fds
+        .file
+        .iter()
+        .find(|f| f.package() == API_PACKAGE)
+        .ok_or("api.proto not in the descriptor set")?;
+    std::fs::write(out_dir.join("api_gateway.rs"), gateway::generate(api)?)?;
+    std::fs::write(out_dir.join("openapi.json"), openapi::generate(api)?)?;
 
     let mut config = tonic_prost_build::configure()
         .build_server(true)

@@ -4,6 +4,10 @@
 
 pub mod errors;
 pub mod executor;
+pub mod gateway;
+pub mod grpc;
+pub mod http;
+pub mod openapi;
 
 pub use errors::ApiError;
 pub use executor::Executor;
