@@ -233,7 +233,6 @@ fn normalize(v: &mut Value) {
 }
 
 #[tokio::test]
-#[ignore = "needs executor (exec branch)"]
 async fn every_method_matches_its_golden_file() {
     let srv = TestServer::start(api_config()).await;
     for m in METHODS {
@@ -251,7 +250,6 @@ async fn every_method_matches_its_golden_file() {
 }
 
 #[tokio::test]
-#[ignore = "needs executor (exec branch)"]
 async fn presence_and_channels_show_a_connected_client() {
     let srv = TestServer::start(api_config()).await;
     let mut c = srv.client(false).await;
