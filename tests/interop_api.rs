@@ -14,13 +14,11 @@ mod runner;
 use runner::{Sdk, interop_dir, run_case};
 
 #[test]
-#[ignore = "un-ignored when the server API (issue 3) is merged"]
 fn cent_python() {
     run_case(Sdk::Python, "api_cent", "json", &["centrifuge", "cent"]);
 }
 
 #[test]
-#[ignore = "un-ignored when the server API (issue 3) is merged"]
 fn cent_js() {
     run_case(
         Sdk::Js,
@@ -31,7 +29,6 @@ fn cent_js() {
 }
 
 #[test]
-#[ignore = "un-ignored when the server API (issue 3) is merged"]
 fn grpc_python() {
     run_case(
         Sdk::Python,

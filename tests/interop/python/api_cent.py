@@ -59,7 +59,7 @@ async def main() -> None:
     check_equal(res.offset, 1, "publish returns the stream offset")
     check(res.epoch, "publish returns the stream epoch", res)
     pub = await srec.wait("publication", "subscriber gets the API publication")
-    check_equal(dec(pub.data), {"n": 1}, "subscriber receives exactly the published data")
+    check_equal(dec(pub.pub.data), {"n": 1}, "subscriber receives exactly the published data")
 
     other = uniq("chat:api-other-")
     bres = await api.broadcast(BroadcastRequest(channels=[channel, other], data={"n": 2}))

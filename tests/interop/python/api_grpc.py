@@ -54,13 +54,13 @@ class Api:
 
 
 async def main() -> None:
-    # Reflection uses a blocking channel (the descriptor database is sync).
+    # Reflection uses a blocking channel (the descriptor database is sync and
+    # the pool asks it lazily, so it stays open until the end).
     sync_channel = grpc.insecure_channel(ADDR)
     db = ProtoReflectionDescriptorDatabase(sync_channel)
     services = list(db.get_services())
     check(SERVICE in services, "reflection lists CentrifugoApi", services)
     pool = descriptor_pool.DescriptorPool(db)
-    sync_channel.close()
 
     async with grpc.aio.insecure_channel(ADDR) as channel:
         api = Api(channel, pool)
@@ -86,7 +86,7 @@ async def main() -> None:
         check(not resp.HasField("error"), "publish over gRPC succeeds", resp)
         check_equal(resp.result.offset, 1, "publish result carries the offset")
         pub = await srec.wait("publication", "subscriber gets the gRPC publication")
-        check_equal(dec(pub.data), {"via": "grpc"}, "subscriber receives the gRPC payload")
+        check_equal(dec(pub.pub.data), {"via": "grpc"}, "subscriber receives the gRPC payload")
 
         resp = await api.call("Publish", api.message(
             "PublishRequest", channel=channel_name, data=b'{"via":"gzip"}'),
@@ -121,6 +121,7 @@ async def main() -> None:
                 check(False, f"{what} must be refused")
             except grpc.aio.AioRpcError as e:
                 check_equal(e.code(), grpc.StatusCode.UNAUTHENTICATED, f"{what} is UNAUTHENTICATED")
+    sync_channel.close()
 
 
 run(main)
