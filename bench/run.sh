@@ -2,7 +2,13 @@
 # Reproduces the rows of BENCHMARKS.md: Rotor vs nats-server over WebSocket.
 #
 #   bench/run.sh            all scenarios
-#   bench/run.sh fanout     only fan-out    (also: idle, connect)
+#   bench/run.sh fanout     only fan-out    (also: idle, connect, api)
+#
+# `api` (Rotor only): HTTP API requests/s with wrk (`bench/api.lua`), 64
+# connections on CPU 1 — publish vs the no-op ceilings (`GET /health`, and
+# `/api/rpc` for an unregistered method: the whole API stack, no work), and a
+# batch of 100 publishes vs 100 single publishes; then gRPC publish vs a no-op
+# gRPC call with `rotor-bench grpc-api`.
 #
 # Each server runs pinned to CPU 0, the load tool to CPU 1; every scenario
 # gets a freshly started server. Results go to bench/results/<timestamp>/.
@@ -104,6 +110,37 @@ if [[ "$ONLY" == all || "$ONLY" == connect ]]; then
     for server in rotor nats; do
         run connect-rate "$server" connect-rate --connections 2000 --concurrency 50
     done
+fi
+
+if [[ "$ONLY" == all || "$ONLY" == api ]]; then
+    API="http://127.0.0.1:${ROTOR_PORT}/api"
+    KEY=bench-api-key
+    PAYLOAD='{"seq":1,"p":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}'
+    PUBLISH="{\"channel\":\"bench\",\"data\":$PAYLOAD}"
+    BATCH_FILE="$OUT/batch100.json"
+    python3 -c "import json,sys; c={'channel':'bench','data':json.loads(sys.argv[1])}; print(json.dumps({'commands':[{'publish':c}]*100}))" "$PAYLOAD" >"$BATCH_FILE"
+    WRK=("${PRIO[@]}" taskset -c 1 wrk -t1 -c64 -d"${API_SECONDS:-10}"s --latency)
+    api_row() { # name path body-env...
+        local name=$1 path=$2
+        shift 2
+        echo "### $name" | tee -a "$OUT/summary.txt"
+        env API_KEY=$KEY "$@" "${WRK[@]}" -s bench/api.lua "$API$path" 2>&1 \
+            | tee "$OUT/api-$name.txt" | grep '^ROWAPI' | sed "s/^/ROW $name /" | tee -a "$OUT/summary.txt"
+    }
+    start_server rotor
+    # Every body must be accepted before it is measured.
+    curl -sf -H "X-API-Key: $KEY" -d "$PUBLISH" "$API/publish" | grep -q '"result"'
+    curl -sf -H "X-API-Key: $KEY" --data-binary @"$BATCH_FILE" "$API/batch" | grep -q '"replies"'
+    echo "### health" | tee -a "$OUT/summary.txt"
+    "${WRK[@]}" "http://127.0.0.1:${ROTOR_PORT}/health" 2>&1 | tee "$OUT/api-health.txt" \
+        | grep -E 'Requests/sec|50%|99%' | tee -a "$OUT/summary.txt"
+    api_row rpc-noop /rpc BODY='{"method":"noop"}'
+    api_row publish /publish BODY="$PUBLISH"
+    api_row batch100 /batch BODY_FILE="$BATCH_FILE"
+    "${BENCH[@]}" grpc-api --addr "127.0.0.1:10000" --api-key "$KEY" --concurrency 64 \
+        --duration "${API_SECONDS:-10}" --server-pid "$SERVER_PID" 2>&1 \
+        | tee "$OUT/api-grpc.txt" | tee -a "$OUT/summary.txt"
+    stop_server
 fi
 
 echo

@@ -4,6 +4,7 @@
 //!   deliveries, loss, latency, frames, server CPU and RSS.
 //! * `idle`: server RSS per idle (connected + subscribed) connection.
 //! * `connect-rate`: protocol-level connects per second.
+//! * `grpc-api`: gRPC server API calls per second (publish, batch, no-op).
 //!
 //! Everything runs on one tokio runtime with one task per connection and
 //! stops by itself. Loopback only.
@@ -11,6 +12,7 @@
 mod conn;
 mod conns;
 mod fanout;
+mod grpc_api;
 mod stats;
 
 use std::process::ExitCode;
@@ -37,6 +39,8 @@ enum Cmd {
     Idle(IdleArgs),
     /// Protocol-level connects per second.
     ConnectRate(RateArgs),
+    /// gRPC server API calls per second: publish and batch beside a no-op.
+    GrpcApi(GrpcApiArgs),
 }
 
 /// Server under test.
@@ -157,6 +161,32 @@ pub struct RateArgs {
     pub concurrency: usize,
 }
 
+/// `grpc-api` options.
+#[derive(Debug, Args)]
+pub struct GrpcApiArgs {
+    /// gRPC API address (loopback), e.g. 127.0.0.1:10000.
+    #[arg(long)]
+    pub addr: String,
+    /// API key (sent as `authorization: apikey <KEY>`).
+    #[arg(long, default_value = "")]
+    pub api_key: String,
+    /// Channel to publish to.
+    #[arg(long, default_value = "bench")]
+    pub channel: String,
+    /// Calls in flight at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// HTTP/2 connections the calls are spread over.
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
+    /// Seconds per row.
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    /// Server process id, for its CPU seconds.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+}
+
 /// HS256 connection tokens `bench-0` … `bench-(n-1)`.
 pub fn tokens(common: &Common, n: usize) -> Result<Vec<String>, String> {
     if common.target == Target::Nats {
@@ -208,6 +238,7 @@ fn main() -> ExitCode {
                 a.common.check()?;
                 conns::connect_rate(a).await
             }
+            Cmd::GrpcApi(a) => grpc_api::run(a).await,
         }
     });
     // Connection tasks still answering pings are not waited for.
