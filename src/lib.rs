@@ -13,6 +13,7 @@ pub mod config;
 pub mod engine;
 pub mod hub;
 pub mod metrics;
+pub mod middleware;
 pub mod node;
 pub mod proto;
 pub mod protocol;

@@ -182,7 +182,10 @@ mod tests {
         assert_eq!(e.http_status(), 404);
         assert_eq!(e.grpc_code(), tonic::Code::NotFound);
         assert_eq!(ApiError::unrecoverable_position().http_status(), 416);
-        assert_eq!(ApiError::from_code(113).grpc_code(), tonic::Code::AlreadyExists);
+        assert_eq!(
+            ApiError::from_code(113).grpc_code(),
+            tonic::Code::AlreadyExists
+        );
     }
 
     #[test]

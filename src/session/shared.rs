@@ -225,7 +225,10 @@ impl Shared {
     ) -> Option<R> {
         let slots: Option<Vec<Arc<Slot>>> = {
             let st = self.state.lock();
-            channels.iter().map(|c| st.channels.get(*c).cloned()).collect()
+            channels
+                .iter()
+                .map(|c| st.channels.get(*c).cloned())
+                .collect()
         };
         let slots = slots?;
         let mut guards: Vec<_> = slots.iter().map(|s| s.delivery.lock()).collect();
