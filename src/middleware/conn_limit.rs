@@ -44,10 +44,10 @@ pub fn take_permit<B>(
     req: &mut Request<B>,
     admission: &Arc<Admission>,
 ) -> Result<Permit, Response<Body>> {
-    if let Some(p) = req.extensions_mut().remove::<ConnPermit>() {
-        if let Some(permit) = p.take() {
-            return Ok(permit);
-        }
+    if let Some(p) = req.extensions_mut().remove::<ConnPermit>()
+        && let Some(permit) = p.take()
+    {
+        return Ok(permit);
     }
     admission.admit().map_err(|why| {
         tracing::info!(?why, "connection refused by node limits");
