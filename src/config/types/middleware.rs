@@ -216,4 +216,29 @@ mod tests {
         };
         assert_eq!(r.capacity(), 7);
     }
+
+    #[test]
+    fn env_and_file_keys_reach_the_section() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("config.json");
+        std::fs::write(
+            &path,
+            r#"{"middleware":{"timeout":{"request":"3s"},"client_ip":{"trusted_proxies":["10.0.0.0/8"]}}}"#,
+        )
+        .expect("write");
+        let env = |name: &str| match name {
+            "CENTRIFUGO_MIDDLEWARE_RATE_LIMIT_PER_IP_RATE" => Some("5".to_string()),
+            "CENTRIFUGO_MIDDLEWARE_RATE_LIMIT_PER_IP_INTERVAL" => Some("2s".to_string()),
+            "CENTRIFUGO_MIDDLEWARE_LOAD_SHED_MAX_IN_FLIGHT" => Some("64".to_string()),
+            _ => None,
+        };
+        let loaded = crate::config::load_with_env(&path, &[], &env).expect("loads");
+        let m = &loaded.config.middleware;
+        assert_eq!(m.rate_limit.per_ip.rate, 5);
+        assert_eq!(m.rate_limit.per_ip.interval, Duration::from_secs(2));
+        assert_eq!(m.load_shed.max_in_flight, 64);
+        assert_eq!(m.timeout.request, Duration::from_secs(3));
+        assert_eq!(m.client_ip.trusted_proxies, vec!["10.0.0.0/8".to_string()]);
+        assert!(loaded.unknown_keys.is_empty(), "{:?}", loaded.unknown_keys);
+    }
 }
