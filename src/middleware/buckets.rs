@@ -83,7 +83,9 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
             Decision::Allowed
         } else {
             let missing = 1.0 - bucket.tokens;
-            Decision::Refused(Duration::from_secs_f64(missing / self.per_sec))
+            Decision::Refused(
+                Duration::try_from_secs_f64(missing / self.per_sec).unwrap_or(Duration::MAX),
+            )
         }
     }
 
