@@ -9,7 +9,11 @@
 //!   trace → connection admission; no timeout, body limit or compression,
 //!   since those would cut or buffer long-lived streams.
 //!
-//! Layers whose setting is off pass requests straight through.
+//! Layers whose setting is off pass requests straight through. The API key
+//! check belongs inside these stacks (after the rate limit, so key guessing
+//! is rate limited per IP): layer the API router with it first, then pass
+//! that router to [`api_http`]; for gRPC add it with a second
+//! `Server::builder().layer(..)` call after [`grpc`] (later layers are inner).
 
 use std::sync::Arc;
 
