@@ -1,35 +1,32 @@
 //! Code generation for Rotor's protocol buffers.
 //!
 //! The `.proto` files are compiled with `protox` (pure Rust, so no `protoc`
-//! is needed on the machine) into a descriptor set. We then walk every field
-//! of every message and attach serde attributes so the generated structs
-//! speak Centrifugo's JSON dialect rather than canonical proto3 JSON:
+//! is needed on the machine) into a descriptor set, written to `OUT_DIR` for
+//! gRPC reflection. From that one descriptor set we generate:
 //!
-//! * keys are the proto field names (snake_case);
-//! * `bytes` fields hold embedded raw JSON (`crate::proto::rawjson`);
-//! * zero values are omitted, except the fields Centrifugo always emits;
-//! * `null` decodes as the zero value, as Go's `encoding/json` does.
+//! * the prost structs and the tonic server of `api.proto`, with serde
+//!   attributes for Centrifugo's JSON dialect ([`serde_attrs`]);
+//! * the server API adapters: method table, HTTP routes, gRPC service impl,
+//!   batch and legacy dispatch ([`gateway`]);
+//! * the OpenAPI 3 document of the HTTP API ([`openapi`]).
 
 use std::path::PathBuf;
 
-use prost_types::field_descriptor_proto::{Label, Type};
-use prost_types::{DescriptorProto, FileDescriptorSet};
+#[path = "build/gateway.rs"]
+mod gateway;
+#[path = "build/names.rs"]
+mod names;
+#[path = "build/openapi.rs"]
+mod openapi;
+
+#[path = "build/serde_attrs.rs"]
+mod serde_attrs;
 
 /// Proto files compiled into the crate, relative to `proto/`.
-const PROTOS: &[&str] = &["client.proto"];
+const PROTOS: &[&str] = &["client.proto", "api.proto"];
 
-/// Fields serialized even when they hold their zero value, as Centrifugo's
-/// JSON does. Fully qualified as `.package.Message.field`.
-const ALWAYS_EMIT: &[&str] = &[
-    ".centrifugal.centrifuge.protocol.ClientInfo.user",
-    ".centrifugal.centrifuge.protocol.ClientInfo.client",
-    ".centrifugal.centrifuge.protocol.PresenceResult.presence",
-    ".centrifugal.centrifuge.protocol.PresenceStatsResult.num_clients",
-    ".centrifugal.centrifuge.protocol.PresenceStatsResult.num_users",
-    ".centrifugal.centrifuge.protocol.HistoryResult.publications",
-    ".centrifugal.centrifuge.protocol.HistoryResult.epoch",
-    ".centrifugal.centrifuge.protocol.HistoryResult.offset",
-];
+/// Package of the server API.
+const API_PACKAGE: &str = "centrifugal.centrifugo.api";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files: Vec<PathBuf> = PROTOS
@@ -40,6 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={}", f.display());
     }
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=build");
 
     let fds = protox::compile(&files, ["proto"])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
@@ -48,56 +46,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         prost::Message::encode_to_vec(&fds),
     )?;
 
+    let api = fds
+        .file
+        .iter()
+        .find(|f| f.package() == API_PACKAGE)
+        .ok_or("api.proto not in the descriptor set")?;
+    std::fs::write(out_dir.join("api_gateway.rs"), gateway::generate(api)?)?;
+    std::fs::write(out_dir.join("openapi.json"), openapi::generate(api)?)?;
+
     let mut config = tonic_prost_build::configure()
-        .build_server(false)
-        .build_client(false)
+        .build_server(true)
+        .build_client(true)
         .bytes(".")
         .btree_map(".")
         .type_attribute(
             ".",
             "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default)]",
         );
-    for (path, attr) in field_attributes(&fds) {
+    for (path, attr) in serde_attrs::field_attributes(&fds) {
         config = config.field_attribute(path, attr);
     }
     config.compile_fds(fds)?;
     Ok(())
-}
-
-/// Walks the descriptor set and returns the serde attribute for each field.
-fn field_attributes(fds: &FileDescriptorSet) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for file in &fds.file {
-        let prefix = format!(".{}", file.package());
-        for msg in &file.message_type {
-            message_attributes(&prefix, msg, &mut out);
-        }
-    }
-    out
-}
-
-fn message_attributes(prefix: &str, msg: &DescriptorProto, out: &mut Vec<(String, String)>) {
-    let name = format!("{prefix}.{}", msg.name());
-    let is_map_entry = msg.options.as_ref().is_some_and(|o| o.map_entry());
-    if is_map_entry {
-        return;
-    }
-    for nested in &msg.nested_type {
-        message_attributes(&name, nested, out);
-    }
-    for field in &msg.field {
-        let path = format!("{name}.{}", field.name());
-        let always = ALWAYS_EMIT.contains(&path.as_str());
-        let repeated = field.label() == Label::Repeated;
-        let mut parts = Vec::new();
-        if field.r#type() == Type::Bytes && !repeated {
-            parts.push("with = \"crate::proto::rawjson\"".to_string());
-        } else {
-            parts.push("deserialize_with = \"crate::proto::nullable\"".to_string());
-        }
-        if !always {
-            parts.push("skip_serializing_if = \"crate::proto::is_default\"".to_string());
-        }
-        out.push((path, format!("#[serde({})]", parts.join(", "))));
-    }
 }

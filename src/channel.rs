@@ -71,9 +71,14 @@ impl ChannelRules {
             } else {
                 opts.history_meta_ttl
             };
+            let mut opts = opts.clone();
+            // The global data format is the default of every namespace.
+            if opts.publication_data_format.is_empty() {
+                opts.publication_data_format = cfg.publication_data_format.clone();
+            }
             Ok(Arc::new(ResolvedOptions {
                 namespace: namespace.to_string(),
-                opts: opts.clone(),
+                opts,
                 regex,
                 history_meta_ttl: meta.get(),
             }))

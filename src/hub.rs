@@ -170,6 +170,21 @@ impl Hub {
         out
     }
 
+    /// Channels with subscribers on this node and their subscriber counts
+    /// (read locks only; no session is touched).
+    pub fn channel_counts(&self) -> Vec<(String, u32)> {
+        let mut out = Vec::new();
+        for shard in &self.channels {
+            let shard = shard.read();
+            out.extend(
+                shard
+                    .iter()
+                    .map(|(ch, subs)| (ch.clone(), u32::try_from(subs.len()).unwrap_or(u32::MAX))),
+            );
+        }
+        out
+    }
+
     /// Channels with subscribers on this node.
     pub fn channels(&self) -> Vec<String> {
         let mut out = Vec::new();

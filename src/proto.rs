@@ -13,6 +13,13 @@ pub mod client {
     ));
 }
 
+/// The server API (`centrifugal.centrifugo.api`): messages, the tonic
+/// server and client of `CentrifugoApi`.
+pub mod api {
+    #![allow(clippy::all, missing_docs)]
+    include!(concat!(env!("OUT_DIR"), "/centrifugal.centrifugo.api.rs"));
+}
+
 /// Encoded `FileDescriptorSet` of every compiled proto (for gRPC reflection).
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));
 

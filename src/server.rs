@@ -77,11 +77,20 @@ pub async fn serve_with_reload(config: Config, reload: Option<Reloader>) -> Resu
     } else {
         None
     };
+    // --- server API (gRPC listener) ---
+    let grpc = if config.grpc_api.enabled {
+        let g = &config.grpc_api;
+        let addr = parse_addr(&g.address, &g.port.to_string())?;
+        Some(bind(addr).map_err(|e| format!("bind grpc {addr}: {e}"))?)
+    } else {
+        None
+    };
+    // --- end server API ---
     let node = Node::new(config).await?;
     if let Some(reload) = reload {
         tokio::spawn(reload_on_sighup(node.clone(), reload));
     }
-    run(node, external, internal, shutdown_signal()).await
+    run(node, external, internal, grpc, shutdown_signal()).await
 }
 
 #[cfg(unix)]
@@ -125,19 +134,35 @@ async fn shutdown_signal() {
 }
 
 /// Serves on bound listeners until `shutdown` resolves, then drains.
+/// `grpc` is the gRPC API listener (used when `grpc_api.enabled`).
 pub async fn run(
     node: Arc<Node>,
     external: TcpListener,
     internal: Option<TcpListener>,
+    grpc: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
     let tracker = TaskTracker::new();
     let (ext_router, int_router) = routers(&node, tracker.clone());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut servers = tokio::task::JoinSet::new();
+    // --- server API: HTTP routes and the gRPC listener ---
+    let executor = Arc::new(crate::api::executor::Executor::new(node.clone()));
+    let (ext_router, int_router) =
+        api_routes(node.config(), &executor, &stop, ext_router, int_router);
+    if let (Some(listener), true) = (grpc, node.config().grpc_api.enabled) {
+        let (cfg, ex, stop) = (node.config().clone(), executor.clone(), stop.clone());
+        servers.spawn(async move {
+            let shutdown = async move { stop.cancelled().await };
+            if let Err(e) = crate::api::grpc::serve(&cfg, ex, listener, shutdown).await {
+                tracing::error!(error = %e, "gRPC API server failed");
+            }
+        });
+    }
+    // --- end server API ---
     let ext_addr = external.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(addr = %ext_addr, node = %node.name, "serving client connections on ws://{ext_addr}{}", node.config().websocket.handler_prefix);
 
-    let stop = tokio_util::sync::CancellationToken::new();
-    let mut servers = tokio::task::JoinSet::new();
     let ext_router = match (&internal, int_router) {
         (None, Some(int)) => ext_router.merge(int),
         (_, None) => ext_router,
@@ -231,6 +256,34 @@ fn routers(node: &Arc<Node>, tracker: TaskTracker) -> (Router, Option<Router>) {
     }
     (ext, any_internal.then_some(int))
 }
+
+// --- server API routes ---
+/// Mounts the HTTP API (internal listener unless `http_api.external`;
+/// nothing when `http_api.disabled`) and the Swagger routes (internal).
+fn api_routes(
+    cfg: &Config,
+    executor: &Arc<crate::api::executor::Executor>,
+    stop: &tokio_util::sync::CancellationToken,
+    mut ext: Router,
+    mut int: Option<Router>,
+) -> (Router, Option<Router>) {
+    if !cfg.http_api.disabled {
+        let api = crate::api::http::router(cfg, executor.clone(), stop.clone());
+        if cfg.http_api.external {
+            ext = ext.merge(api);
+        } else {
+            int = Some(int.unwrap_or_default().merge(api));
+        }
+    }
+    if cfg.swagger.enabled {
+        int = Some(
+            int.unwrap_or_default()
+                .merge(crate::api::openapi::router(cfg)),
+        );
+    }
+    (ext, int)
+}
+// --- end server API routes ---
 
 fn json_ok(body: &'static str) -> impl IntoResponse {
     (

@@ -7,7 +7,7 @@
 #    tests/interop/node_modules, PyPI `centrifuge-python` into
 #    tests/interop/.venv) when missing or when package-lock.json /
 #    requirements.txt changed (stamp: tests/interop/.deps-stamp);
-# 3. builds the binaries and runs every test target with
+# 3. builds and runs every test target (the binaries included) with
 #    ROTOR_REQUIRE_INTEROP=1, so a missing SDK is a failure, not a skip.
 #
 # Extra arguments go to `cargo test`, e.g. `bash tests/run.sh --test interop recovery::`.
@@ -109,8 +109,8 @@ else
 fi
 
 # --- build and test --------------------------------------------------------
-say "cargo build --bins"
-cargo build --bins
+# (`cargo test` builds the binaries the integration tests run, with the same
+# feature set as the tests, so there is no separate `cargo build`.)
 # --all-targets unless the caller picked targets (e.g. `--test interop`).
 targets=(--all-targets)
 for a in "$@"; do

@@ -6,6 +6,7 @@
 //! status (trailers-only response) for the gRPC API. On connection routes the
 //! stack runs once per upgrade request, never per WebSocket frame.
 
+pub mod api_key;
 pub mod body_limit;
 pub mod buckets;
 pub mod client_ip;

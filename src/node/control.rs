@@ -3,17 +3,37 @@
 //! do to the sessions of this node.
 //!
 //! The API executor validates requests (channel names, namespaces) and calls
-//! these; they find the matching sessions in the hub and hand each one the
+//! these; they find the matching sessions in the hub (the user's
+//! connections, narrowed by client id and session id) and hand each one the
 //! work through its `Shared` half (pending + signal), so the session task
-//! performs it in order with its own commands. On one node they cannot
-//! fail; with a cluster engine they become control messages to every node,
-//! hence the `Result`.
+//! performs it in order with its own commands (see
+//! [`crate::session::server_side`] for what each operation does to a
+//! connection). On one node they cannot fail; with a cluster engine they
+//! become control messages to every node, hence the `Result`.
+//!
+//! A call returns once every targeted session on this node has applied the
+//! operation (for a disconnect: has closed and cleaned up), as Centrifugo's
+//! API does, but waits at most [`CONTROL_WAIT`] in all: a session stuck
+//! writing to a client that does not read cannot hang the API. Work not
+//! applied by then stays queued and is applied later (or dropped if the
+//! connection closes first). A user without connections here returns at
+//! once. Disconnects close the outbound queue directly, so nothing queued
+//! after the call reaches the client even if the cleanup is still running.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 
 use crate::engine::{EngineError, StreamPosition};
+use crate::protocol::Disconnect;
+use crate::session::server_side::Control;
+use crate::session::shared::{Ack, Shared};
 
 use super::Node;
+
+/// Longest a control call waits for the targeted sessions to apply it.
+pub const CONTROL_WAIT: Duration = Duration::from_secs(2);
 
 /// Which connections a control operation applies to. `user` is required by
 /// the API; empty `client`/`session` match any.
@@ -67,7 +87,8 @@ pub struct ServerSubscribe {
 pub struct ServerRefresh {
     /// Close the connections as expired (3005).
     pub expired: bool,
-    /// New connection expiry, unix seconds (0 = unchanged).
+    /// New connection expiry, unix seconds; 0 removes the expiry (as in
+    /// Centrifugo); a time in the past closes the connections with 3005.
     pub expire_at: i64,
     /// New connection info (`None` = unchanged).
     pub info: Option<Bytes>,
@@ -95,7 +116,10 @@ pub struct NodeInfo {
 impl Node {
     /// Subscribes the target's connections to a channel (Subscribe push).
     pub async fn subscribe_user(&self, req: ServerSubscribe) -> Result<(), EngineError> {
-        let _ = req;
+        let sessions = self.targets(&req.target, &[]);
+        let req = Arc::new(req);
+        self.run_control(&sessions, || Control::Subscribe(req.clone()))
+            .await;
         Ok(())
     }
 
@@ -106,7 +130,10 @@ impl Node {
         channel: &str,
         target: &Target,
     ) -> Result<(), EngineError> {
-        let _ = (channel, target);
+        let sessions = self.targets(target, &[]);
+        let channel: Arc<str> = Arc::from(channel);
+        self.run_control(&sessions, || Control::Unsubscribe(channel.clone()))
+            .await;
         Ok(())
     }
 
@@ -119,7 +146,9 @@ impl Node {
         code: u32,
         reason: &str,
     ) -> Result<(), EngineError> {
-        let _ = (target, whitelist, code, reason);
+        let sessions = self.targets(target, whitelist);
+        self.close_sessions(&sessions, Disconnect::custom(code, reason))
+            .await;
         Ok(())
     }
 
@@ -129,21 +158,80 @@ impl Node {
         target: &Target,
         refresh: ServerRefresh,
     ) -> Result<(), EngineError> {
-        let _ = (target, refresh);
+        let sessions = self.targets(target, &[]);
+        if refresh.expired {
+            self.close_sessions(&sessions, Disconnect::EXPIRED).await;
+            return Ok(());
+        }
+        let refresh = Arc::new(refresh);
+        self.run_control(&sessions, || Control::Refresh(refresh.clone()))
+            .await;
         Ok(())
     }
 
     /// This node's counters.
     pub fn info(&self) -> NodeInfo {
+        let stats = self.hub.stats();
+        let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
         NodeInfo {
             uid: self.id.clone(),
             name: self.name.clone(),
-            ..Default::default()
+            num_clients: n(stats.clients),
+            num_users: n(stats.users),
+            num_channels: n(stats.channels),
+            num_subs: n(stats.subscriptions),
+            uptime: u32::try_from(self.started.elapsed().as_secs()).unwrap_or(u32::MAX),
         }
     }
 
     /// Channels with local subscribers and their subscriber counts.
     pub fn channel_counts(&self) -> Vec<(String, u32)> {
-        Vec::new()
+        self.hub.channel_counts()
+    }
+
+    /// The target's connections on this node, minus `whitelist`ed client ids.
+    fn targets(&self, target: &Target, whitelist: &[String]) -> Vec<Arc<Shared>> {
+        let mut sessions = self.hub.user_connections(&target.user);
+        sessions.retain(|s| {
+            (target.client.is_empty() || *s.id == *target.client)
+                && (target.session.is_empty() || *s.session() == *target.session)
+                && !whitelist.iter().any(|w| **w == *s.id)
+        });
+        sessions
+    }
+
+    /// Closes connections with `disconnect` and waits for their cleanup.
+    async fn close_sessions(&self, sessions: &[Arc<Shared>], disconnect: Disconnect) {
+        for s in sessions {
+            s.disconnect(disconnect.clone());
+        }
+        self.run_control(sessions, || Control::Closed).await;
+    }
+
+    /// Hands each session its operation and waits (bounded) until all have
+    /// applied it.
+    async fn run_control(&self, sessions: &[Arc<Shared>], make: impl Fn() -> Control) {
+        if sessions.is_empty() {
+            return;
+        }
+        let mut waits = Vec::with_capacity(sessions.len());
+        for s in sessions {
+            let (ack, rx) = Ack::new();
+            if s.push_control(make(), ack) {
+                waits.push(rx);
+            }
+        }
+        let all = async {
+            for rx in waits {
+                // An error means the ack was dropped: nothing left to wait for.
+                let _ = rx.await;
+            }
+        };
+        if tokio::time::timeout(CONTROL_WAIT, all).await.is_err() {
+            tracing::debug!(
+                sessions = sessions.len(),
+                "control operation not applied everywhere in time"
+            );
+        }
     }
 }

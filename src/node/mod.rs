@@ -85,6 +85,8 @@ pub struct Node {
     pub admission: Arc<limits::Admission>,
     /// Cancelled when the node shuts down.
     pub shutdown: CancellationToken,
+    /// When the node was built (for the uptime in `info`).
+    started: std::time::Instant,
 }
 
 impl std::fmt::Debug for Node {
@@ -143,6 +145,7 @@ impl Node {
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
             shutdown: CancellationToken::new(),
+            started: std::time::Instant::now(),
         }))
     }
 

@@ -4,6 +4,7 @@
 //! SDK decides whether to retry, reconnect or give up from the code alone.
 //! They are values here, never ad-hoc integers at call sites.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// Errors carried in a command reply; the connection stays open.
@@ -120,8 +121,9 @@ impl std::error::Error for ClientError {}
 pub struct Disconnect {
     /// Close code.
     pub code: u32,
-    /// Plain-text reason; must stay short to fit a WebSocket close frame.
-    pub reason: &'static str,
+    /// Plain-text reason; must stay short to fit a WebSocket close frame
+    /// (see [`Disconnect::custom`]).
+    pub reason: Cow<'static, str>,
 }
 
 impl Disconnect {
@@ -170,8 +172,29 @@ impl Disconnect {
 
     /// A disconnect with the given code and reason.
     pub const fn new(code: u32, reason: &'static str) -> Self {
-        Self { code, reason }
+        Self {
+            code,
+            reason: Cow::Borrowed(reason),
+        }
     }
+
+    /// A disconnect with a reason chosen at run time (e.g. by the server
+    /// API). The reason is cut to [`Disconnect::MAX_REASON`] bytes at a
+    /// character boundary so that it fits a WebSocket close frame.
+    pub fn custom(code: u32, reason: &str) -> Self {
+        let mut end = reason.len().min(Self::MAX_REASON);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        Self {
+            code,
+            reason: Cow::Owned(reason[..end].to_string()),
+        }
+    }
+
+    /// Longest reason a WebSocket close frame carries (125 bytes of payload
+    /// minus the 2-byte code).
+    pub const MAX_REASON: usize = 123;
 
     /// Whether the SDK will reconnect after this code.
     pub fn reconnect(&self) -> bool {
@@ -233,6 +256,16 @@ mod tests {
         assert!(!Disconnect::BAD_REQUEST.reconnect());
         assert!(Disconnect::new(4000, "app").reconnect());
         assert!(!Disconnect::new(4500, "app").reconnect());
+    }
+
+    #[test]
+    fn custom_reason_fits_a_close_frame() {
+        let d = Disconnect::custom(4000, "bye");
+        assert_eq!((d.code, &*d.reason), (4000, "bye"));
+        let long = "é".repeat(100);
+        let d = Disconnect::custom(4000, &long);
+        assert!(d.reason.len() <= Disconnect::MAX_REASON);
+        assert_eq!(d.reason.len(), 122, "cut at a character boundary");
     }
 
     #[test]

@@ -73,6 +73,9 @@ impl Session {
         self.conn_info = creds.info;
         self.expire_at = creds.expire_at;
         self.shared.set_user(&self.user);
+        if self.transport.emulated {
+            self.shared.set_session(&self.shared.id);
+        }
         node.hub.add_connection(&self.shared);
         self.status = Status::Connected;
 

@@ -25,18 +25,20 @@ mod connect;
 mod history;
 mod permissions;
 mod presence;
-mod publish;
+pub(crate) mod publish;
 pub mod queue;
 mod recovery;
 mod refresh;
 mod rpc;
+pub mod server_side;
 pub mod shared;
 mod subscribe;
 mod timers;
 mod tokens;
 mod unsubscribe;
 
-use shared::{Pending, Shared};
+use server_side::Control;
+use shared::{Ack, Pending, Shared};
 
 /// A command failed: either an error reply or the end of the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +105,8 @@ pub struct Session {
     expire_at: Option<i64>,
     subs: HashMap<String, SubInfo>,
     timers: timers::Timers,
+    /// Control calls waiting for this connection to be cleaned up.
+    close_acks: Vec<Ack>,
 }
 
 impl std::fmt::Debug for Session {
@@ -136,6 +140,7 @@ impl Session {
             expire_at: None,
             subs: HashMap::new(),
             timers,
+            close_acks: Vec::new(),
         }
     }
 
@@ -240,14 +245,36 @@ impl Session {
         }
     }
 
-    /// Handles work other tasks queued for this session (e.g. the cleanup
-    /// after an insufficient-state unsubscribe).
+    /// Handles work other tasks queued for this session: the cleanup after
+    /// an insufficient-state unsubscribe, and server API operations (which
+    /// are acknowledged once applied). Work queued meanwhile is handled too.
     pub async fn on_signal(&mut self) {
-        for p in self.shared.take_pending() {
-            match p {
-                Pending::Unsubscribed(channel) => self.finish_unsubscribe(&channel).await,
+        loop {
+            let pending = self.shared.take_pending();
+            if pending.is_empty() {
+                return;
+            }
+            for p in pending {
+                match p {
+                    Pending::Unsubscribed(channel) => self.finish_unsubscribe(&channel).await,
+                    Pending::Control(control, ack) => self.on_control(control, ack).await,
+                }
             }
         }
+    }
+
+    async fn on_control(&mut self, control: Control, ack: Ack) {
+        // A closing connection only reports when it is gone.
+        if matches!(control, Control::Closed) || self.shared.queue.closed().is_some() {
+            self.close_acks.push(ack);
+            return;
+        }
+        if let Err(d) = self.apply_control(&control).await {
+            self.shared.disconnect(d);
+            self.close_acks.push(ack);
+            return;
+        }
+        ack.done();
     }
 
     /// Cleans up after the connection ends: subscriptions, presence,
@@ -261,6 +288,15 @@ impl Session {
         }
         if self.status == Status::Connected {
             self.node.hub.remove_connection(&self.shared);
+        }
+        // Nothing queued from now on is applied; its waiters are released.
+        for p in self.shared.finish() {
+            if let Pending::Control(_, ack) = p {
+                ack.done();
+            }
+        }
+        for ack in self.close_acks.drain(..) {
+            ack.done();
         }
         metrics::gauge!("centrifugo_client_connections_inflight", "transport" => self.transport.name).decrement(1.0);
     }

@@ -10,7 +10,9 @@
 //! skipped, none is taken in the other direction. Nothing here awaits while
 //! holding a lock. Work that needs the engine (removing a subscription after
 //! a gap, for example) is recorded in `pending` and the session task is woken
-//! through `signal` to do it.
+//! through `signal` to do it. Server API operations reach the session the
+//! same way ([`Shared::push_control`]), each with an [`Ack`] the caller may
+//! wait on.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +27,7 @@ use crate::protocol::codec::{EncodeError, encode_push, encode_reply};
 use crate::protocol::{Disconnect, Encoding, Unsubscribe};
 
 use super::queue::Queue;
+use super::server_side::Control;
 
 /// A publication encoded once per encoding, shared by all subscribers.
 #[derive(Debug, Default)]
@@ -95,17 +98,40 @@ pub struct Delivery {
 }
 
 /// Something the session task must do that cannot be done under a lock.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Pending {
     /// The subscription was dropped after an Unsubscribe push; finish the
     /// cleanup (hub, engine, presence).
     Unsubscribed(String),
+    /// A server API operation, acknowledged through the [`Ack`] once the
+    /// session applied it (or, for a closing connection, once it closed).
+    Control(Control, Ack),
+}
+
+/// Tells a waiting control call that its operation was applied. Dropping
+/// it unsent also ends the wait (the operation will never be applied).
+#[derive(Debug)]
+pub struct Ack(tokio::sync::oneshot::Sender<()>);
+
+impl Ack {
+    /// An acknowledgement and the receiver that waits for it.
+    pub fn new() -> (Self, tokio::sync::oneshot::Receiver<()>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        (Self(tx), rx)
+    }
+
+    /// Signals the waiter.
+    pub fn done(self) {
+        let _ = self.0.send(());
+    }
 }
 
 #[derive(Debug, Default)]
 struct State {
     channels: HashMap<String, Arc<Slot>>,
     pending: Vec<Pending>,
+    /// The session task finished its cleanup: nobody will take `pending`.
+    finished: bool,
 }
 
 /// Shared half of a session.
@@ -121,6 +147,7 @@ pub struct Shared {
     pub signal: Notify,
     state: Mutex<State>,
     user: parking_lot::RwLock<Arc<str>>,
+    session: parking_lot::RwLock<Arc<str>>,
 }
 
 impl Shared {
@@ -133,6 +160,7 @@ impl Shared {
             signal: Notify::new(),
             state: Mutex::new(State::default()),
             user: parking_lot::RwLock::new(Arc::from("")),
+            session: parking_lot::RwLock::new(Arc::from("")),
         }
     }
 
@@ -144,6 +172,37 @@ impl Shared {
     /// Sets the user id at connect.
     pub fn set_user(&self, user: &str) {
         *self.user.write() = Arc::from(user);
+    }
+
+    /// Session id: set on emulated transports only (as in Centrifugo, where
+    /// a bidirectional WebSocket connection has none).
+    pub fn session(&self) -> Arc<str> {
+        self.session.read().clone()
+    }
+
+    /// Sets the session id at connect.
+    pub fn set_session(&self, session: &str) {
+        *self.session.write() = Arc::from(session);
+    }
+
+    /// Hands a control operation to the session task. Returns false (and
+    /// drops `ack`, which ends the wait) when the session already finished.
+    pub fn push_control(&self, control: Control, ack: Ack) -> bool {
+        let mut st = self.state.lock();
+        if st.finished {
+            return false;
+        }
+        st.pending.push(Pending::Control(control, ack));
+        drop(st);
+        self.signal.notify_one();
+        true
+    }
+
+    /// Takes what is pending for the last time: later work is refused.
+    pub fn finish(&self) -> Vec<Pending> {
+        let mut st = self.state.lock();
+        st.finished = true;
+        std::mem::take(&mut st.pending)
     }
 
     /// Closes the connection with `disconnect` after what is queued.
@@ -324,6 +383,28 @@ impl Shared {
         st.pending.push(Pending::Unsubscribed(channel.to_string()));
         drop(st);
         self.signal.notify_one();
+    }
+
+    /// Drops the subscription to `channel` with an Unsubscribe push, for the
+    /// session task itself, which does the cleanup right away. Returns
+    /// whether it was held.
+    pub fn drop_with_push(&self, channel: &str, unsubscribe: Unsubscribe) -> bool {
+        let mut st = self.state.lock();
+        let Some(slot) = st.channels.remove(channel) else {
+            return false;
+        };
+        slot.retire();
+        self.push_unsubscribe(channel, unsubscribe);
+        true
+    }
+
+    /// Encodes and enqueues a push; a payload the encoding cannot carry
+    /// closes the connection with 3506.
+    pub fn send_push(&self, push: Push) {
+        match encode_push(self.encoding, push) {
+            Ok(b) => self.send(b),
+            Err(_) => self.disconnect(Disconnect::INAPPROPRIATE_PROTOCOL),
+        }
     }
 
     /// Drops a subscription that fell behind its stream: an Unsubscribe

@@ -288,7 +288,7 @@ where
     }
     let close = CloseFrame {
         code: CloseCode::from(d.code as u16),
-        reason: Utf8Bytes::from_static(d.reason),
+        reason: Utf8Bytes::from(d.reason.into_owned()),
     };
     let _ = tokio::time::timeout(write_timeout, ws.close(Some(close))).await;
     let _ = tokio::time::timeout(CLOSE_WAIT, async {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod api;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,6 +72,8 @@ pub fn base_config() -> Config {
 /// A running server.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The gRPC API listener (served when `grpc_api.enabled`).
+    pub grpc_addr: SocketAddr,
     pub node: Arc<Node>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<JoinHandle<Result<(), String>>>,
@@ -81,17 +85,21 @@ impl TestServer {
         let node = Node::new(cfg).await.expect("node starts");
         let listener = rotor::server::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let grpc = rotor::server::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+        let grpc_addr = grpc.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel();
         let handle = tokio::spawn(rotor::server::run(
             node.clone(),
             listener,
             None,
+            Some(grpc),
             async move {
                 let _ = rx.await;
             },
         ));
         Self {
             addr,
+            grpc_addr,
             node,
             stop: Some(tx),
             handle: Some(handle),

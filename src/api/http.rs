@@ -1,0 +1,276 @@
+//! The HTTP/JSON API: `POST <prefix>/<method>` per rpc (routes generated
+//! from `api.proto`), `POST <prefix>` for the legacy newline-separated
+//! protocol, the API key layer and the body limit (`spec/server-api.md` §2).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::ApiError;
+use crate::api::executor::Executor;
+use crate::api::gateway::{self, legacy_call, legacy_method};
+use crate::config::Config;
+use crate::middleware::api_key::ApiKeyLayer;
+use crate::proto::api::{Command, Error};
+
+/// Largest accepted request body.
+pub const BODY_LIMIT: usize = 64 << 20;
+
+/// Request header asking for the transport error mode.
+pub const ERROR_MODE_HEADER: &str = "x-centrifugo-error-mode";
+
+/// State shared by the HTTP API handlers.
+#[derive(Clone)]
+pub struct HttpApi {
+    /// The one implementation of every method.
+    pub executor: Arc<Executor>,
+    /// `http_api.error_mode: transport`.
+    pub transport_mode: bool,
+    /// Cancelled when the server shuts down (the legacy endpoint then
+    /// answers 503).
+    pub shutdown: CancellationToken,
+}
+
+/// The API prefix from `http_api.handler_prefix`: trailing `/` trimmed, so
+/// `""` stands for the root.
+pub fn prefix(cfg: &Config) -> String {
+    cfg.http_api
+        .handler_prefix
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// The HTTP API router: method routes, the legacy endpoint, API key auth
+/// (after the POST check, as Centrifugo) and the body limit.
+pub fn router(cfg: &Config, executor: Arc<Executor>, shutdown: CancellationToken) -> Router {
+    let prefix = prefix(cfg);
+    let state = HttpApi {
+        executor,
+        transport_mode: cfg.http_api.error_mode == "transport",
+        shutdown,
+    };
+    let legacy_path = if prefix.is_empty() { "/" } else { &prefix };
+    gateway::method_routes(&prefix)
+        .route(legacy_path, post(legacy))
+        .with_state(state)
+        .route_layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .route_layer(ApiKeyLayer::http(&cfg.http_api.key, cfg.http_api.insecure))
+        .route_layer(middleware::from_fn(require_post))
+}
+
+/// 405 with an empty body for anything but POST, before auth.
+async fn require_post(req: Request, next: Next) -> Response {
+    if req.method() != Method::POST {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    next.run(req).await
+}
+
+fn transport_requested(headers: &HeaderMap) -> bool {
+    headers
+        .get(ERROR_MODE_HEADER)
+        .is_some_and(|v| v.as_bytes() == b"transport")
+}
+
+fn json(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut resp = Response::new(Body::from(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response {
+    let mut resp = Response::new(Body::from(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// 400 `Bad Request` as text, for bodies that are not JSON.
+fn bad_request() -> Response {
+    text(StatusCode::BAD_REQUEST, "Bad Request")
+}
+
+fn encode(status: StatusCode, v: &impl Serialize) -> Response {
+    match serde_json::to_vec(v) {
+        Ok(body) => json(status, body),
+        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
+    }
+}
+
+/// Decodes a request body as Go's `encoding/json` would into a struct: a
+/// JSON object (unknown keys ignored) or `null` (the zero value); anything
+/// else is `None` (400).
+fn decode_body<T: DeserializeOwned + Default>(body: &[u8]) -> Option<T> {
+    let start = body.iter().position(|b| !b.is_ascii_whitespace())?;
+    match body[start] {
+        b'{' => serde_json::from_slice(body).ok(),
+        b'n' => serde_json::from_slice::<()>(body)
+            .ok()
+            .map(|()| T::default()),
+        _ => None,
+    }
+}
+
+#[derive(Serialize)]
+struct ResultEnvelope<'a, T> {
+    result: &'a T,
+}
+
+#[derive(Serialize)]
+struct ErrorEnvelope {
+    error: Error,
+}
+
+/// One per-method call: decode the body, run `call`, encode the
+/// `{"result":…}` / `{"error":…}` envelope (or, in transport error mode,
+/// the bare error with the mapped status). Called by generated routes.
+pub async fn unary<Req, Res, F, Fut>(
+    State(api): State<HttpApi>,
+    headers: HeaderMap,
+    body: Bytes,
+    call: F,
+) -> Response
+where
+    Req: DeserializeOwned + Default,
+    Res: Serialize,
+    F: FnOnce(Arc<Executor>, Req) -> Fut,
+    Fut: Future<Output = Result<Res, ApiError>>,
+{
+    let Some(req) = decode_body::<Req>(&body) else {
+        return bad_request();
+    };
+    match call(api.executor.clone(), req).await {
+        Ok(res) => encode(StatusCode::OK, &ResultEnvelope { result: &res }),
+        Err(e) if api.transport_mode || transport_requested(&headers) => {
+            let status =
+                StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            encode(status, &Error::from(e))
+        }
+        Err(e) => encode(StatusCode::OK, &ErrorEnvelope { error: e.into() }),
+    }
+}
+
+/// The HTTP form of `BatchRequest`, where a `null` command is kept (it
+/// answers 107) instead of failing the whole body.
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct HttpBatch {
+    #[serde(deserialize_with = "crate::proto::nullable")]
+    commands: Vec<Option<Command>>,
+    #[serde(deserialize_with = "crate::proto::nullable")]
+    parallel: bool,
+}
+
+/// `POST <prefix>/batch`: never in transport error mode.
+pub async fn batch(State(api): State<HttpApi>, body: Bytes) -> Response {
+    let Some(req) = decode_body::<HttpBatch>(&body) else {
+        return bad_request();
+    };
+    encode(
+        StatusCode::OK,
+        &gateway::run_commands(&api.executor, req.commands, req.parallel).await,
+    )
+}
+
+/// One command of the legacy protocol.
+#[derive(serde::Deserialize)]
+struct LegacyCommand {
+    #[serde(default)]
+    id: u32,
+    #[serde(default)]
+    method: serde_json::Value,
+    #[serde(default)]
+    params: Option<Box<RawValue>>,
+}
+
+/// One reply of the legacy protocol.
+#[derive(Serialize)]
+struct LegacyReply {
+    #[serde(skip_serializing_if = "crate::proto::is_default")]
+    id: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<Error>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<Box<RawValue>>,
+}
+
+/// `POST <prefix>`: newline-separated `{"id","method","params"}` commands,
+/// answered by newline-joined replies in order.
+async fn legacy(State(api): State<HttpApi>, body: Bytes) -> Response {
+    if api.shutdown.is_cancelled() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return bad_request();
+    }
+    let mut commands = Vec::new();
+    for value in serde_json::Deserializer::from_slice(&body).into_iter::<Box<RawValue>>() {
+        let cmd = value
+            .ok()
+            .filter(|raw| raw.get().starts_with('{'))
+            .and_then(|raw| serde_json::from_str::<LegacyCommand>(raw.get()).ok());
+        match cmd {
+            Some(cmd) => commands.push(cmd),
+            None => return bad_request(),
+        }
+    }
+    let mut out = Vec::new();
+    for cmd in commands {
+        let reply = legacy_one(&api.executor, cmd).await;
+        if !out.is_empty() {
+            out.push(b'\n');
+        }
+        match serde_json::to_writer(&mut out, &reply) {
+            Ok(()) => {}
+            Err(_) => return text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
+        }
+    }
+    json(StatusCode::OK, out)
+}
+
+async fn legacy_one(ex: &Executor, cmd: LegacyCommand) -> LegacyReply {
+    let name = match &cmd.method {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    };
+    let params = cmd.params.as_ref().map_or(&b""[..], |p| p.get().as_bytes());
+    let outcome = match legacy_method(&name) {
+        Some(m) => legacy_call(ex, m.name, params).await,
+        None => Err(ApiError::not_found()),
+    };
+    let (error, result) = match outcome {
+        Ok(bytes) => match String::from_utf8(bytes)
+            .ok()
+            .and_then(|s| RawValue::from_string(s).ok())
+        {
+            Some(raw) => (None, Some(raw)),
+            None => (Some(ApiError::internal().into()), None),
+        },
+        Err(e) => (Some(e.into()), None),
+    };
+    LegacyReply {
+        id: cmd.id,
+        error,
+        result,
+    }
+}

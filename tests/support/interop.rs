@@ -1,0 +1,352 @@
+//! The interop runner shared by `tests/interop.rs` (client SDKs) and
+//! `tests/interop_api.rs` (server API clients): starts the real `rotor`
+//! binary with `tests/interop/config.json` on free ports, runs one scenario
+//! script (Node or the venv's Python) against it and reports its output.
+//!
+//! The SDKs live in `tests/interop/node_modules` and `tests/interop/.venv`,
+//! which `bash tests/run.sh` installs. When they are missing a test prints a
+//! loud SKIP line and passes, unless `ROTOR_REQUIRE_INTEROP=1` (set by
+//! `tests/run.sh`), in which case it fails.
+//!
+//! Scripts get `ROTOR_WS_URL`, `ROTOR_HMAC_SECRET`, `ROTOR_ENCODING`,
+//! `ROTOR_API_URL`, `ROTOR_API_KEY`, `ROTOR_GRPC_ADDR`, `ROTOR_GRPC_API_KEY`.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long a scenario script may run before the runner kills it. The
+/// scripts have their own 20 s deadline; this is the backstop.
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the server may take to answer `/health`.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Which interpreter runs a scenario.
+#[derive(Clone, Copy, Debug)]
+pub enum Sdk {
+    /// `tests/interop/js/<scenario>.mjs` with Node.
+    Js,
+    /// `tests/interop/python/<scenario>.py` with the venv's Python.
+    Python,
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `tests/interop`.
+pub fn interop_dir() -> PathBuf {
+    root().join("tests").join("interop")
+}
+
+fn config_path() -> PathBuf {
+    interop_dir().join("config.json")
+}
+
+fn venv_python() -> PathBuf {
+    interop_dir().join(".venv").join("bin").join("python")
+}
+
+fn node_available() -> bool {
+    Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Why `sdk` cannot run here, if it cannot. `packages` are the npm
+/// packages (Js) or Python modules (Python) the scenario imports.
+fn missing_deps(sdk: Sdk, packages: &[&str]) -> Option<String> {
+    match sdk {
+        Sdk::Js => {
+            if !node_available() {
+                return Some("`node` is not on PATH".into());
+            }
+            for p in packages {
+                let pkg = interop_dir()
+                    .join("node_modules")
+                    .join(p)
+                    .join("package.json");
+                if !pkg.exists() {
+                    return Some(format!(
+                        "{} is missing (npm packages not installed)",
+                        pkg.display()
+                    ));
+                }
+            }
+            None
+        }
+        Sdk::Python => {
+            let py = venv_python();
+            if !py.exists() {
+                return Some(format!("{} is missing (venv not created)", py.display()));
+            }
+            for m in packages {
+                let found = Command::new(&py)
+                    .args(["-c", &format!("import {m}")])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .map(|s| s.success())
+                    .unwrap_or(false);
+                if !found {
+                    return Some(format!("Python module `{m}` is missing from the venv"));
+                }
+            }
+            None
+        }
+    }
+}
+
+/// A value of `tests/interop/config.json` at a `/`-separated JSON pointer.
+fn config_str(pointer: &str) -> String {
+    let text = fs::read_to_string(config_path()).expect("read tests/interop/config.json");
+    let v: serde_json::Value =
+        serde_json::from_str(&text).expect("tests/interop/config.json is JSON");
+    v.pointer(pointer)
+        .and_then(|s| s.as_str())
+        .unwrap_or_else(|| panic!("{pointer} in tests/interop/config.json"))
+        .to_string()
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    let start = all.len().saturating_sub(lines);
+    all[start..].join("\n")
+}
+
+/// A running `rotor`; killed (and reaped) when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+    grpc_port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn log_tail(&self) -> String {
+        tail(&self.log, 80)
+    }
+
+    /// Start the binary on free ports and wait for `/health`. Retries with
+    /// other ports if the process exits early (e.g. a port was taken
+    /// between our probe and its bind).
+    fn start() -> Server {
+        let mut last_err = String::new();
+        for _attempt in 0..3 {
+            match Server::try_start() {
+                Ok(s) => return s,
+                Err(e) => last_err = e,
+            }
+        }
+        panic!("rotor did not start: {last_err}");
+    }
+
+    fn try_start() -> Result<Server, String> {
+        let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
+        let log = dir.path().join("rotor.log");
+        let out = fs::File::create(&log).map_err(|e| format!("create log: {e}"))?;
+        let err = out.try_clone().map_err(|e| format!("clone log: {e}"))?;
+        let port = free_port();
+        let grpc_port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_rotor"))
+            .arg("--config")
+            .arg(config_path())
+            .arg("--http_server.port")
+            .arg(port.to_string())
+            .env("CENTRIFUGO_GRPC_API_PORT", grpc_port.to_string())
+            // A scratch cwd: no stray `.env` or `config.json` is picked up.
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("spawn {}: {e}", env!("CARGO_BIN_EXE_rotor")))?;
+        let mut server = Server {
+            child,
+            port,
+            grpc_port,
+            log,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(format!(
+                    "rotor exited during startup with {status} (port {port}); log:\n{}",
+                    server.log_tail()
+                ));
+            }
+            if health_ok(port) {
+                return Ok(server);
+            }
+            if Instant::now() > deadline {
+                // Not retried: a server that runs but never answers is a bug.
+                let tail = server.log_tail();
+                drop(server);
+                panic!(
+                    "rotor did not answer GET /health on 127.0.0.1:{port} within {STARTUP_TIMEOUT:?} \
+                     (is health.enabled honoured?); log:\n{tail}"
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn health_ok(port: u16) -> bool {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
+    let req =
+        format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let head = String::from_utf8_lossy(&buf);
+    head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200")
+}
+
+struct ScriptOutput {
+    status: Option<ExitStatus>,
+    stdout: String,
+    stderr: String,
+    timed_out: bool,
+}
+
+fn run_script(mut cmd: Command) -> ScriptOutput {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let mut out_pipe = child.stdout.take().expect("stdout pipe");
+    let mut err_pipe = child.stderr.take().expect("stderr pipe");
+    let out_t = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out_pipe.read_to_string(&mut s);
+        s
+    });
+    let err_t = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err_pipe.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + SCRIPT_TIMEOUT;
+    let mut timed_out = false;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break Some(st),
+            Ok(None) => {}
+            Err(_) => break None,
+        }
+        if Instant::now() > deadline {
+            timed_out = true;
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    ScriptOutput {
+        status,
+        stdout: out_t.join().unwrap_or_default(),
+        stderr: err_t.join().unwrap_or_default(),
+        timed_out,
+    }
+}
+
+/// Runs `scenario` with `sdk` and `encoding` against a fresh server;
+/// `packages` are what the script imports beyond the interpreter.
+pub fn run_case(sdk: Sdk, scenario: &str, encoding: &str, packages: &[&str]) {
+    let label = format!("{sdk:?}/{encoding}/{scenario}").to_lowercase();
+    if let Some(why) = missing_deps(sdk, packages) {
+        if std::env::var("ROTOR_REQUIRE_INTEROP").as_deref() == Ok("1") {
+            panic!(
+                "interop {label}: {why}. Run `bash tests/run.sh` (it installs the SDKs into \
+                 tests/interop/node_modules and tests/interop/.venv)."
+            );
+        }
+        eprintln!(
+            "\n!!!!!!!! SKIP interop {label}: {why}. Run `bash tests/run.sh` to install the SDKs \
+             (set ROTOR_REQUIRE_INTEROP=1 to make this a failure) !!!!!!!!\n"
+        );
+        return;
+    }
+
+    let server = Server::start();
+    let mut cmd = match sdk {
+        Sdk::Js => {
+            let mut c = Command::new("node");
+            c.arg(interop_dir().join("js").join(format!("{scenario}.mjs")));
+            c
+        }
+        Sdk::Python => {
+            let mut c = Command::new(venv_python());
+            c.arg(interop_dir().join("python").join(format!("{scenario}.py")));
+            c.env("PYTHONDONTWRITEBYTECODE", "1")
+                .env("PYTHONUNBUFFERED", "1");
+            c
+        }
+    };
+    let http = format!("127.0.0.1:{}", server.port);
+    cmd.arg(encoding)
+        .current_dir(interop_dir())
+        .env("ROTOR_WS_URL", format!("ws://{http}/connection/websocket"))
+        .env(
+            "ROTOR_HMAC_SECRET",
+            config_str("/client/token/hmac_secret_key"),
+        )
+        .env("ROTOR_ENCODING", encoding)
+        .env("ROTOR_API_URL", format!("http://{http}/api"))
+        .env("ROTOR_API_KEY", config_str("/http_api/key"))
+        .env("ROTOR_GRPC_ADDR", format!("127.0.0.1:{}", server.grpc_port))
+        .env("ROTOR_GRPC_API_KEY", config_str("/grpc_api/key"));
+    let out = run_script(cmd);
+    let passed = !out.timed_out && out.status.map(|s| s.success()).unwrap_or(false);
+    if passed {
+        println!("{}", out.stdout);
+        return;
+    }
+    let how = if out.timed_out {
+        format!("was killed after {SCRIPT_TIMEOUT:?}")
+    } else {
+        format!("exited with {:?}", out.status)
+    };
+    let log = server.log_tail();
+    drop(server);
+    panic!(
+        "\ninterop {label} FAILED: the script {how}\n\
+         ---- script stdout ----\n{}\n---- script stderr ----\n{}\n\
+         ---- rotor log (tail) ----\n{log}\n",
+        out.stdout.trim_end(),
+        out.stderr.trim_end()
+    );
+}
