@@ -199,7 +199,9 @@ async fn serve_router(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let result = axum::serve(listener, router)
+    // Peer addresses feed the middleware's client IP (rate limits, spans).
+    let app = router.into_make_service_with_connect_info::<SocketAddr>();
+    let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await;
     if let Err(e) = result {
@@ -210,18 +212,22 @@ async fn serve_router(
 /// External routes (client transports) and internal ones (health, metrics).
 fn routers(node: &Arc<Node>, tracker: TaskTracker) -> (Router, Option<Router>) {
     let cfg = node.config();
-    let mut ext = Router::new();
+    let mut conn = Router::new();
     if !cfg.websocket.disabled {
         let state = WsState {
             node: node.clone(),
             origins: Arc::new(OriginCheck::new(&cfg.client.allowed_origins)),
             tracker,
         };
-        ext = ext.route(
+        conn = conn.route(
             &cfg.websocket.handler_prefix,
             get(websocket::upgrade).with_state(state),
         );
     }
+    // --- middleware: the client stack (span + connection admission) wraps
+    // the connection routes only; init/health/metrics stay outside it.
+    let mut ext = crate::middleware::stack::client(conn, &node.admission);
+    // --- end middleware
     if cfg.init.enabled {
         ext = ext.route(&cfg.init.handler_prefix, get(|| async { json_ok("{}") }));
     }

@@ -248,9 +248,31 @@ pub(super) fn run_server(root: &RootFlags) -> ExitCode {
         Ok(l) => l,
         Err(e) => return server_error(&e),
     };
-    if let Err(e) = init_logging(&loaded.config.log) {
+    let runtime = match build_runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // The OTLP exporter (when enabled) needs the runtime it will run on.
+    let otel = {
+        let _enter = runtime.enter();
+        crate::middleware::otel::init(&loaded.config.opentelemetry)
+    };
+    let (otel, otel_warnings) = match otel {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = init_observability(&loaded.config.log, otel.as_ref()) {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
+    }
+    for w in otel_warnings {
+        tracing::warn!("{w}");
     }
     let path = root.config.display().to_string();
     if loaded.file_found {
@@ -280,7 +302,16 @@ pub(super) fn run_server(root: &RootFlags) -> ExitCode {
             .map(|l| l.config)
             .map_err(|e| e.to_string())
     });
-    serve_blocking(loaded.config, &pid_file, Some(reload))
+    let code = serve_on(&runtime, loaded.config, &pid_file, Some(reload));
+    // Flush pending spans while the runtime the exporter uses still runs.
+    drop(otel);
+    code
+}
+
+fn build_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
 }
 
 /// Runs the server on a new multi-thread runtime until it stops.
@@ -289,16 +320,22 @@ pub(super) fn serve_blocking(
     pid_file: &str,
     reload: Option<crate::server::Reloader>,
 ) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
+    match build_runtime() {
+        Ok(runtime) => serve_on(&runtime, config, pid_file, reload),
         Err(e) => {
             eprintln!("error: starting runtime: {e}");
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
         }
-    };
+    }
+}
+
+/// Runs the server on `runtime` until it stops.
+fn serve_on(
+    runtime: &tokio::runtime::Runtime,
+    config: config::Config,
+    pid_file: &str,
+    reload: Option<crate::server::Reloader>,
+) -> ExitCode {
     let result = runtime.block_on(crate::server::serve_with_reload(config, reload));
     if !pid_file.is_empty() {
         let _ = std::fs::remove_file(pid_file);
@@ -320,31 +357,62 @@ fn server_error(e: &ConfigError) -> ExitCode {
 /// Installs the global tracing subscriber at `log.level` (`none` = no
 /// logging), writing to stdout or appending to `log.file`.
 pub(super) fn init_logging(log: &config::Log) -> Result<(), String> {
+    init_observability(log, None)
+}
+
+/// [`init_logging`] plus, when `otel` is given, an OpenTelemetry layer
+/// exporting the request spans. Log output is unchanged: request spans
+/// (target [`crate::middleware::trace::TARGET`]) never show in log lines.
+pub(super) fn init_observability(
+    log: &config::Log,
+    otel: Option<&crate::middleware::otel::OtelGuard>,
+) -> Result<(), String> {
     use tracing::level_filters::LevelFilter;
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::filter::{FilterExt, filter_fn};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    type Boxed = Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync>;
     let level = match log.level.as_str() {
-        "none" => return Ok(()),
-        "trace" => LevelFilter::TRACE,
-        "debug" => LevelFilter::DEBUG,
-        "warn" => LevelFilter::WARN,
-        "error" | "fatal" => LevelFilter::ERROR,
-        _ => LevelFilter::INFO,
+        "none" => None,
+        "trace" => Some(LevelFilter::TRACE),
+        "debug" => Some(LevelFilter::DEBUG),
+        "warn" => Some(LevelFilter::WARN),
+        "error" | "fatal" => Some(LevelFilter::ERROR),
+        _ => Some(LevelFilter::INFO),
     };
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_target(false);
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let result = if log.file.is_empty() {
-        builder.with_ansi(ansi).try_init()
-    } else {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log.file)
-            .map_err(|e| format!("log.file: cannot open {}: {e}", log.file))?;
-        builder
-            .with_ansi(false)
-            .with_writer(std::sync::Mutex::new(file))
-            .try_init()
-    };
-    result.map_err(|e| format!("initializing logging: {e}"))
+    let mut layers: Vec<Boxed> = Vec::new();
+    if let Some(level) = level {
+        let not_request_span = filter_fn(|meta| {
+            !(meta.is_span() && meta.target() == crate::middleware::trace::TARGET)
+        });
+        let filter = level.and(not_request_span);
+        let fmt = tracing_subscriber::fmt::layer().with_target(false);
+        let layer: Boxed = if log.file.is_empty() {
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+            fmt.with_ansi(ansi).with_filter(filter).boxed()
+        } else {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log.file)
+                .map_err(|e| format!("log.file: cannot open {}: {e}", log.file))?;
+            fmt.with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .with_filter(filter)
+                .boxed()
+        };
+        layers.push(layer);
+    }
+    if let Some(guard) = otel {
+        layers.push(guard.layer().with_filter(LevelFilter::INFO).boxed());
+    }
+    if layers.is_empty() {
+        return Ok(());
+    }
+    tracing_subscriber::registry()
+        .with(layers)
+        .try_init()
+        .map_err(|e| format!("initializing logging: {e}"))
 }

@@ -44,6 +44,7 @@ pub fn validate(cfg: &Config) -> Check {
     check_channel(cfg, &proxy_names)?;
     check_rpc(cfg, &proxy_names)?;
     check_consumers(cfg)?;
+    cfg.middleware.validate()?;
     Ok(())
 }
 

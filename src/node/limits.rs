@@ -1,7 +1,9 @@
 //! Node-wide admission of new connections: `client.connection_limit` (open
 //! connections) and `client.connection_rate_limit` (new connections per
 //! second, as a token bucket with a burst of one second's worth). Both are
-//! checked before a transport upgrades, so a refused client gets HTTP 503.
+//! checked before a transport upgrades, so a refused client gets HTTP 503:
+//! by [`crate::middleware::conn_limit`] on the connection routes, which
+//! hands the [`Permit`] to the transport.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

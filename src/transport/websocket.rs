@@ -82,15 +82,12 @@ pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response
     if state.node.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
-    let permit = match state.node.admission.admit() {
-        Ok(p) => p,
-        Err(why) => {
-            metrics::counter!("centrifugo_node_client_connection_limit").increment(1);
-            tracing::info!(?why, "connection refused by node limits");
-            return (StatusCode::SERVICE_UNAVAILABLE, "connection limit reached").into_response();
-        }
-    };
     let (encoding, subprotocol) = choose_encoding(headers, req.uri().query());
+    // The slot admitted by the client stack's connection-limit layer.
+    let permit = match crate::middleware::conn_limit::take_permit(&mut req, &state.node.admission) {
+        Ok(p) => p,
+        Err(refused) => return refused,
+    };
     let cfg = &state.node.config().websocket;
     let limit = cfg.message_size_limit;
     let ws_config = WebSocketConfig::default()

@@ -12,10 +12,12 @@ pub use super::duration::Duration;
 
 mod channel;
 mod client;
+mod middleware;
 mod transport;
 
 pub use channel::*;
 pub use client::*;
+pub use middleware::*;
 pub use transport::*;
 
 /// The whole configuration.
@@ -50,6 +52,8 @@ pub struct Config {
     pub debug: DebugPprof,
     pub init: Init,
     pub opentelemetry: OpenTelemetry,
+    /// Rotor's own tower stack settings (not a Centrifugo key).
+    pub middleware: Middleware,
     /// Sections Rotor accepts but does not interpret yet; kept verbatim so a
     /// Centrifugo config loads without errors.
     pub proxies: Vec<serde_json::Value>,
@@ -94,6 +98,7 @@ impl Default for Config {
             debug: DebugPprof::default(),
             init: Init::default(),
             opentelemetry: OpenTelemetry::default(),
+            middleware: Middleware::default(),
             proxies: Vec::new(),
             consumers: Vec::new(),
             map_broker: empty_object(),

@@ -1,0 +1,244 @@
+//! `middleware.*`: Rotor's own section (Centrifugo has none) for the tower
+//! stack in front of the server APIs: client IP resolution, rate limits,
+//! request body limit, request timeout and load shedding. Everything is off
+//! by default, so a Centrifugo config behaves exactly as under Centrifugo.
+//! Env vars follow the usual mapping, e.g.
+//! `CENTRIFUGO_MIDDLEWARE_RATE_LIMIT_PER_IP_RATE`.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::super::error::ConfigError;
+use super::Duration;
+
+/// The whole `middleware` section.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Middleware {
+    pub client_ip: ClientIp,
+    pub rate_limit: RateLimit,
+    pub body_limit: BodyLimit,
+    pub timeout: Timeout,
+    pub load_shed: LoadShed,
+}
+
+/// `middleware.client_ip`: where the client address comes from.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct ClientIp {
+    /// Peers (IP addresses or CIDR blocks such as `10.0.0.0/8`) whose
+    /// `X-Forwarded-For` / `X-Real-IP` headers are believed. Empty: the
+    /// TCP peer address is always the client address.
+    pub trusted_proxies: Vec<String>,
+}
+
+/// One token bucket: `rate` requests per `interval`, bursting to `burst`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct RateLimitRule {
+    /// Tokens added per `interval`; 0 turns this limit off.
+    pub rate: u64,
+    pub interval: Duration,
+    /// Bucket capacity; 0 means `rate`.
+    pub burst: u64,
+}
+
+impl Default for RateLimitRule {
+    fn default() -> Self {
+        Self {
+            rate: 0,
+            interval: Duration::from_secs(1),
+            burst: 0,
+        }
+    }
+}
+
+impl RateLimitRule {
+    /// True when the rule limits anything.
+    pub fn enabled(&self) -> bool {
+        self.rate > 0
+    }
+
+    /// The bucket capacity (`burst`, or `rate` when `burst` is 0).
+    pub fn capacity(&self) -> u64 {
+        if self.burst == 0 {
+            self.rate
+        } else {
+            self.burst
+        }
+    }
+}
+
+/// `middleware.rate_limit`: per API key and per client IP (HTTP 429 /
+/// gRPC `RESOURCE_EXHAUSTED`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct RateLimit {
+    pub per_api_key: RateLimitRule,
+    pub per_ip: RateLimitRule,
+    /// Most keys (API keys or IPs) tracked per limiter; older idle ones are
+    /// evicted beyond that.
+    pub max_tracked_keys: usize,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self {
+            per_api_key: RateLimitRule::default(),
+            per_ip: RateLimitRule::default(),
+            max_tracked_keys: 65_536,
+        }
+    }
+}
+
+/// `middleware.body_limit` (HTTP API only; HTTP 413).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct BodyLimit {
+    /// Largest request body in bytes; 0 = unlimited.
+    pub max_bytes: usize,
+}
+
+/// `middleware.timeout` (HTTP 504 / gRPC `DEADLINE_EXCEEDED`; never on
+/// connection endpoints).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Timeout {
+    /// Time allowed until the response head; 0 = no timeout.
+    pub request: Duration,
+}
+
+/// `middleware.load_shed` (HTTP 503 / gRPC `UNAVAILABLE`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct LoadShed {
+    /// Requests served at once; more are refused at once. 0 = unlimited.
+    pub max_in_flight: usize,
+}
+
+/// Parses an IP address or a CIDR block (`addr/prefix`).
+pub fn parse_cidr(text: &str) -> Result<(IpAddr, u8), String> {
+    let text = text.trim();
+    let (addr, prefix) = match text.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (text, None),
+    };
+    let ip: IpAddr = addr
+        .parse()
+        .map_err(|_| format!("invalid IP address {addr:?}"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let bits = match prefix {
+        None => max,
+        Some(p) => p
+            .parse::<u8>()
+            .ok()
+            .filter(|b| *b <= max)
+            .ok_or_else(|| format!("invalid prefix length {p:?} in {text:?}"))?,
+    };
+    Ok((ip, bits))
+}
+
+impl Middleware {
+    /// Checks the section; errors name the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (i, p) in self.client_ip.trusted_proxies.iter().enumerate() {
+            parse_cidr(p).map_err(|e| {
+                ConfigError::invalid(format!("middleware.client_ip.trusted_proxies[{i}]"), e)
+            })?;
+        }
+        for (name, rule) in [
+            ("per_api_key", &self.rate_limit.per_api_key),
+            ("per_ip", &self.rate_limit.per_ip),
+        ] {
+            if rule.enabled() && rule.interval.is_zero() {
+                return Err(ConfigError::invalid(
+                    format!("middleware.rate_limit.{name}.interval"),
+                    "must be positive when rate is set",
+                ));
+            }
+        }
+        let any_rate = self.rate_limit.per_api_key.enabled() || self.rate_limit.per_ip.enabled();
+        if any_rate && self.rate_limit.max_tracked_keys == 0 {
+            return Err(ConfigError::invalid(
+                "middleware.rate_limit.max_tracked_keys",
+                "must be positive when a rate limit is set",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_off() {
+        let m = Middleware::default();
+        assert!(!m.rate_limit.per_ip.enabled());
+        assert!(!m.rate_limit.per_api_key.enabled());
+        assert_eq!(m.body_limit.max_bytes, 0);
+        assert!(m.timeout.request.is_zero());
+        assert_eq!(m.load_shed.max_in_flight, 0);
+        assert!(m.validate().is_ok());
+    }
+
+    #[test]
+    fn cidr_parsing() {
+        assert_eq!(
+            parse_cidr("10.0.0.0/8"),
+            Ok(("10.0.0.0".parse().expect("ip"), 8))
+        );
+        assert_eq!(parse_cidr("::1"), Ok(("::1".parse().expect("ip"), 128)));
+        assert!(parse_cidr("10.0.0.0/33").is_err());
+        assert!(parse_cidr("nope").is_err());
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let mut m = Middleware::default();
+        m.client_ip.trusted_proxies = vec!["127.0.0.1".into(), "bad".into()];
+        let e = m.validate().expect_err("bad proxy");
+        assert_eq!(e.key(), "middleware.client_ip.trusted_proxies[1]");
+        let mut m = Middleware::default();
+        m.rate_limit.per_ip.rate = 5;
+        m.rate_limit.per_ip.interval = Duration::ZERO;
+        let e = m.validate().expect_err("zero interval");
+        assert_eq!(e.key(), "middleware.rate_limit.per_ip.interval");
+    }
+
+    #[test]
+    fn burst_defaults_to_rate() {
+        let r = RateLimitRule {
+            rate: 7,
+            ..Default::default()
+        };
+        assert_eq!(r.capacity(), 7);
+    }
+
+    #[test]
+    fn env_and_file_keys_reach_the_section() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("config.json");
+        std::fs::write(
+            &path,
+            r#"{"middleware":{"timeout":{"request":"3s"},"client_ip":{"trusted_proxies":["10.0.0.0/8"]}}}"#,
+        )
+        .expect("write");
+        let env = |name: &str| match name {
+            "CENTRIFUGO_MIDDLEWARE_RATE_LIMIT_PER_IP_RATE" => Some("5".to_string()),
+            "CENTRIFUGO_MIDDLEWARE_RATE_LIMIT_PER_IP_INTERVAL" => Some("2s".to_string()),
+            "CENTRIFUGO_MIDDLEWARE_LOAD_SHED_MAX_IN_FLIGHT" => Some("64".to_string()),
+            _ => None,
+        };
+        let loaded = crate::config::load_with_env(&path, &[], &env).expect("loads");
+        let m = &loaded.config.middleware;
+        assert_eq!(m.rate_limit.per_ip.rate, 5);
+        assert_eq!(m.rate_limit.per_ip.interval, Duration::from_secs(2));
+        assert_eq!(m.load_shed.max_in_flight, 64);
+        assert_eq!(m.timeout.request, Duration::from_secs(3));
+        assert_eq!(m.client_ip.trusted_proxies, vec!["10.0.0.0/8".to_string()]);
+        assert!(loaded.unknown_keys.is_empty(), "{:?}", loaded.unknown_keys);
+    }
+}
