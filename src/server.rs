@@ -268,7 +268,12 @@ fn api_routes(
     mut int: Option<Router>,
 ) -> (Router, Option<Router>) {
     if !cfg.http_api.disabled {
-        let api = crate::api::http::router(cfg, executor.clone(), stop.clone());
+        // The tower stack (trace, client IP, rate limit, body limit, timeout,
+        // load shed) around the API router, whose own layer checks the key.
+        let api = crate::middleware::stack::api_http(
+            crate::api::http::router(cfg, executor.clone(), stop.clone()),
+            cfg,
+        );
         if cfg.http_api.external {
             ext = ext.merge(api);
         } else {

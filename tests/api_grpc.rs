@@ -216,3 +216,28 @@ async fn max_receive_message_size_is_enforced() {
     assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
     srv.stop().await;
 }
+
+/// The tower stack sits in front of the gRPC API of the real server: with
+/// a per-key budget of 2 calls, the third is RESOURCE_EXHAUSTED (before the
+/// key check, so a flood of bad keys is limited too).
+#[tokio::test]
+async fn rate_limit_per_api_key_is_in_front_of_the_grpc_api() {
+    let mut cfg = api_config();
+    let rule = &mut cfg.middleware.rate_limit.per_api_key;
+    rule.rate = 1;
+    rule.interval = rotor::config::Duration::from_secs(60);
+    rule.burst = 2;
+    let srv = TestServer::start(cfg).await;
+    let mut c = grpc_client(&srv).await;
+    for _ in 0..2 {
+        c.info(with_key(InfoRequest {}))
+            .await
+            .expect("within budget");
+    }
+    let err = c
+        .info(with_key(InfoRequest {}))
+        .await
+        .expect_err("over budget");
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    srv.stop().await;
+}

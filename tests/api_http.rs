@@ -285,3 +285,20 @@ async fn prefix_disabled_and_swagger() {
     assert_eq!(post(&srv, "/api/info", "{}").await.status, 404);
     srv.stop().await;
 }
+
+/// The tower stack sits in front of the HTTP API of the real server: with a
+/// per-key budget of 2 requests, the third gets 429 with Retry-After.
+#[tokio::test]
+async fn rate_limit_per_api_key_is_in_front_of_the_http_api() {
+    let mut cfg = api_config();
+    let rule = &mut cfg.middleware.rate_limit.per_api_key;
+    rule.rate = 1;
+    rule.interval = rotor::config::Duration::from_secs(60);
+    rule.burst = 2;
+    let srv = TestServer::start(cfg).await;
+    for _ in 0..2 {
+        assert_eq!(post(&srv, "/api/info", "{}").await.status, 200);
+    }
+    assert_eq!(post(&srv, "/api/info", "{}").await.status, 429);
+    srv.stop().await;
+}

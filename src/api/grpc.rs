@@ -156,6 +156,9 @@ pub async fn serve(
             .map_err(|e| format!("grpc_api.tls: {e}"))?;
     }
     let mut router = server
+        // Outer to inner: trace, client IP, rate limit, timeout, load shed
+        // (the tower stack), then the API key check.
+        .layer(crate::middleware::stack::grpc(cfg))
         .layer(ApiKeyLayer::grpc(&g.key))
         .add_service(api)
         .add_service(health_service);
