@@ -7,20 +7,12 @@ use bytes::Bytes;
 use rotor::api::{ApiError, Executor};
 use rotor::config::{self, Config};
 use rotor::proto::api::*;
-use support::{TestServer, base_config, unique};
+use support::{TestServer, base_config, ns, unique};
 
 /// The test config: [`base_config`] plus namespaces for formats, types and
 /// history without presence.
 fn config() -> Config {
     let mut cfg = base_config();
-    let ns = |name: &str, f: &dyn Fn(&mut config::ChannelOptions)| {
-        let mut o = config::ChannelOptions::default();
-        f(&mut o);
-        config::Namespace {
-            name: name.into(),
-            options: o,
-        }
-    };
     cfg.channel.namespaces.extend([
         ns("json", &|o| o.publication_data_format = "json".into()),
         ns("object", &|o| {
@@ -158,6 +150,32 @@ async fn skip_history_and_idempotency_key() {
     let a = exec.publish(keyed("3")).await.expect("ok");
     let b = exec.publish(keyed("4")).await.expect("ok");
     assert_eq!(a, b, "a repeated key returns the first result");
+    let h = exec
+        .history(HistoryRequest {
+            channel: ch.clone(),
+            limit: -1,
+            ..Default::default()
+        })
+        .await
+        .expect("history");
+    let data: Vec<&[u8]> = h.publications.iter().map(|p| &p.data[..]).collect();
+    assert_eq!(data, vec![&b"1"[..], &b"3"[..]]);
+}
+
+/// `version`/`version_epoch` reach the engine: a stale version is not
+/// stored and returns the current position.
+#[tokio::test]
+async fn stale_versions_are_dropped() {
+    let (_srv, exec) = start(config()).await;
+    let ch = unique("chat:versions");
+    let versioned = |data: &str, version: u64| PublishRequest {
+        version,
+        version_epoch: "e1".into(),
+        ..publish_req(&ch, data)
+    };
+    assert_eq!(exec.publish(versioned("1", 5)).await.expect("ok").offset, 1);
+    assert_eq!(exec.publish(versioned("2", 4)).await.expect("ok").offset, 1);
+    assert_eq!(exec.publish(versioned("3", 6)).await.expect("ok").offset, 2);
     let h = exec
         .history(HistoryRequest {
             channel: ch.clone(),

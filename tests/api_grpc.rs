@@ -7,7 +7,7 @@ mod support;
 use futures_util::StreamExt;
 use rotor::proto::api::{BatchRequest, Command, InfoRequest, RpcRequest};
 use support::TestServer;
-use support::api::{api_config, grpc_client, with_key};
+use support::api::{api_config, grpc_channel, grpc_client, rate_limited_config, with_key};
 use tonic::Code;
 use tonic::codec::CompressionEncoding;
 
@@ -112,11 +112,7 @@ async fn gzip_and_zstd_are_accepted_and_sent() {
 #[tokio::test]
 async fn reflection_v1_and_v1alpha_list_the_service() {
     let srv = TestServer::start(api_config()).await;
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", srv.grpc_addr))
-        .expect("endpoint")
-        .connect()
-        .await
-        .expect("connect");
+    let channel = grpc_channel(&srv).await;
     {
         use tonic_reflection::pb::v1::ServerReflectionRequest;
         use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
@@ -178,11 +174,7 @@ async fn health_is_serving_without_a_key() {
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::health_client::HealthClient;
     let srv = TestServer::start(api_config()).await;
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", srv.grpc_addr))
-        .expect("endpoint")
-        .connect()
-        .await
-        .expect("connect");
+    let channel = grpc_channel(&srv).await;
     let mut c = HealthClient::new(channel);
     for service in ["", "centrifugal.centrifugo.api.CentrifugoApi"] {
         let resp = c
@@ -222,12 +214,7 @@ async fn max_receive_message_size_is_enforced() {
 /// key check, so a flood of bad keys is limited too).
 #[tokio::test]
 async fn rate_limit_per_api_key_is_in_front_of_the_grpc_api() {
-    let mut cfg = api_config();
-    let rule = &mut cfg.middleware.rate_limit.per_api_key;
-    rule.rate = 1;
-    rule.interval = rotor::config::Duration::from_secs(60);
-    rule.burst = 2;
-    let srv = TestServer::start(cfg).await;
+    let srv = TestServer::start(rate_limited_config(2)).await;
     let mut c = grpc_client(&srv).await;
     for _ in 0..2 {
         c.info(with_key(InfoRequest {}))

@@ -8,7 +8,7 @@ mod support;
 use rotor::api::gateway::METHODS;
 use serde_json::{Value, json};
 use support::TestServer;
-use support::api::{API_KEY, api_config, post, request};
+use support::api::{API_KEY, api_config, post, rate_limited_config, request};
 
 /// Methods whose reply is the same with any executor: an empty request
 /// body `{}` is rejected or answered without touching engine state.
@@ -52,41 +52,20 @@ async fn unknown_subpaths_and_pro_methods_are_404() {
 async fn api_key_rules() {
     let srv = TestServer::start(api_config()).await;
     let path = "/api/info";
-    let ok = |r: &support::api::HttpReply| r.status == 200;
-    assert_eq!(request(&srv, "POST", path, "{}", &[]).await.status, 401);
-    let r = request(&srv, "POST", path, "{}", &[("X-API-Key", "wrong")]).await;
+    let status = async |headers: &[(&str, &str)]| request(&srv, "POST", path, "{}", headers).await;
+    assert_eq!(status(&[]).await.status, 401);
+    let r = status(&[("X-API-Key", "wrong")]).await;
     assert_eq!((r.status, r.body.as_str()), (401, ""));
-    assert!(ok(&request(
-        &srv,
-        "POST",
-        path,
-        "{}",
-        &[("X-API-Key", API_KEY)]
-    )
-    .await));
-    let auth = format!("apikey {API_KEY}");
-    assert!(ok(&request(
-        &srv,
-        "POST",
-        path,
-        "{}",
-        &[("Authorization", &auth)]
-    )
-    .await));
-    let auth = format!("ApiKey {API_KEY}");
-    assert!(ok(&request(
-        &srv,
-        "POST",
-        path,
-        "{}",
-        &[("Authorization", &auth)]
-    )
-    .await));
+    assert_eq!(status(&[("X-API-Key", API_KEY)]).await.status, 200);
+    for scheme in ["apikey", "ApiKey"] {
+        let auth = format!("{scheme} {API_KEY}");
+        assert_eq!(status(&[("Authorization", &auth)]).await.status, 200);
+    }
     let bearer = format!("Bearer {API_KEY}");
     let r = request(&srv, "POST", path, "{}", &[("Authorization", &bearer)]).await;
     assert_eq!(r.status, 401);
     let q = format!("{path}?api_key={API_KEY}");
-    assert!(ok(&request(&srv, "POST", &q, "{}", &[]).await));
+    assert_eq!(request(&srv, "POST", &q, "{}", &[]).await.status, 200);
     let r = request(&srv, "POST", "/api/info?api_key=bad", "{}", &[]).await;
     assert_eq!(r.status, 401);
     srv.stop().await;
@@ -290,12 +269,7 @@ async fn prefix_disabled_and_swagger() {
 /// per-key budget of 2 requests, the third gets 429 with Retry-After.
 #[tokio::test]
 async fn rate_limit_per_api_key_is_in_front_of_the_http_api() {
-    let mut cfg = api_config();
-    let rule = &mut cfg.middleware.rate_limit.per_api_key;
-    rule.rate = 1;
-    rule.interval = rotor::config::Duration::from_secs(60);
-    rule.burst = 2;
-    let srv = TestServer::start(cfg).await;
+    let srv = TestServer::start(rate_limited_config(2)).await;
     for _ in 0..2 {
         assert_eq!(post(&srv, "/api/info", "{}").await.status, 200);
     }

@@ -53,6 +53,13 @@ pub struct PublishOptions {
     pub idempotent_result_ttl: Duration,
     /// Ask subscribers that negotiated delta to receive a delta.
     pub use_delta: bool,
+    /// With history: a publication whose `version` is not greater than the
+    /// last accepted version of the same `version_epoch` in this channel is
+    /// stale and dropped (`suppressed`, current position returned). 0 = no
+    /// version check.
+    pub version: u64,
+    /// Scope of `version`: a new epoch starts a new sequence.
+    pub version_epoch: String,
 }
 
 impl PublishOptions {

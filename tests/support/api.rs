@@ -83,14 +83,28 @@ pub async fn call(srv: &TestServer, method: &str, body: Value) -> Value {
     r.json()
 }
 
-/// A gRPC client of the server's API (no key attached).
-pub async fn grpc_client(srv: &TestServer) -> CentrifugoApiClient<Channel> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", srv.grpc_addr))
+/// A gRPC channel to the server's gRPC listener.
+pub async fn grpc_channel(srv: &TestServer) -> Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{}", srv.grpc_addr))
         .expect("endpoint")
         .connect()
         .await
-        .expect("grpc connects");
-    CentrifugoApiClient::new(channel)
+        .expect("grpc connects")
+}
+
+/// A gRPC client of the server's API (no key attached).
+pub async fn grpc_client(srv: &TestServer) -> CentrifugoApiClient<Channel> {
+    CentrifugoApiClient::new(grpc_channel(srv).await)
+}
+
+/// [`api_config`] with a per-API-key budget of `burst` requests a minute.
+pub fn rate_limited_config(burst: u64) -> Config {
+    let mut cfg = api_config();
+    let rule = &mut cfg.middleware.rate_limit.per_api_key;
+    rule.rate = 1;
+    rule.interval = rotor::config::Duration::from_secs(60);
+    rule.burst = burst;
+    cfg
 }
 
 /// `request` with the `authorization: apikey <KEY>` metadata.

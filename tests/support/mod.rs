@@ -27,6 +27,16 @@ pub const SECRET: &str = "test-secret";
 /// How long any single wait may take before the test fails.
 pub const PATIENCE: Duration = Duration::from_secs(5);
 
+/// A namespace named `name` with the options `f` sets.
+pub fn ns(name: &str, f: &dyn Fn(&mut config::ChannelOptions)) -> config::Namespace {
+    let mut o = config::ChannelOptions::default();
+    f(&mut o);
+    config::Namespace {
+        name: name.into(),
+        options: o,
+    }
+}
+
 /// A config with an HMAC key and a few namespaces used across tests.
 pub fn base_config() -> Config {
     let mut cfg = Config::default();
@@ -36,14 +46,6 @@ pub fn base_config() -> Config {
         allow_subscribe_for_client: true,
         allow_publish_for_subscriber: true,
         ..Default::default()
-    };
-    let ns = |name: &str, f: &dyn Fn(&mut config::ChannelOptions)| {
-        let mut o = config::ChannelOptions::default();
-        f(&mut o);
-        config::Namespace {
-            name: name.into(),
-            options: o,
-        }
     };
     cfg.channel.namespaces = vec![
         ns("chat", &|o| {

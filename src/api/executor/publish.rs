@@ -1,10 +1,9 @@
 //! `publish` and `broadcast`: validation of the channel, the namespace and
 //! the data format, then the node's publish path with the namespace's
 //! history options.
-//!
-//! Not yet supported: `version`/`version_epoch` (the engine's
-//! `PublishOptions` has no per-channel version check), so they are ignored
-//! and such publications are never dropped as stale.
+//! `version`/`version_epoch` go to the engine, which drops stale versions
+//! in channels with history (`suppressed`: the current position is
+//! returned and nothing is delivered).
 
 use std::collections::BTreeMap;
 
@@ -29,6 +28,8 @@ struct Publication {
     tags: BTreeMap<String, String>,
     idempotency_key: String,
     delta: bool,
+    version: u64,
+    version_epoch: String,
 }
 
 /// Checks data against the channel's `publication_data_format` (the
@@ -61,6 +62,8 @@ impl Executor {
             tags: req.tags,
             idempotency_key: req.idempotency_key,
             delta: req.delta,
+            version: req.version,
+            version_epoch: req.version_epoch,
         };
         self.publish_into(&req.channel, &opts, &publication).await
     }
@@ -77,6 +80,8 @@ impl Executor {
             tags: req.tags,
             idempotency_key: req.idempotency_key,
             delta: req.delta,
+            version: req.version,
+            version_epoch: req.version_epoch,
         };
         let publication = &publication;
         let responses = futures_util::stream::iter(req.channels)
@@ -123,6 +128,8 @@ impl Executor {
         }
         // `publish_options` already turned delta on for `delta_publish`.
         popts.use_delta |= p.delta;
+        popts.version = p.version;
+        popts.version_epoch.clone_from(&p.version_epoch);
         let result = self
             .node
             .publish(channel, p.data.clone(), &popts)

@@ -580,6 +580,7 @@ where
     meta_ttl_new_epoch(make().await).await;
     history_on_fresh_channel_keeps_epoch(make().await).await;
     idempotent_publish(make().await).await;
+    super::versioned_publish(make().await).await;
     remove_history_keeps_position(make().await).await;
     join_leave_delivery(make().await).await;
     concurrent_publishers(make().await).await;

@@ -31,10 +31,12 @@ use tokio::time::Instant;
 mod broker;
 mod presence;
 mod recovery;
+mod versions;
 
 pub use broker::*;
 pub use presence::*;
 pub use recovery::*;
+pub use versions::*;
 
 use super::{
     Broker, BrokerEventHandler, ClientInfo, EngineError, HistoryFilter, HistoryOptions,

@@ -272,6 +272,12 @@ impl Broker for MemoryBroker {
             let (publication, position) = if opts.with_history() {
                 let meta_ttl = or_default(opts.history_meta_ttl, DEFAULT_HISTORY_META_TTL);
                 let stream = shard.live_stream(channel, now, meta_ttl);
+                if !stream.accept_version(opts.version, &opts.version_epoch) {
+                    return Ok(PublishResult {
+                        position: stream.position(),
+                        suppressed: true,
+                    });
+                }
                 let publication = stream.append(
                     publication,
                     deadline(now, opts.history_ttl),

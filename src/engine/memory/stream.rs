@@ -29,6 +29,9 @@ pub(super) struct Stream {
     pub(super) entries: VecDeque<StreamEntry>,
     /// Last activity + meta TTL; past it the stream is treated as absent.
     pub(super) meta_expires_at: Instant,
+    /// Last accepted publication version and its epoch (0 = none yet).
+    pub(super) version: u64,
+    pub(super) version_epoch: String,
 }
 
 impl Stream {
@@ -38,7 +41,26 @@ impl Stream {
             top: 0,
             entries: VecDeque::new(),
             meta_expires_at: deadline(now, meta_ttl),
+            version: 0,
+            version_epoch: String::new(),
         }
+    }
+
+    /// Versioned publish: false when `version` (> 0) is not newer than the
+    /// last accepted one of the same `epoch`; otherwise records it. A
+    /// different epoch starts a new sequence.
+    pub(super) fn accept_version(&mut self, version: u64, epoch: &str) -> bool {
+        if version == 0 {
+            return true;
+        }
+        if self.version > 0 && self.version_epoch == epoch && version <= self.version {
+            return false;
+        }
+        self.version = version;
+        if self.version_epoch != epoch {
+            self.version_epoch = epoch.to_owned();
+        }
+        true
     }
 
     pub(super) fn meta_expired(&self, now: Instant) -> bool {

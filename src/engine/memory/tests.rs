@@ -44,6 +44,7 @@ conformance_tests!(broker:
     meta_ttl_new_epoch,
     history_on_fresh_channel_keeps_epoch,
     idempotent_publish,
+    versioned_publish,
     remove_history_keeps_position,
     join_leave_delivery,
     concurrent_publishers,
