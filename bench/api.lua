@@ -1,5 +1,6 @@
 -- wrk script for the server API benchmark (bench/run.sh api).
--- POSTs the body in env BODY (or the file in env BODY_FILE) with the API key
+-- Sends env METHOD (default POST) with the body in env BODY (or the file in
+-- env BODY_FILE) and the API key
 -- in env API_KEY and prints one ROWAPI line. run.sh checks beforehand (with
 -- curl) that the body gets a 200 without an "error", so the rate measured is
 -- the rate of real work.
@@ -11,7 +12,7 @@ if file then
   body = f:read("*a")
   f:close()
 end
-wrk.method = "POST"
+wrk.method = os.getenv("METHOD") or "POST"
 wrk.body = body
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["X-API-Key"] = key

@@ -120,7 +120,7 @@ if [[ "$ONLY" == all || "$ONLY" == api ]]; then
     BATCH_FILE="$OUT/batch100.json"
     python3 -c "import json,sys; c={'channel':'bench','data':json.loads(sys.argv[1])}; print(json.dumps({'commands':[{'publish':c}]*100}))" "$PAYLOAD" >"$BATCH_FILE"
     WRK=("${PRIO[@]}" taskset -c 1 wrk -t1 -c64 -d"${API_SECONDS:-10}"s --latency)
-    api_row() { # name path body-env...
+    api_row() { # name path env... (path is under $API)
         local name=$1 path=$2
         shift 2
         echo "### $name" | tee -a "$OUT/summary.txt"
@@ -131,9 +131,7 @@ if [[ "$ONLY" == all || "$ONLY" == api ]]; then
     # Every body must be accepted before it is measured.
     curl -sf -H "X-API-Key: $KEY" -d "$PUBLISH" "$API/publish" | grep -q '"result"'
     curl -sf -H "X-API-Key: $KEY" --data-binary @"$BATCH_FILE" "$API/batch" | grep -q '"replies"'
-    echo "### health" | tee -a "$OUT/summary.txt"
-    "${WRK[@]}" "http://127.0.0.1:${ROTOR_PORT}/health" 2>&1 | tee "$OUT/api-health.txt" \
-        | grep -E 'Requests/sec|50%|99%' | tee -a "$OUT/summary.txt"
+    API="http://127.0.0.1:${ROTOR_PORT}" api_row health /health METHOD=GET
     api_row rpc-noop /rpc BODY='{"method":"noop"}'
     api_row publish /publish BODY="$PUBLISH"
     api_row batch100 /batch BODY_FILE="$BATCH_FILE"
