@@ -384,9 +384,14 @@ pub(super) fn init_observability(
     };
     let mut layers: Vec<Boxed> = Vec::new();
     if let Some(level) = level {
+        // The level hint matters: without it the combined filter has none,
+        // the global maximum level becomes TRACE and every `log::trace!` of
+        // the WebSocket library goes through the dispatcher (seen at 2.4 %
+        // of server CPU in the fan-out benchmark).
         let not_request_span = filter_fn(|meta| {
             !(meta.is_span() && meta.target() == crate::middleware::trace::TARGET)
-        });
+        })
+        .with_max_level_hint(level);
         let filter = level.and(not_request_span);
         let fmt = tracing_subscriber::fmt::layer().with_target(false);
         let layer: Boxed = if log.file.is_empty() {
