@@ -228,3 +228,60 @@ async fn rate_limit_per_api_key_is_in_front_of_the_grpc_api() {
     assert_eq!(err.code(), Code::ResourceExhausted);
     srv.stop().await;
 }
+
+/// `grpc_api.tls`: the gRPC API serves TLS (a self-signed certificate made
+/// by the `openssl` command for `localhost`) and a client trusting that
+/// certificate calls it; a plaintext client cannot.
+#[tokio::test]
+async fn tls_is_served_when_configured() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("the openssl command is needed for this test");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let cert_pem = std::fs::read_to_string(&cert).expect("cert");
+    let mut cfg = api_config();
+    cfg.grpc_api.tls.enabled = true;
+    cfg.grpc_api.tls.cert_pem = cert_pem.clone();
+    cfg.grpc_api.tls.key_pem = key.to_string_lossy().into_owned();
+    let srv = TestServer::start(cfg).await;
+
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(cert_pem))
+        .domain_name("localhost");
+    let channel = tonic::transport::Endpoint::from_shared(format!("https://{}", srv.grpc_addr))
+        .expect("endpoint")
+        .tls_config(tls)
+        .expect("tls config")
+        .connect()
+        .await
+        .expect("TLS handshake");
+    let mut c = rotor::proto::api::centrifugo_api_client::CentrifugoApiClient::new(channel);
+    c.info(with_key(InfoRequest {}))
+        .await
+        .expect("call over TLS");
+
+    let mut plain = grpc_client(&srv).await;
+    assert!(plain.info(with_key(InfoRequest {})).await.is_err());
+    srv.stop().await;
+}
