@@ -223,7 +223,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let e = parse("rpc.proxy", &json!({"timeout": 5})).expect_err("bad");
+        let e = parse("rpc.proxy", &json!({"timeout": true})).expect_err("bad");
         assert!(e.starts_with("rpc.proxy.timeout"), "{e}");
         let e = parse("rpc.proxy", &json!({"timeout": "0s"})).expect_err("zero");
         assert!(e.starts_with("rpc.proxy.timeout"), "{e}");
