@@ -561,3 +561,32 @@ async fn node_start_fails_on_bad_proxy_config() {
     let e = rotor::node::Node::new(cfg).await.expect_err("bad endpoint");
     assert!(e.starts_with("proxies[0].endpoint"), "{e}");
 }
+
+#[test]
+fn proxies_from_env_vars() {
+    let env = |name: &str| -> Option<String> {
+        match name {
+            "CENTRIFUGO_CLIENT_PROXY_CONNECT_ENABLED" => Some("true".into()),
+            "CENTRIFUGO_CLIENT_PROXY_CONNECT_ENDPOINT" => Some("http://127.0.0.1:1/connect".into()),
+            "CENTRIFUGO_CHANNEL_PROXY_SUBSCRIBE_ENDPOINT" => Some("grpc://127.0.0.1:1".into()),
+            "CENTRIFUGO_CHANNEL_PROXY_SUBSCRIBE_TIMEOUT" => Some("2s".into()),
+            "CENTRIFUGO_PROXIES" => {
+                Some(r#"[{"name":"p-1","endpoint":"http://127.0.0.1:1/p1"}]"#.into())
+            }
+            "CENTRIFUGO_PROXIES_P_1_TIMEOUT" => Some("300ms".into()),
+            _ => None,
+        }
+    };
+    let loaded =
+        rotor::config::load_with_env(std::path::Path::new(""), &[], &env).expect("config loads");
+    let p = Proxies::from_config(&loaded.config).expect("proxies");
+    assert!(p.connect().is_some());
+    assert_eq!(
+        p.subscribe("").expect("subscribe").timeout(),
+        Duration::from_secs(2)
+    );
+    assert_eq!(
+        p.rpc("p-1").expect("named").timeout(),
+        Duration::from_millis(300)
+    );
+}
