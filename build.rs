@@ -8,7 +8,10 @@
 //!   attributes for Centrifugo's JSON dialect ([`serde_attrs`]);
 //! * the server API adapters: method table, HTTP routes, gRPC service impl,
 //!   batch and legacy dispatch ([`gateway`]);
-//! * the OpenAPI 3 document of the HTTP API ([`openapi`]).
+//! * the OpenAPI 3 document of the HTTP API ([`openapi`]);
+//! * the prost structs, tonic client and (for tests) server of
+//!   `proxy.proto`, with the same serde pass so HTTP proxy bodies are
+//!   Centrifugo's JSON.
 
 use std::path::PathBuf;
 
@@ -23,10 +26,14 @@ mod openapi;
 mod serde_attrs;
 
 /// Proto files compiled into the crate, relative to `proto/`.
-const PROTOS: &[&str] = &["client.proto", "api.proto"];
+const PROTOS: &[&str] = &["client.proto", "api.proto", "proxy.proto"];
 
 /// Package of the server API.
 const API_PACKAGE: &str = "centrifugal.centrifugo.api";
+
+/// Package of the proxy protocol (Rotor is its client, so it stays out of
+/// the descriptor set served by gRPC reflection).
+const PROXY_PACKAGE: &str = "centrifugal.centrifugo.proxy";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files: Vec<PathBuf> = PROTOS
@@ -41,9 +48,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let fds = protox::compile(&files, ["proto"])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    let mut served = fds.clone();
+    served.file.retain(|f| f.package() != PROXY_PACKAGE);
     std::fs::write(
         out_dir.join("descriptor.bin"),
-        prost::Message::encode_to_vec(&fds),
+        prost::Message::encode_to_vec(&served),
     )?;
 
     let api = fds
@@ -57,6 +66,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
+        // No `Client::connect(dst)` constructors: the proxy service has an
+        // rpc named `Connect`. Clients are built with `new(channel)`.
+        .build_transport(false)
         .bytes(".")
         .btree_map(".")
         .type_attribute(

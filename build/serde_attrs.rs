@@ -35,6 +35,12 @@ pub const ALWAYS_EMIT: &[&str] = &[
     ".centrifugal.centrifugo.api.NodeResult.num_channels",
     ".centrifugal.centrifugo.api.NodeResult.num_subs",
     ".centrifugal.centrifugo.api.ChannelsResult.channels",
+    // proxy requests (spec/server-api.md §3.4: `user` is always present)
+    ".centrifugal.centrifugo.proxy.RefreshRequest.user",
+    ".centrifugal.centrifugo.proxy.SubscribeRequest.user",
+    ".centrifugal.centrifugo.proxy.PublishRequest.user",
+    ".centrifugal.centrifugo.proxy.RPCRequest.user",
+    ".centrifugal.centrifugo.proxy.SubRefreshRequest.user",
 ];
 
 /// True when the fully qualified field is on the always-emit whitelist.

@@ -17,6 +17,7 @@ pub mod middleware;
 pub mod node;
 pub mod proto;
 pub mod protocol;
+pub mod proxy;
 pub mod server;
 pub mod session;
 pub mod transport;

@@ -20,7 +20,16 @@ pub mod api {
     include!(concat!(env!("OUT_DIR"), "/centrifugal.centrifugo.api.rs"));
 }
 
-/// Encoded `FileDescriptorSet` of every compiled proto (for gRPC reflection).
+/// The proxy protocol (`centrifugal.centrifugo.proxy`): messages sent to
+/// application backends, the tonic client of `CentrifugoProxy` (and its
+/// server, used by tests and backends written in Rust).
+pub mod proxy {
+    #![allow(clippy::all, missing_docs)]
+    include!(concat!(env!("OUT_DIR"), "/centrifugal.centrifugo.proxy.rs"));
+}
+
+/// Encoded `FileDescriptorSet` of the protos Rotor serves (for gRPC
+/// reflection; the proxy protocol is left out).
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));
 
 /// True when `v` holds its type's zero value; used to omit empty fields.

@@ -19,6 +19,7 @@ use crate::engine::{
 };
 use crate::hub::Hub;
 use crate::protocol::Disconnect;
+use crate::proxy::Proxies;
 use crate::session::shared::Shared;
 
 pub mod control;
@@ -87,6 +88,8 @@ pub struct Node {
     pub shutdown: CancellationToken,
     /// When the node was built (for the uptime in `info`).
     started: std::time::Instant,
+    /// Every configured proxy (event hook).
+    proxies: Proxies,
 }
 
 impl std::fmt::Debug for Node {
@@ -114,6 +117,7 @@ impl Node {
     ) -> Result<Arc<Self>, String> {
         let rules = ChannelRules::new(&config.channel)?;
         let verifiers = Verifiers::new(&config)?;
+        let proxies = Proxies::from_config(&config)?;
         let name = if config.node.name.is_empty() {
             let host = hostname::get()
                 .map(|h| h.to_string_lossy().into_owned())
@@ -146,6 +150,7 @@ impl Node {
                 .collect(),
             shutdown: CancellationToken::new(),
             started: std::time::Instant::now(),
+            proxies,
         }))
     }
 
@@ -157,6 +162,11 @@ impl Node {
     /// Channel rules in force.
     pub fn rules(&self) -> Arc<ChannelRules> {
         self.rules.load_full()
+    }
+
+    /// Every configured proxy.
+    pub fn proxies(&self) -> &Proxies {
+        &self.proxies
     }
 
     /// Token verifiers in force.

@@ -1,0 +1,284 @@
+//! The proxy object of the configuration (spec/server-api.md §3.8), read
+//! from the free-form JSON sections `client.proxy.*`, `channel.proxy.*`,
+//! `rpc.proxy` and `proxies[]`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::config::{Duration, Tls};
+
+/// Default per-call timeout of a proxy.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// One proxy object, as configured.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct ProxyConfig {
+    /// `name` (only for `proxies[]` items).
+    pub name: String,
+    /// `enabled` (only for `client.proxy.connect` / `.refresh`).
+    pub enabled: bool,
+    /// `http(s)://…` for the HTTP proxy, anything else is a gRPC target.
+    pub endpoint: String,
+    /// Total per-call timeout (default 1s).
+    pub timeout: Duration,
+    /// Client transport headers forwarded (case-insensitive).
+    pub http_headers: Vec<String>,
+    /// Client emulated headers forwarded (case-insensitive).
+    pub emulated_headers: Vec<String>,
+    /// Incoming gRPC metadata keys forwarded (uni_grpc clients).
+    pub grpc_metadata: Vec<String>,
+    /// Client payloads travel base64-encoded in `b64data`.
+    pub binary_encoding: bool,
+    /// Connection meta is added to requests.
+    pub include_connection_meta: bool,
+    /// HTTP transport options.
+    pub http: HttpOptions,
+    /// gRPC transport options.
+    pub grpc: GrpcOptions,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            enabled: false,
+            endpoint: String::new(),
+            timeout: DEFAULT_TIMEOUT,
+            http_headers: Vec::new(),
+            emulated_headers: Vec::new(),
+            grpc_metadata: Vec::new(),
+            binary_encoding: false,
+            include_connection_meta: false,
+            http: HttpOptions::default(),
+            grpc: GrpcOptions::default(),
+        }
+    }
+}
+
+/// `http.*` options of a proxy.
+#[derive(Clone, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct HttpOptions {
+    /// Client TLS settings for `https://` endpoints.
+    pub tls: Tls,
+    /// Headers added to every request (values are secrets: never logged).
+    pub static_headers: BTreeMap<String, String>,
+    /// Non-200 statuses mapped to a custom error or disconnect.
+    pub status_to_code_transforms: Vec<StatusTransform>,
+}
+
+/// `grpc.*` options of a proxy.
+#[derive(Clone, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct GrpcOptions {
+    /// Client TLS settings.
+    pub tls: Tls,
+    /// Per-call credentials metadata key.
+    pub credentials_key: String,
+    /// Per-call credentials metadata value (a secret: never logged).
+    pub credentials_value: String,
+    /// gzip request compression.
+    pub compression: bool,
+    /// Metadata added to every call (values are secrets: never logged).
+    pub static_metadata: BTreeMap<String, String>,
+}
+
+// Debug output names static headers/metadata but never shows their values
+// or the credentials value (secrets).
+impl std::fmt::Debug for HttpOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpOptions")
+            .field("tls_enabled", &self.tls.enabled)
+            .field(
+                "static_headers",
+                &self.static_headers.keys().collect::<Vec<_>>(),
+            )
+            .field("status_to_code_transforms", &self.status_to_code_transforms)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for GrpcOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcOptions")
+            .field("tls_enabled", &self.tls.enabled)
+            .field("credentials_key", &self.credentials_key)
+            .field("compression", &self.compression)
+            .field(
+                "static_metadata",
+                &self.static_metadata.keys().collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// One `http.status_to_code_transforms` item.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct StatusTransform {
+    /// The HTTP status this rule matches.
+    pub status_code: u16,
+    /// Answer with this error…
+    pub to_error: Option<TransformError>,
+    /// …or close the connection with this disconnect.
+    pub to_disconnect: Option<TransformDisconnect>,
+}
+
+/// The error a status is turned into.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct TransformError {
+    /// Error code (400–1999 for custom errors).
+    pub code: u32,
+    /// Error message (ASCII).
+    pub message: String,
+    /// Whether the client may retry.
+    pub temporary: bool,
+}
+
+/// The disconnect a status is turned into.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct TransformDisconnect {
+    /// Disconnect code (4000–4999 for custom disconnects).
+    pub code: u32,
+    /// Reason (ASCII, ≤ 32 bytes).
+    pub reason: String,
+}
+
+/// Parses the proxy object at `key`, naming the offending field on error.
+/// `Value::Null` reads as the default (unconfigured) proxy.
+pub fn parse(key: &str, value: &Value) -> Result<ProxyConfig, String> {
+    if value.is_null() {
+        return Ok(ProxyConfig::default());
+    }
+    let cfg: ProxyConfig = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        if path.is_empty() || path == "." {
+            format!("{key}: {}", e.inner())
+        } else {
+            format!("{key}.{path}: {}", e.inner())
+        }
+    })?;
+    cfg.check(key)?;
+    Ok(cfg)
+}
+
+impl ProxyConfig {
+    /// True when the endpoint selects the HTTP transport.
+    pub fn is_http(&self) -> bool {
+        self.endpoint.starts_with("http://") || self.endpoint.starts_with("https://")
+    }
+
+    /// The `name` label of metrics and logs (`default` for unnamed proxies).
+    pub fn label(&self) -> &str {
+        if self.name.is_empty() {
+            super::DEFAULT_NAME
+        } else {
+            &self.name
+        }
+    }
+
+    /// Checks what serde cannot: a non-zero timeout and well-formed
+    /// transforms. The endpoint is checked where the proxy is used.
+    fn check(&self, key: &str) -> Result<(), String> {
+        if self.timeout.is_zero() {
+            return Err(format!("{key}.timeout: proxy timeout must be non-zero"));
+        }
+        for (i, t) in self.http.status_to_code_transforms.iter().enumerate() {
+            let k = format!("{key}.http.status_to_code_transforms[{i}]");
+            if t.status_code == 0 {
+                return Err(format!("{k}.status_code: status code required"));
+            }
+            match (&t.to_error, &t.to_disconnect) {
+                (Some(_), Some(_)) | (None, None) => {
+                    return Err(format!(
+                        "{k}: exactly one of to_error and to_disconnect must be set"
+                    ));
+                }
+                (Some(e), None) if !e.message.is_ascii() => {
+                    return Err(format!("{k}.to_error.message: must be ASCII"));
+                }
+                (None, Some(d)) if !d.reason.is_ascii() => {
+                    return Err(format!("{k}.to_disconnect.reason: must be ASCII"));
+                }
+                _ => {}
+            }
+        }
+        if !self.grpc.credentials_key.is_empty()
+            && http::HeaderName::from_bytes(
+                self.grpc.credentials_key.to_ascii_lowercase().as_bytes(),
+            )
+            .is_err()
+        {
+            return Err(format!(
+                "{key}.grpc.credentials_key: not a valid metadata key"
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn defaults_and_fields() {
+        let c = parse(
+            "proxies[0]",
+            &json!({"name": "p1", "endpoint": "http://x/y", "timeout": "250ms",
+                    "http_headers": ["Authorization"],
+                    "http": {"static_headers": {"X-Key": "v"},
+                             "status_to_code_transforms": [
+                                {"status_code": 404, "to_error": {"code": 404, "message": "nf"}}]},
+                    "grpc": {"compression": true}}),
+        )
+        .expect("parses");
+        assert!(c.is_http());
+        assert_eq!(c.timeout, Duration::from_millis(250));
+        assert_eq!(c.label(), "p1");
+        assert!(c.grpc.compression);
+        assert_eq!(c.http.status_to_code_transforms[0].status_code, 404);
+        let d = parse("rpc.proxy", &json!({"endpoint": "grpc://h:1"})).expect("parses");
+        assert_eq!(d.timeout, DEFAULT_TIMEOUT);
+        assert!(!d.is_http());
+        assert_eq!(d.label(), "default");
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let c = parse(
+            "p",
+            &json!({"http": {"static_headers": {"X-Key": "hidden-1"}},
+                    "grpc": {"credentials_key": "k", "credentials_value": "hidden-2",
+                             "static_metadata": {"m": "hidden-3"}}}),
+        )
+        .expect("parses");
+        let text = format!("{c:?}");
+        assert!(text.contains("X-Key") && !text.contains("hidden"), "{text}");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = parse("rpc.proxy", &json!({"timeout": true})).expect_err("bad");
+        assert!(e.starts_with("rpc.proxy.timeout"), "{e}");
+        let e = parse("rpc.proxy", &json!({"timeout": "0s"})).expect_err("zero");
+        assert!(e.starts_with("rpc.proxy.timeout"), "{e}");
+        let e = parse(
+            "proxies[1]",
+            &json!({"http": {"status_to_code_transforms": [{"status_code": 500}]}}),
+        )
+        .expect_err("no target");
+        assert!(
+            e.starts_with("proxies[1].http.status_to_code_transforms[0]"),
+            "{e}"
+        );
+        let e = parse("x", &json!({"http": {"static_headers": []}})).expect_err("type");
+        assert!(e.starts_with("x.http.static_headers"), "{e}");
+    }
+}
