@@ -484,3 +484,53 @@ async fn publish_proxy_replaces_data_and_rejects() {
     assert_eq!(r.error.expect("error").code, 100);
     assert_healthy(&srv).await;
 }
+
+#[tokio::test]
+async fn connect_proxy_binary_encoding_and_forwarded_headers() {
+    let mut backend = Backend::start(|_, body| match body["b64data"].as_str() {
+        // base64 of `bad`: answer with invalid base64.
+        Some("YmFk") => Answer::Json(json!({"result": {"user": "1", "b64info": "%%%"}})),
+        _ => Answer::Json(json!({"result": {
+            "user": "b1",
+            // {"w":1}
+            "b64data": "eyJ3IjoxfQ==",
+        }})),
+    })
+    .await;
+    let mut cfg = base_config();
+    cfg.client.allowed_origins = vec!["*".into()];
+    cfg.client.proxy = json!({"connect": {
+        "enabled": true,
+        "endpoint": backend.url("connect"),
+        "timeout": "300ms",
+        "binary_encoding": true,
+        "http_headers": ["origin"],
+    }});
+    let srv = TestServer::start(cfg).await;
+    let mut c = WsClient::open(&srv.ws_url(), false, Some("https://site.example"))
+        .await
+        .expect("opens");
+    let Event::Reply(r) = connect_with(&mut c, r#"{"k":2}"#).await else {
+        panic!("closed")
+    };
+    assert_eq!(&r.connect.expect("connect").data[..], br#"{"w":1}"#);
+    let call = backend.call().await;
+    assert_eq!(call.body["encoding"], "binary");
+    assert_eq!(call.body["b64data"], "eyJrIjoyfQ==");
+    assert!(call.body.get("data").is_none(), "{:?}", call.body);
+    assert_eq!(
+        call.headers.get("origin").and_then(|v| v.to_str().ok()),
+        Some("https://site.example")
+    );
+    assert_eq!(
+        call.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/json")
+    );
+
+    // A Protobuf client may send data that is not JSON.
+    let mut c = srv.client(true).await;
+    let e = connect_with(&mut c, "bad").await;
+    assert_eq!(error_code(&e), Some(100), "{e:?}");
+}
