@@ -98,6 +98,7 @@ async fn connect_proxy_error_disconnect_and_empty_results() {
             "error": {"code": 1000, "message": "nope"},
             "disconnect": {"code": 4501, "reason": "unauthorized"},
         })),
+        Some("unknown") => Answer::Json(json!({"result": {"user": "u", "channels": ["nope:x"]}})),
         _ => Answer::Json(json!({})),
     })
     .await;
@@ -117,6 +118,11 @@ async fn connect_proxy_error_disconnect_and_empty_results() {
         matches!(&e, Event::Closed(4501, reason) if reason == "unauthorized"),
         "{e:?}"
     );
+
+    // A channel in an unknown namespace: 102.
+    let mut c = srv.client(false).await;
+    let e = connect_with(&mut c, r#"{"case":"unknown"}"#).await;
+    assert_eq!(error_code(&e), Some(102), "{e:?}");
 
     // No result: no credentials, so no connection.
     let mut c = srv.client(false).await;
@@ -152,6 +158,7 @@ async fn connect_proxy_failures_are_internal_errors() {
         let e = connect_with(&mut c, "{}").await;
         assert_eq!(error_code(&e), Some(100), "{endpoint}: {e:?}");
         assert_healthy(&srv).await;
+        drop(c);
         srv.stop().await;
     }
 }
@@ -377,7 +384,9 @@ fn channel_script(path: &str, body: &Value) -> Answer {
             Answer::Json(json!({"disconnect": {"code": 4503, "reason": "kicked"}}))
         }
         ("/subscribe", "sp:broken") => Answer::Status(502),
-        ("/subscribe", "sp:short") => Answer::Json(json!({"result": {"expire_at": now() + 1}})),
+        ("/subscribe", "sp:short" | "sp:renew" | "sp:flaky") => {
+            Answer::Json(json!({"result": {"expire_at": now() + 1}}))
+        }
         ("/subscribe", _) => {
             Answer::Json(json!({"result": {"data": {"seen": body["data"].clone()}}}))
         }
@@ -388,6 +397,10 @@ fn channel_script(path: &str, body: &Value) -> Answer {
         ("/publish", _) => {
             Answer::Json(json!({"result": {"data": {"changed": true}, "skip_history": true}}))
         }
+        ("/sub_refresh", "sp:renew") => {
+            Answer::Json(json!({"result": {"expire_at": now() + 3600}}))
+        }
+        ("/sub_refresh", "sp:flaky") => Answer::Status(500),
         ("/sub_refresh", _) => Answer::Json(json!({"result": {"expired": true}})),
         _ => Answer::Status(404),
     }
@@ -427,10 +440,43 @@ async fn sub_refresh_proxy_expired_unsubscribes() {
     let Event::Reply(r) = subscribe_data(&mut c, "sp:short", "{}").await else {
         panic!("closed")
     };
-    assert!(r.subscribe.expect("subscribed").expires);
+    // The server refreshes it: the client is not told about the expiry.
+    assert!(!r.subscribe.expect("subscribed").expires);
     let p = c.push().await;
     assert_eq!(p.channel, "sp:short");
     assert!(p.unsubscribe.is_some(), "{p:?}");
+}
+
+#[tokio::test]
+async fn sub_refresh_proxy_extends_or_retries() {
+    let mut backend = Backend::start(channel_script).await;
+    let srv = TestServer::start(channel_config(&backend)).await;
+    let mut c = srv.connected(false, "42").await;
+    for channel in ["sp:renew", "sp:flaky"] {
+        let Event::Reply(r) = subscribe_data(&mut c, channel, "{}").await else {
+            panic!("closed")
+        };
+        assert!(r.subscribe.is_some(), "{r:?}");
+    }
+    let mut refreshed = std::collections::BTreeSet::new();
+    while refreshed.len() < 2 {
+        let call = backend.call().await;
+        if call.path == "/sub_refresh" {
+            assert_eq!(call.body["user"], "42");
+            refreshed.insert(
+                call.body["channel"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            );
+        }
+    }
+    // Both subscriptions are still held: one extended by the backend, the
+    // other by a minute after the failed call.
+    for channel in ["sp:renew", "sp:flaky"] {
+        let r = c.subscribe(channel).await;
+        assert_eq!(r.error.map(|e| e.code), Some(105), "{channel}");
+    }
 }
 
 #[tokio::test]

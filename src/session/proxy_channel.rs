@@ -148,7 +148,12 @@ impl Session {
                 continue;
             };
             match next {
-                Some(at) => sub.expire_at = Some(at),
+                Some((at, info)) => {
+                    sub.expire_at = Some(at);
+                    if !info.is_empty() {
+                        sub.chan_info = info;
+                    }
+                }
                 None if sub.server_side => return Err(Disconnect::SUB_EXPIRED),
                 None => {
                     sub.proxy_refresh = false;
@@ -160,8 +165,9 @@ impl Session {
         Ok(())
     }
 
-    /// One sub_refresh call: the new expiry, or `None` when expired.
-    async fn proxy_sub_refresh(&self, channel: &str) -> Option<i64> {
+    /// One sub_refresh call: the new expiry and channel info (empty: keep
+    /// the old), or `None` when expired.
+    async fn proxy_sub_refresh(&self, channel: &str) -> Option<(i64, Bytes)> {
         let sub = self.subs.get(channel)?;
         let node = self.node.clone();
         let name = &sub.opts.opts.sub_refresh_proxy_name;
@@ -177,7 +183,7 @@ impl Session {
             meta: self.meta_for(p),
             ..Default::default()
         };
-        let retry = Some(now_unix() + REFRESH_RETRY_SECS);
+        let retry = Some((now_unix() + REFRESH_RETRY_SECS, Bytes::new()));
         let resp = match p.sub_refresh(&self.transport.call, request).await {
             Ok(r) => r,
             Err(e) => {
@@ -187,6 +193,12 @@ impl Session {
         };
         let r = resp.result.filter(|r| !r.expired)?;
         // No new expiry (0) leaves the old one, which is past.
-        (r.expire_at > now_unix()).then_some(r.expire_at)
+        if r.expire_at <= now_unix() {
+            return None;
+        }
+        match b64_or(r.info, &r.b64info) {
+            Ok(info) => Some((r.expire_at, info)),
+            Err(_) => retry,
+        }
     }
 }

@@ -240,7 +240,9 @@ impl Session {
             .unwrap_or(u32::MAX),
             ..Default::default()
         };
-        if let Some(at) = r.expire_at {
+        // A subscription the sub_refresh proxy extends is refreshed by the
+        // server: the client is not told about its expiry.
+        if let Some(at) = r.expire_at.filter(|_| !r.proxy_refresh) {
             result.expires = true;
             result.ttl = ttl_secs(at);
         }
