@@ -40,6 +40,7 @@ pub fn validate(cfg: &Config) -> Check {
     check_http(cfg)?;
     check_backends(cfg)?;
     check_client(cfg)?;
+    check_proxy_sections(cfg)?;
     let proxy_names = check_proxies(cfg)?;
     check_channel(cfg, &proxy_names)?;
     check_rpc(cfg, &proxy_names)?;
@@ -314,6 +315,34 @@ pub(crate) fn check_proxy_object(key: &str, p: &Value) -> Check {
             "expected a duration string like \"1s\"",
         )),
     }
+}
+
+/// Every proxy object must be well-formed (types, transforms, non-zero
+/// timeout), whether or not it is in use; errors name the key.
+fn check_proxy_sections(cfg: &Config) -> Check {
+    let parse = |key: &str, v: &Value| {
+        crate::proxy::config::parse(key, v)
+            .map(|_| ())
+            .map_err(|e| match e.split_once(": ") {
+                Some((k, m)) => invalid(k, m),
+                None => invalid(key, e.clone()),
+            })
+    };
+    for kind in ["connect", "refresh"] {
+        if let Some(p) = cfg.client.proxy.get(kind) {
+            parse(&format!("client.proxy.{kind}"), p)?;
+        }
+    }
+    if let Some(sections) = cfg.channel.proxy.as_object() {
+        for (kind, p) in sections {
+            parse(&format!("channel.proxy.{kind}"), p)?;
+        }
+    }
+    parse("rpc.proxy", &cfg.rpc.proxy)?;
+    for (i, p) in cfg.proxies.iter().enumerate() {
+        parse(&format!("proxies[{i}]"), p)?;
+    }
+    Ok(())
 }
 
 /// Validates `proxies[]` and returns the usable proxy names (plus `default`).

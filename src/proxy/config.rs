@@ -59,7 +59,7 @@ impl Default for ProxyConfig {
 }
 
 /// `http.*` options of a proxy.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Clone, Default, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct HttpOptions {
     /// Client TLS settings for `https://` endpoints.
@@ -71,7 +71,7 @@ pub struct HttpOptions {
 }
 
 /// `grpc.*` options of a proxy.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Clone, Default, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct GrpcOptions {
     /// Client TLS settings.
@@ -84,6 +84,35 @@ pub struct GrpcOptions {
     pub compression: bool,
     /// Metadata added to every call (values are secrets: never logged).
     pub static_metadata: BTreeMap<String, String>,
+}
+
+// Debug output names static headers/metadata but never shows their values
+// or the credentials value (secrets).
+impl std::fmt::Debug for HttpOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpOptions")
+            .field("tls_enabled", &self.tls.enabled)
+            .field(
+                "static_headers",
+                &self.static_headers.keys().collect::<Vec<_>>(),
+            )
+            .field("status_to_code_transforms", &self.status_to_code_transforms)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for GrpcOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcOptions")
+            .field("tls_enabled", &self.tls.enabled)
+            .field("credentials_key", &self.credentials_key)
+            .field("compression", &self.compression)
+            .field(
+                "static_metadata",
+                &self.static_metadata.keys().collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 /// One `http.status_to_code_transforms` item.
@@ -222,8 +251,21 @@ mod tests {
     }
 
     #[test]
+    fn debug_hides_secrets() {
+        let c = parse(
+            "p",
+            &json!({"http": {"static_headers": {"X-Key": "hidden-1"}},
+                    "grpc": {"credentials_key": "k", "credentials_value": "hidden-2",
+                             "static_metadata": {"m": "hidden-3"}}}),
+        )
+        .expect("parses");
+        let text = format!("{c:?}");
+        assert!(text.contains("X-Key") && !text.contains("hidden"), "{text}");
+    }
+
+    #[test]
     fn errors_name_the_key() {
-        let e = parse("rpc.proxy", &json!({"timeout": 5})).expect_err("bad");
+        let e = parse("rpc.proxy", &json!({"timeout": true})).expect_err("bad");
         assert!(e.starts_with("rpc.proxy.timeout"), "{e}");
         let e = parse("rpc.proxy", &json!({"timeout": "0s"})).expect_err("zero");
         assert!(e.starts_with("rpc.proxy.timeout"), "{e}");

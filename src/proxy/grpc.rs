@@ -117,7 +117,7 @@ impl GrpcTransport {
             grpc.unary(request, PathAndQuery::from_static(hook.path), codec)
                 .await
                 .map(tonic::Response::into_inner)
-                .map_err(status_error)
+                .map_err(|s| status_error(s, timeout))
         };
         match tokio::time::timeout(timeout, call).await {
             Ok(r) => r,
@@ -126,24 +126,26 @@ impl GrpcTransport {
     }
 }
 
-fn status_error(s: tonic::Status) -> ProxyError {
-    match s.code() {
-        tonic::Code::DeadlineExceeded => ProxyError::Grpc {
-            code: s.code(),
-            message: s.message().to_string(),
-        },
-        tonic::Code::Unavailable | tonic::Code::Unknown if is_transport(&s) => {
-            ProxyError::Transport(s.message().to_string())
-        }
-        _ => ProxyError::Grpc {
-            code: s.code(),
-            message: s.message().to_string(),
-        },
+/// Maps a call's error status: client-side deadlines become
+/// [`ProxyError::Timeout`], client-side connection failures
+/// [`ProxyError::Transport`], anything the backend answered
+/// [`ProxyError::Grpc`].
+fn status_error(s: tonic::Status, timeout: std::time::Duration) -> ProxyError {
+    let source = std::error::Error::source(&s);
+    let mut chain = source;
+    let mut expired = false;
+    while let Some(e) = chain {
+        expired |= e.is::<tonic::TimeoutExpired>();
+        chain = e.source();
     }
-}
-
-/// True when the status was made on the client side by a transport
-/// failure (connection refused, reset…).
-fn is_transport(s: &tonic::Status) -> bool {
-    std::error::Error::source(s).is_some()
+    if s.code() == tonic::Code::DeadlineExceeded || expired {
+        return ProxyError::Timeout(timeout);
+    }
+    if source.is_some() {
+        return ProxyError::Transport(s.message().to_string());
+    }
+    ProxyError::Grpc {
+        code: s.code(),
+        message: s.message().to_string(),
+    }
 }

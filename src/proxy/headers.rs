@@ -131,4 +131,40 @@ mod tests {
         assert_eq!(out["x-md"], "m");
         assert_eq!(out["x-both"], "static");
     }
+
+    #[test]
+    fn traceparent_of_the_current_span() {
+        use opentelemetry_sdk::trace::SdkTracerProvider;
+        use tracing_subscriber::layer::SubscriberExt;
+
+        let cfg = ProxyConfig::default();
+        let none = BTreeMap::new();
+        assert!(
+            outgoing(&cfg, &none, &CallContext::default())
+                .get("traceparent")
+                .is_none()
+        );
+
+        let guard = crate::middleware::otel::OtelGuard::new(SdkTracerProvider::builder().build());
+        let subscriber = tracing_subscriber::registry().with(guard.layer());
+        let _default = tracing::subscriber::set_default(subscriber);
+        let parent = crate::middleware::trace::remote_parent(&map(&[(
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        )]))
+        .expect("parent");
+        let span = tracing::info_span!("proxy call");
+        let _ = span.set_parent(parent);
+        let _enter = span.enter();
+        let out = outgoing(&cfg, &none, &CallContext::default());
+        let tp = out["traceparent"].to_str().expect("ascii");
+        assert!(
+            tp.starts_with("00-0af7651916cd43dd8448eb211c80319c-"),
+            "{tp}"
+        );
+        assert!(
+            tp.ends_with("-01") && !tp.contains("b7ad6b7169203331"),
+            "{tp}"
+        );
+    }
 }

@@ -50,6 +50,26 @@ pub struct CallContext {
     pub remote_addr: Option<SocketAddr>,
 }
 
+impl CallContext {
+    /// Builds a header map from name/value pairs (e.g. the emulated
+    /// `headers` of a connect command), skipping pairs that are not valid
+    /// HTTP headers. Names are lower-cased.
+    pub fn header_map<K: AsRef<str>, V: AsRef<str>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> HeaderMap {
+        let mut out = HeaderMap::new();
+        for (k, v) in pairs {
+            if let (Ok(name), Ok(value)) = (
+                http::HeaderName::from_bytes(k.as_ref().to_ascii_lowercase().as_bytes()),
+                http::HeaderValue::from_str(v.as_ref()),
+            ) {
+                out.append(name, value);
+            }
+        }
+        out
+    }
+}
+
 /// Why a proxy call produced no decision. The session maps every variant
 /// to its "unexpected failure" path (§3.7): error 100 for connect /
 /// subscribe / publish / rpc, a 60 s extension for refresh / sub_refresh.
