@@ -551,14 +551,27 @@ async fn connect_proxy_binary_encoding_and_forwarded_headers() {
         "timeout": "300ms",
         "binary_encoding": true,
         "http_headers": ["origin"],
+        "emulated_headers": ["x-emulated"],
     }});
     let srv = TestServer::start(cfg).await;
     let mut c = WsClient::open(&srv.ws_url(), false, Some("https://site.example"))
         .await
         .expect("opens");
-    let Event::Reply(r) = connect_with(&mut c, r#"{"k":2}"#).await else {
-        panic!("closed")
-    };
+    // A browser SDK's emulated headers travel inside the connect command.
+    let headers = [("X-Emulated", "yes"), ("X-Other", "no")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let r = c
+        .call(Command {
+            connect: Some(ConnectRequest {
+                data: Bytes::from_static(br#"{"k":2}"#),
+                headers,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await;
     assert_eq!(&r.connect.expect("connect").data[..], br#"{"w":1}"#);
     let call = backend.call().await;
     assert_eq!(call.body["encoding"], "binary");
@@ -568,6 +581,11 @@ async fn connect_proxy_binary_encoding_and_forwarded_headers() {
         call.headers.get("origin").and_then(|v| v.to_str().ok()),
         Some("https://site.example")
     );
+    assert_eq!(
+        call.headers.get("x-emulated").and_then(|v| v.to_str().ok()),
+        Some("yes")
+    );
+    assert!(call.headers.get("x-other").is_none());
     assert_eq!(
         call.headers
             .get("content-type")
@@ -579,4 +597,31 @@ async fn connect_proxy_binary_encoding_and_forwarded_headers() {
     let mut c = srv.client(true).await;
     let e = connect_with(&mut c, "bad").await;
     assert_eq!(error_code(&e), Some(100), "{e:?}");
+}
+
+#[tokio::test]
+async fn connection_meta_reaches_proxies_that_include_it() {
+    let mut backend = Backend::start(|path, _| match path {
+        "/connect" => Answer::Json(json!({"result": {"user": "m1", "meta": {"tier": "gold"}}})),
+        _ => Answer::Json(json!({"result": {}})),
+    })
+    .await;
+    let mut cfg = rpc_config(&backend.url("rpc"));
+    cfg.rpc.proxy["include_connection_meta"] = json!(true);
+    with_connect(&mut cfg, &backend.url("connect"));
+    let srv = TestServer::start(cfg).await;
+    let mut c = srv.client(false).await;
+    let Event::Reply(r) = connect_with(&mut c, "{}").await else {
+        panic!("closed")
+    };
+    // Meta stays on the server.
+    assert!(r.connect.is_some(), "{r:?}");
+    let Event::Reply(r) = rpc(&mut c, "m", "{}").await else {
+        panic!("closed")
+    };
+    assert!(r.rpc.is_some(), "{r:?}");
+    assert_eq!(backend.call().await.path, "/connect");
+    let call = backend.call().await;
+    assert_eq!(call.body["meta"], json!({"tier": "gold"}));
+    assert_eq!(call.body["user"], "m1");
 }

@@ -111,14 +111,7 @@ impl Session {
             return;
         }
         let mut ctx = CallContext::clone(&self.transport.call);
-        for (k, v) in &req.headers {
-            if let (Ok(name), Ok(value)) = (
-                http::HeaderName::from_bytes(k.as_bytes()),
-                http::HeaderValue::from_str(v),
-            ) {
-                ctx.emulated_headers.append(name, value);
-            }
-        }
+        ctx.emulated_headers = CallContext::header_map(&req.headers);
         self.transport.call = Arc::new(ctx);
     }
 
