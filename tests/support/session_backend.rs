@@ -110,6 +110,19 @@ async fn respond(answer: Answer) -> Response {
     }
 }
 
+/// A proxy object pointing at `endpoint` (300 ms timeout).
+pub fn proxy(endpoint: &str) -> Value {
+    serde_json::json!({ "endpoint": endpoint, "timeout": "300ms" })
+}
+
+/// The error code of a reply; `None` for a reply without error or a close.
+pub fn error_code(e: &crate::support::Event) -> Option<u32> {
+    match e {
+        crate::support::Event::Reply(r) => r.error.as_ref().map(|e| e.code),
+        crate::support::Event::Closed(..) => None,
+    }
+}
+
 /// An `http://` endpoint nothing listens on.
 pub async fn dead_endpoint() -> String {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0")
