@@ -96,7 +96,7 @@ pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response
         .max_message_size(Some(limit))
         .max_frame_size(Some(limit));
     let write_timeout = cfg.write_timeout.get();
-    let call = Arc::new(call_context(&state.node, &req));
+    let call = call_context(&state.node, &req);
     let on_upgrade = hyper::upgrade::on(&mut req);
     let tracker = state.tracker.clone();
     let node = state.node.clone();
@@ -138,24 +138,24 @@ pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response
     resp
 }
 
-/// What proxies may forward of the upgrade request: its headers (kept only
-/// when some proxy forwards headers, so idle connections stay small) and
-/// the TCP peer address.
-fn call_context(node: &Node, req: &Request) -> crate::proxy::CallContext {
+/// What proxies may forward of the upgrade request: its headers and the
+/// TCP peer address. Kept only when some proxy forwards headers; otherwise
+/// every connection shares one empty context, so idle connections stay
+/// small.
+fn call_context(node: &Node, req: &Request) -> Arc<crate::proxy::CallContext> {
+    static EMPTY: std::sync::OnceLock<Arc<crate::proxy::CallContext>> = std::sync::OnceLock::new();
+    if !crate::session::proxy_forwards_headers(node.config()) {
+        return EMPTY.get_or_init(Arc::default).clone();
+    }
     let remote_addr = req
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0);
-    let headers = if crate::session::proxy_forwards_headers(node.config()) {
-        req.headers().clone()
-    } else {
-        HeaderMap::new()
-    };
-    crate::proxy::CallContext {
-        headers,
+    Arc::new(crate::proxy::CallContext {
+        headers: req.headers().clone(),
         remote_addr,
         ..Default::default()
-    }
+    })
 }
 
 fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
