@@ -1,6 +1,7 @@
-//! `connect`: credentials (JWT or anonymous), limits, server-side
-//! subscriptions (token `channels`/`subs`, personal channel) with their
-//! recovery, and the connect reply, which precedes every push.
+//! `connect`: credentials (JWT, connect proxy or anonymous), limits,
+//! server-side subscriptions (token or proxy `channels`/`subs`, personal
+//! channel) with their recovery, and the connect reply, which precedes
+//! every push.
 
 use std::collections::BTreeMap;
 
@@ -19,12 +20,30 @@ struct Credentials {
     info: Bytes,
     expire_at: Option<i64>,
     subs: BTreeMap<String, SubOptions>,
+    /// Connection meta (never sent to the client).
+    meta: Option<Bytes>,
+    /// Data for the connect reply (connect proxy result).
+    data: Bytes,
+}
+
+impl Credentials {
+    fn anonymous() -> Self {
+        Self {
+            user: String::new(),
+            info: Bytes::new(),
+            expire_at: None,
+            subs: BTreeMap::new(),
+            meta: None,
+            data: Bytes::new(),
+        }
+    }
 }
 
 impl Session {
     pub(super) async fn connect(&mut self, id: u32, req: ConnectRequest) -> Result<(), Fail> {
         let node = self.node.clone();
         let cfg = &node.config().client;
+        self.capture_emulated_headers(&req);
         let mut creds = self.credentials(&req).await?;
         if cfg.insecure {
             creds.expire_at = None;
@@ -65,6 +84,7 @@ impl Session {
                 chan_info: o.info,
                 data: o.data,
                 expire_at: None,
+                proxy_refresh: false,
                 override_: o.override_,
             });
         }
@@ -72,6 +92,10 @@ impl Session {
         self.user = creds.user;
         self.conn_info = creds.info;
         self.expire_at = creds.expire_at;
+        self.meta = creds.meta;
+        // With a refresh proxy the server, not the client, extends the
+        // connection: the reply does not announce the expiry.
+        self.proxy_refresh = node.proxies().refresh().is_some();
         self.shared.set_user(&self.user);
         if self.transport.emulated {
             self.shared.set_session(&self.shared.id);
@@ -99,7 +123,8 @@ impl Session {
             pong: self.pong_expected(),
             ..Default::default()
         };
-        if let Some(at) = self.expire_at {
+        result.data = creds.data;
+        if let Some(at) = self.expire_at.filter(|_| !self.proxy_refresh) {
             result.expires = true;
             result.ttl = ttl_secs(at);
         }
@@ -142,13 +167,21 @@ impl Session {
     async fn credentials(&self, req: &ConnectRequest) -> Result<Credentials, Fail> {
         let cfg = &self.node.config().client;
         if req.token.is_empty() {
-            if cfg.insecure || cfg.allow_anonymous_connect_without_token {
+            let node = self.node.clone();
+            if let Some(p) = node.proxies().connect()
+                && let Some(c) = self.proxy_connect(p, req).await?
+            {
                 return Ok(Credentials {
-                    user: String::new(),
-                    info: Bytes::new(),
-                    expire_at: None,
-                    subs: BTreeMap::new(),
+                    user: c.user,
+                    info: c.info,
+                    expire_at: c.expire_at,
+                    subs: c.subs,
+                    meta: c.meta,
+                    data: c.data,
                 });
+            }
+            if cfg.insecure || cfg.allow_anonymous_connect_without_token {
+                return Ok(Credentials::anonymous());
             }
             return Err(Disconnect::BAD_REQUEST.into());
         }
@@ -176,6 +209,11 @@ impl Session {
             info: claims.info,
             expire_at: claims.expire_at,
             subs,
+            meta: claims
+                .meta
+                .and_then(|m| serde_json::to_vec(&m).ok())
+                .map(Bytes::from),
+            data: Bytes::new(),
         })
     }
 }

@@ -20,11 +20,14 @@ use crate::node::Node;
 use crate::proto::client::{Command, Reply};
 use crate::protocol::codec::decode_commands;
 use crate::protocol::{ClientError, Disconnect, Encoding};
+use crate::proxy::CallContext;
 
 mod connect;
 mod history;
 mod permissions;
 mod presence;
+mod proxy;
+mod proxy_channel;
 pub(crate) mod publish;
 pub mod queue;
 mod recovery;
@@ -72,6 +75,9 @@ pub struct TransportInfo {
     pub emulated: bool,
     /// Largest accepted message.
     pub message_size_limit: usize,
+    /// Headers and peer address of the client's HTTP request, forwarded to
+    /// proxies (empty when no proxy forwards headers).
+    pub call: Arc<CallContext>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +97,8 @@ struct SubInfo {
     join_leave: bool,
     /// Unix seconds; `None` never expires.
     expire_at: Option<i64>,
+    /// The sub_refresh proxy extends this subscription (no client token).
+    proxy_refresh: bool,
 }
 
 /// One connection's protocol state.
@@ -103,6 +111,11 @@ pub struct Session {
     conn_info: Bytes,
     /// Unix seconds; `None` never expires.
     expire_at: Option<i64>,
+    /// Connection meta (JWT `meta` or connect proxy result), sent to
+    /// proxies that include it; never to clients.
+    meta: Option<Bytes>,
+    /// The refresh proxy, not the client, extends the connection.
+    proxy_refresh: bool,
     subs: HashMap<String, SubInfo>,
     timers: timers::Timers,
     /// Control calls waiting for this connection to be cleaned up.
@@ -138,6 +151,8 @@ impl Session {
             user: String::new(),
             conn_info: Bytes::new(),
             expire_at: None,
+            meta: None,
+            proxy_refresh: false,
             subs: HashMap::new(),
             timers,
             close_acks: Vec::new(),
@@ -324,6 +339,21 @@ impl Session {
             }
         }
     }
+}
+
+/// True when some configured proxy forwards client request headers
+/// (`http_headers`), so transports know whether to keep them.
+pub fn proxy_forwards_headers(cfg: &crate::config::Config) -> bool {
+    let forwards = |p: &serde_json::Value| {
+        p.get("http_headers")
+            .and_then(serde_json::Value::as_array)
+            .is_some_and(|a| !a.is_empty())
+    };
+    let sections = |v: &serde_json::Value| v.as_object().is_some_and(|m| m.values().any(&forwards));
+    sections(&cfg.client.proxy)
+        || sections(&cfg.channel.proxy)
+        || forwards(&cfg.rpc.proxy)
+        || cfg.proxies.iter().any(forwards)
 }
 
 /// Current unix time in seconds.

@@ -1,10 +1,11 @@
-//! `rpc` and `send`. Without an RPC proxy only the built-in ping method
-//! (`rpc.ping`) answers; `send` has no handler in Centrifugo OSS, which
-//! closes the connection with 3508.
+//! `rpc` and `send`. The built-in ping method (`rpc.ping`) answers first;
+//! other methods go to the rpc proxy of their namespace (`proxy.rs`).
+//! `send` has no handler in Centrifugo OSS, which closes the connection
+//! with 3508.
 
 use super::{Fail, Session};
 use crate::proto::client::{Reply, RpcRequest, RpcResult, SendRequest};
-use crate::protocol::{ClientError, Disconnect};
+use crate::protocol::Disconnect;
 
 impl Session {
     pub(super) async fn rpc(&mut self, id: u32, req: RpcRequest) -> Result<(), Fail> {
@@ -17,7 +18,7 @@ impl Session {
             });
             return Ok(());
         }
-        Err(ClientError::NotAvailable.into())
+        self.proxy_rpc(id, req).await
     }
 
     pub(super) async fn send(&mut self, _req: SendRequest) -> Result<(), Fail> {

@@ -94,6 +94,7 @@ impl Session {
             chan_info: req.info.clone(),
             data: req.data.clone(),
             expire_at: (req.expire_at > 0).then_some(req.expire_at),
+            proxy_refresh: false,
             override_: SubOverride {
                 presence: o.presence,
                 join_leave: o.join_leave,

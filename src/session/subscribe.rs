@@ -42,6 +42,8 @@ pub(super) struct SubRequest {
     pub chan_info: Bytes,
     pub data: Bytes,
     pub expire_at: Option<i64>,
+    /// The sub_refresh proxy extends this subscription.
+    pub proxy_refresh: bool,
     pub override_: SubOverride,
 }
 
@@ -152,6 +154,7 @@ impl Session {
             chan_info: Bytes::new(),
             data: Bytes::new(),
             expire_at: None,
+            proxy_refresh: false,
             override_: SubOverride::default(),
         };
         let insecure = self.node.config().client.insecure;
@@ -174,6 +177,9 @@ impl Session {
             false
         } else if opts.opts.allow_user_limited_channels && rules.is_user_limited(&r.channel) {
             rules.user_allowed(&r.channel, &self.user)
+        } else if opts.opts.subscribe_proxy_enabled {
+            self.proxy_subscribe(&mut r, &req.data).await?;
+            true
         } else {
             can_subscribe(who, &opts)
         };
@@ -234,7 +240,9 @@ impl Session {
             .unwrap_or(u32::MAX),
             ..Default::default()
         };
-        if let Some(at) = r.expire_at {
+        // A subscription the sub_refresh proxy extends is refreshed by the
+        // server: the client is not told about its expiry.
+        if let Some(at) = r.expire_at.filter(|_| !r.proxy_refresh) {
             result.expires = true;
             result.ttl = ttl_secs(at);
         }
@@ -288,6 +296,7 @@ impl Session {
                 presence,
                 join_leave,
                 expire_at: r.expire_at,
+                proxy_refresh: r.proxy_refresh,
             },
         );
         self.schedule_sub_expiry();

@@ -111,18 +111,31 @@ impl Session {
     }
 
     pub(super) fn schedule_expiry(&mut self) {
-        let delay = self.node.config().client.expired_close_delay.get();
+        // The refresh proxy is asked as soon as the connection expires; a
+        // client refreshing itself gets the close delay to do it.
+        let delay = if self.proxy_refresh {
+            Duration::ZERO
+        } else {
+            self.node.config().client.expired_close_delay.get()
+        };
         self.timers.expire_check = self.expire_at.map(|at| instant_at(at, delay));
     }
 
     pub(super) fn schedule_sub_expiry(&mut self) {
         let delay = self.node.config().client.expired_sub_close_delay.get();
+        // Subscriptions the sub_refresh proxy extends are due at expiry.
         self.timers.sub_expire_check = self
             .subs
             .values()
-            .filter_map(|s| s.expire_at)
-            .min()
-            .map(|at| instant_at(at, delay));
+            .filter_map(|s| {
+                let d = if s.proxy_refresh {
+                    Duration::ZERO
+                } else {
+                    delay
+                };
+                s.expire_at.map(|at| instant_at(at, d))
+            })
+            .min();
     }
 
     /// Runs whatever is due.
@@ -143,11 +156,15 @@ impl Session {
         }
         if due(self.timers.expire_check) {
             if self.expire_at.is_some_and(|at| at <= now_unix()) {
-                return Err(Disconnect::EXPIRED);
+                if !self.proxy_refresh {
+                    return Err(Disconnect::EXPIRED);
+                }
+                self.proxy_refresh_connection().await?;
             }
             self.schedule_expiry();
         }
         if due(self.timers.sub_expire_check) {
+            self.refresh_subscriptions().await?;
             self.expire_subscriptions()?;
         }
         if due(self.timers.next_presence) {

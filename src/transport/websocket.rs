@@ -96,6 +96,7 @@ pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response
         .max_message_size(Some(limit))
         .max_frame_size(Some(limit));
     let write_timeout = cfg.write_timeout.get();
+    let call = call_context(&state.node, &req);
     let on_upgrade = hyper::upgrade::on(&mut req);
     let tracker = state.tracker.clone();
     let node = state.node.clone();
@@ -114,6 +115,7 @@ pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response
                     encoding,
                     emulated: false,
                     message_size_limit: limit,
+                    call,
                 };
                 serve_connection(node, ws, info, write_timeout).await;
             }
@@ -134,6 +136,26 @@ pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response
         h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(p));
     }
     resp
+}
+
+/// What proxies may forward of the upgrade request: its headers and the
+/// TCP peer address. Kept only when some proxy forwards headers; otherwise
+/// every connection shares one empty context, so idle connections stay
+/// small.
+fn call_context(node: &Node, req: &Request) -> Arc<crate::proxy::CallContext> {
+    static EMPTY: std::sync::OnceLock<Arc<crate::proxy::CallContext>> = std::sync::OnceLock::new();
+    if !crate::session::proxy_forwards_headers(node.config()) {
+        return EMPTY.get_or_init(Arc::default).clone();
+    }
+    let remote_addr = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    Arc::new(crate::proxy::CallContext {
+        headers: req.headers().clone(),
+        remote_addr,
+        ..Default::default()
+    })
 }
 
 fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
@@ -378,6 +400,7 @@ mod tests {
             encoding: crate::protocol::Encoding::Json,
             emulated: false,
             message_size_limit: 1,
+            call: Default::default(),
         };
         let fut = super::serve_connection(node, ws, info, std::time::Duration::from_secs(1));
         assert!(
