@@ -10,12 +10,18 @@
 //!
 //! Scripts get `ROTOR_WS_URL`, `ROTOR_HMAC_SECRET`, `ROTOR_ENCODING`,
 //! `ROTOR_API_URL`, `ROTOR_API_KEY`, `ROTOR_GRPC_ADDR`, `ROTOR_GRPC_API_KEY`.
+//!
+//! [`run_proxy_case`] first starts the gRPC proxy backend
+//! `tests/interop/python/proxy_backend.py` (the venv's `grpcio`) and runs the
+//! server with `tests/interop/config.json` plus a connect proxy and an rpc
+//! proxy (for methods without a namespace) pointing at it.
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -152,10 +158,10 @@ impl Server {
     /// Start the binary on free ports and wait for `/health`. Retries with
     /// other ports if the process exits early (e.g. a port was taken
     /// between our probe and its bind).
-    fn start() -> Server {
+    fn start(config: &Path) -> Server {
         let mut last_err = String::new();
         for _attempt in 0..3 {
-            match Server::try_start() {
+            match Server::try_start(config) {
                 Ok(s) => return s,
                 Err(e) => last_err = e,
             }
@@ -163,7 +169,7 @@ impl Server {
         panic!("rotor did not start: {last_err}");
     }
 
-    fn try_start() -> Result<Server, String> {
+    fn try_start(config: &Path) -> Result<Server, String> {
         let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
         let log = dir.path().join("rotor.log");
         let out = fs::File::create(&log).map_err(|e| format!("create log: {e}"))?;
@@ -172,7 +178,7 @@ impl Server {
         let grpc_port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_rotor"))
             .arg("--config")
-            .arg(config_path())
+            .arg(config)
             .arg("--http_server.port")
             .arg(port.to_string())
             .env("CENTRIFUGO_GRPC_API_PORT", grpc_port.to_string())
@@ -283,11 +289,107 @@ fn run_script(mut cmd: Command) -> ScriptOutput {
     }
 }
 
+/// How long the proxy backend may take to print its port (it compiles
+/// `proto/proxy.proto` first).
+const BACKEND_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// The Python modules the proxy backend imports.
+const BACKEND_MODULES: &[&str] = &["grpc", "grpc_tools"];
+
+/// The running proxy backend; killed (and reaped) when dropped. It also
+/// exits by itself when its stdin (held here) closes.
+struct Backend {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Backend {
+    /// Starts `python/proxy_backend.py` and waits for its `PORT <n>` line.
+    fn start() -> Backend {
+        let mut child = Command::new(venv_python())
+            .arg(interop_dir().join("python").join("proxy_backend.py"))
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("PYTHONUNBUFFERED", "1")
+            .current_dir(interop_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn tests/interop/python/proxy_backend.py");
+        let stdout = child.stdout.take().expect("backend stdout pipe");
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let mut backend = Backend { child, port: 0 };
+        let line = rx.recv_timeout(BACKEND_STARTUP_TIMEOUT).unwrap_or_default();
+        backend.port = line
+            .trim()
+            .strip_prefix("PORT ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| {
+                panic!("proxy backend did not print `PORT <n>` in time (got {line:?})")
+            });
+        backend
+    }
+
+    /// `config.json` with the connect proxy and the namespace-less rpc
+    /// proxy pointing at this backend, written into `dir`.
+    fn config_in(&self, dir: &Path) -> PathBuf {
+        let text = fs::read_to_string(config_path()).expect("read tests/interop/config.json");
+        let mut v: serde_json::Value =
+            serde_json::from_str(&text).expect("tests/interop/config.json is JSON");
+        let endpoint = format!("grpc://127.0.0.1:{}", self.port);
+        v["client"]["proxy"] = serde_json::json!({
+            "connect": {"enabled": true, "endpoint": endpoint, "timeout": "5s"}
+        });
+        v["rpc"] = serde_json::json!({
+            "proxy": {"endpoint": endpoint, "timeout": "5s"},
+            "without_namespace": {"proxy_enabled": true}
+        });
+        let path = dir.join("config.json");
+        fs::write(&path, v.to_string()).expect("write the proxy config");
+        path
+    }
+}
+
+/// Why the case cannot run here, if it cannot: the SDK's own packages, and
+/// the backend's Python modules when it needs the proxy backend.
+fn missing_case_deps(sdk: Sdk, packages: &[&str], backend: bool) -> Option<String> {
+    missing_deps(sdk, packages).or_else(|| {
+        backend
+            .then(|| missing_deps(Sdk::Python, BACKEND_MODULES))
+            .flatten()
+            .map(|why| format!("proxy backend: {why}"))
+    })
+}
+
 /// Runs `scenario` with `sdk` and `encoding` against a fresh server;
 /// `packages` are what the script imports beyond the interpreter.
+#[allow(dead_code)] // tests/interop_proxy.rs uses run_proxy_case only
 pub fn run_case(sdk: Sdk, scenario: &str, encoding: &str, packages: &[&str]) {
+    run(sdk, scenario, encoding, packages, false);
+}
+
+/// Like [`run_case`], with the server's connect and rpc proxies served by
+/// `tests/interop/python/proxy_backend.py` (started first).
+#[allow(dead_code)] // only tests/interop_proxy.rs uses it
+pub fn run_proxy_case(sdk: Sdk, scenario: &str, encoding: &str, packages: &[&str]) {
+    run(sdk, scenario, encoding, packages, true);
+}
+
+fn run(sdk: Sdk, scenario: &str, encoding: &str, packages: &[&str], proxy: bool) {
     let label = format!("{sdk:?}/{encoding}/{scenario}").to_lowercase();
-    if let Some(why) = missing_deps(sdk, packages) {
+    if let Some(why) = missing_case_deps(sdk, packages, proxy) {
         if std::env::var("ROTOR_REQUIRE_INTEROP").as_deref() == Ok("1") {
             panic!(
                 "interop {label}: {why}. Run `bash tests/run.sh` (it installs the SDKs into \
@@ -301,7 +403,13 @@ pub fn run_case(sdk: Sdk, scenario: &str, encoding: &str, packages: &[&str]) {
         return;
     }
 
-    let server = Server::start();
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let backend = proxy.then(Backend::start);
+    let config = match &backend {
+        Some(b) => b.config_in(scratch.path()),
+        None => config_path(),
+    };
+    let server = Server::start(&config);
     let mut cmd = match sdk {
         Sdk::Js => {
             let mut c = Command::new("node");
@@ -342,6 +450,7 @@ pub fn run_case(sdk: Sdk, scenario: &str, encoding: &str, packages: &[&str]) {
     };
     let log = server.log_tail();
     drop(server);
+    drop(backend);
     panic!(
         "\ninterop {label} FAILED: the script {how}\n\
          ---- script stdout ----\n{}\n---- script stderr ----\n{}\n\
