@@ -4,9 +4,10 @@
 //! `Connect` with `result {user: "bench-<n>"}`: `n` is taken from the
 //! request's JSON data (`{"n": 7}`) when present, otherwise from a counter.
 //! The other hooks answer `unimplemented`. It stops by itself after
-//! `--duration` seconds and prints how many connects it answered, so the
-//! cost of the backend is as small as a real backend could make it and the
-//! benchmark measures Rotor's side of the proxy call.
+//! `--duration` seconds (or on SIGTERM / SIGINT) and prints how many
+//! connects it answered. The backend does as little as a real one could, so
+//! the benchmark measures Rotor's side of the proxy call plus one loopback
+//! gRPC round trip.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -90,10 +91,7 @@ impl CentrifugoProxy for Service {
         Err(Status::unimplemented("publish"))
     }
 
-    async fn rpc(
-        &self,
-        _: Request<pp::RpcRequest>,
-    ) -> Result<Response<pp::RpcResponse>, Status> {
+    async fn rpc(&self, _: Request<pp::RpcRequest>) -> Result<Response<pp::RpcResponse>, Status> {
         Err(Status::unimplemented("rpc"))
     }
 
@@ -123,6 +121,23 @@ impl CentrifugoProxy for Service {
     }
 }
 
+/// Resolves after `duration`, or earlier on SIGTERM / SIGINT.
+async fn stop_after(duration: Duration) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tokio::time::sleep(duration).await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::time::sleep(duration) => {}
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
 /// Serves `CentrifugoProxy` on `--addr` until `--duration` has passed.
 pub async fn run(a: ProxyBackendArgs) -> Result<(), String> {
     let addr: std::net::SocketAddr = a
@@ -141,10 +156,13 @@ pub async fn run(a: ProxyBackendArgs) -> Result<(), String> {
     let svc = Service {
         counters: counters.clone(),
     };
-    eprintln!("proxy-backend: listening on {addr} for {} s", duration.as_secs());
+    eprintln!(
+        "proxy-backend: listening on {addr} for {} s",
+        duration.as_secs()
+    );
     let serve = tonic::transport::Server::builder()
         .add_service(CentrifugoProxyServer::new(svc))
-        .serve_with_incoming_shutdown(incoming, tokio::time::sleep(duration));
+        .serve_with_incoming_shutdown(incoming, stop_after(duration));
     // Graceful shutdown waits for Rotor's HTTP/2 connection to go away;
     // it is bounded so the tool always ends.
     let served = match tokio::time::timeout(duration + SHUTDOWN_GRACE, serve).await {
