@@ -13,7 +13,8 @@
 # `proxy` (Rotor only): connects/s with a JWT (bench/rotor.json) vs without
 # a token through the gRPC connect proxy (bench/rotor-proxy.json, backend
 # `rotor-bench proxy-backend` on 127.0.0.1:10001, pinned to CPU 1 beside the
-# load tool), alternating, PROXY_ROUNDS (3) times each.
+# load tool), alternating, PROXY_ROUNDS (3) times each; PROXY_CONNS (2000)
+# connections, 50 in flight.
 #
 # Each server runs pinned to CPU 0, the load tool to CPU 1; every scenario
 # gets a freshly started server. Results go to bench/results/<timestamp>/.
@@ -128,6 +129,7 @@ fi
 if [[ "$ONLY" == all || "$ONLY" == proxy ]]; then
     PROXY_PORT=10001
     ROUNDS=${PROXY_ROUNDS:-3}
+    CONNS=${PROXY_CONNS:-2000}
     # Bounded: the backend stops by itself even if this script dies.
     "${BENCH[@]}" proxy-backend --addr "127.0.0.1:$PROXY_PORT" --duration $((ROUNDS * 120 + 60)) \
         >>"$OUT/proxy-backend.log" 2>&1 &
@@ -135,9 +137,9 @@ if [[ "$ONLY" == all || "$ONLY" == proxy ]]; then
     wait_port "$PROXY_PORT"
     for round in $(seq 1 "$ROUNDS"); do
         ROTOR_CONFIG=bench/rotor.json
-        run "connect-jwt-$round" rotor connect-rate --connections 2000 --concurrency 50
+        run "connect-jwt-$round" rotor connect-rate --connections "$CONNS" --concurrency 50
         ROTOR_CONFIG=bench/rotor-proxy.json
-        run "connect-proxy-$round" rotor connect-rate --connections 2000 --concurrency 50 --no-token
+        run "connect-proxy-$round" rotor connect-rate --connections "$CONNS" --concurrency 50 --no-token
     done
     ROTOR_CONFIG=bench/rotor.json
     stop_backend
