@@ -2,13 +2,19 @@
 # Reproduces the rows of BENCHMARKS.md: Rotor vs nats-server over WebSocket.
 #
 #   bench/run.sh            all scenarios
-#   bench/run.sh fanout     only fan-out    (also: idle, connect, api)
+#   bench/run.sh fanout     only fan-out    (also: idle, connect, api, proxy)
 #
 # `api` (Rotor only): HTTP API requests/s with wrk (`bench/api.lua`), 64
 # connections on CPU 1 — publish vs the no-op ceilings (`GET /health`, and
 # `/api/rpc` for an unregistered method: the whole API stack, no work), and a
 # batch of 100 publishes vs 100 single publishes; then gRPC publish vs a no-op
 # gRPC call with `rotor-bench grpc-api`.
+#
+# `proxy` (Rotor only): connects/s with a JWT (bench/rotor.json) vs without
+# a token through the gRPC connect proxy (bench/rotor-proxy.json, backend
+# `rotor-bench proxy-backend` on 127.0.0.1:10001, pinned to CPU 1 beside the
+# load tool), alternating, PROXY_ROUNDS (3) times each; PROXY_CONNS (2000)
+# connections, 50 in flight.
 #
 # Each server runs pinned to CPU 0, the load tool to CPU 1; every scenario
 # gets a freshly started server. Results go to bench/results/<timestamp>/.
@@ -47,7 +53,16 @@ BENCH=("${PRIO[@]}" taskset -c 1 target/release/rotor-bench)
     echo "load:    $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$OUT/machine.txt"
 
+ROTOR_CONFIG=bench/rotor.json
 SERVER_PID=""
+BACKEND_PID=""
+stop_backend() {
+    if [[ -n "$BACKEND_PID" ]]; then
+        kill "$BACKEND_PID" 2>/dev/null || true
+        wait "$BACKEND_PID" 2>/dev/null || true
+        BACKEND_PID=""
+    fi
+}
 stop_server() {
     if [[ -n "$SERVER_PID" ]]; then
         kill "$SERVER_PID" 2>/dev/null || true
@@ -55,7 +70,7 @@ stop_server() {
         SERVER_PID=""
     fi
 }
-trap stop_server EXIT
+trap 'stop_server; stop_backend' EXIT
 
 wait_port() {
     for _ in $(seq 1 100); do
@@ -70,7 +85,7 @@ start_server() { # rotor|nats
     stop_server
     case "$1" in
         rotor)
-            "${PRIO[@]}" taskset -c 0 target/release/rotor --config bench/rotor.json \
+            "${PRIO[@]}" taskset -c 0 target/release/rotor --config "$ROTOR_CONFIG" \
                 --http_server.port "$ROTOR_PORT" >>"$OUT/rotor.log" 2>&1 &
             SERVER_PID=$!
             wait_port "$ROTOR_PORT" ;;
@@ -110,6 +125,25 @@ if [[ "$ONLY" == all || "$ONLY" == connect ]]; then
     for server in rotor nats; do
         run connect-rate "$server" connect-rate --connections 2000 --concurrency 50
     done
+fi
+if [[ "$ONLY" == all || "$ONLY" == proxy ]]; then
+    PROXY_PORT=10001
+    ROUNDS=${PROXY_ROUNDS:-3}
+    CONNS=${PROXY_CONNS:-2000}
+    # Bounded: the backend stops by itself even if this script dies.
+    "${BENCH[@]}" proxy-backend --addr "127.0.0.1:$PROXY_PORT" --duration $((ROUNDS * 120 + 60)) \
+        >>"$OUT/proxy-backend.log" 2>&1 &
+    BACKEND_PID=$!
+    wait_port "$PROXY_PORT"
+    for round in $(seq 1 "$ROUNDS"); do
+        ROTOR_CONFIG=bench/rotor.json
+        run "connect-jwt-$round" rotor connect-rate --connections "$CONNS" --concurrency 50
+        ROTOR_CONFIG=bench/rotor-proxy.json
+        run "connect-proxy-$round" rotor connect-rate --connections "$CONNS" --concurrency 50 --no-token
+    done
+    ROTOR_CONFIG=bench/rotor.json
+    stop_backend
+    cat "$OUT/proxy-backend.log"
 fi
 
 if [[ "$ONLY" == all || "$ONLY" == api ]]; then

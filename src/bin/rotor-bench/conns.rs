@@ -1,4 +1,5 @@
-//! Connection scenarios: idle memory and connect rate.
+//! Connection scenarios: idle memory and connect rate (with a JWT, or with
+//! no token so that Rotor's connect proxy authenticates).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -124,7 +125,14 @@ pub async fn connect_rate(a: RateArgs) -> Result<(), String> {
     let kind = a.common.kind();
     let n = a.connections;
     let pid = a.common.pid();
-    let tokens = crate::tokens(&a.common, n)?;
+    if a.no_token && a.common.target != crate::Target::Rotor {
+        return Err("--no-token applies to --target rotor only".into());
+    }
+    let tokens = if a.no_token {
+        vec![String::new(); n]
+    } else {
+        crate::tokens(&a.common, n)?
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let sem = Arc::new(Semaphore::new(a.concurrency.max(1)));
     let done = Arc::new(AtomicUsize::new(0));
@@ -184,7 +192,8 @@ pub async fn connect_rate(a: RateArgs) -> Result<(), String> {
     let cpu_s = cpu.map_or("-".into(), |c| format!("{c:.2}"));
     let self_cpu = self_cpu0.zip(self_cpu1).map(|(a, b)| b - a);
     let self_s = self_cpu.map_or("-".into(), |c| format!("{c:.2}"));
-    println!("== connect-rate: {} ==", a.common.name());
+    let auth = if a.no_token { ", connect proxy" } else { "" };
+    println!("== connect-rate: {}{auth} ==", a.common.name());
     println!("load average         {} (at end)", crate::stats::loadavg());
     println!(
         "connections          {ok} ok, {failed} failed in {secs:.2} s ({} in flight)",

@@ -5,6 +5,8 @@
 //! * `idle`: server RSS per idle (connected + subscribed) connection.
 //! * `connect-rate`: protocol-level connects per second.
 //! * `grpc-api`: gRPC server API calls per second (publish, batch, no-op).
+//! * `proxy-backend`: a gRPC connect proxy backend for `connect-rate
+//!   --no-token` (Rotor with `client.proxy.connect` enabled).
 //!
 //! Everything runs on one tokio runtime with one task per connection and
 //! stops by itself. Loopback only.
@@ -13,6 +15,7 @@ mod conn;
 mod conns;
 mod fanout;
 mod grpc_api;
+mod proxy_backend;
 mod stats;
 
 use std::process::ExitCode;
@@ -41,6 +44,8 @@ enum Cmd {
     ConnectRate(RateArgs),
     /// gRPC server API calls per second: publish and batch beside a no-op.
     GrpcApi(GrpcApiArgs),
+    /// gRPC connect proxy backend answering every Connect with a user.
+    ProxyBackend(ProxyBackendArgs),
 }
 
 /// Server under test.
@@ -159,6 +164,20 @@ pub struct RateArgs {
     /// Connects in flight at once.
     #[arg(long, default_value_t = 50)]
     pub concurrency: usize,
+    /// Connect without a token (Rotor): the server's connect proxy decides.
+    #[arg(long)]
+    pub no_token: bool,
+}
+
+/// `proxy-backend` options.
+#[derive(Debug, Args)]
+pub struct ProxyBackendArgs {
+    /// Listen address (loopback), e.g. 127.0.0.1:10001.
+    #[arg(long)]
+    pub addr: String,
+    /// Seconds to serve before stopping (at most 3600).
+    #[arg(long, default_value_t = 300)]
+    pub duration: u64,
 }
 
 /// `grpc-api` options.
@@ -239,6 +258,7 @@ fn main() -> ExitCode {
                 conns::connect_rate(a).await
             }
             Cmd::GrpcApi(a) => grpc_api::run(a).await,
+            Cmd::ProxyBackend(a) => proxy_backend::run(a).await,
         }
     });
     // Connection tasks still answering pings are not waited for.
