@@ -125,7 +125,7 @@ async fn streams_publications_to_one_client_in_order() {
 
     // Publications through the API do not replace the stream either.
     assert_healthy(&srv).await;
-    srv.stop().await;
+    drop(srv);
 }
 
 #[tokio::test]
@@ -149,7 +149,7 @@ async fn unsubscribe_and_disconnect_close_the_stream() {
     let mut c = srv.connected(false, "carol").await;
     let reply = c.subscribe("chat:x").await;
     assert!(reply.error.is_none(), "others keep being served");
-    srv.stop().await;
+    drop(srv);
 }
 
 #[tokio::test]
@@ -175,7 +175,7 @@ async fn bidirectional_stream_carries_client_publications() {
     let _s2 = subscribed(&mut a, &mut backend, "st:uni").await;
     let reply = a.publish("st:uni", "{}").await;
     assert_eq!(reply.error.map(|e| e.code), Some(108));
-    srv.stop().await;
+    drop(srv);
 }
 
 #[tokio::test]
@@ -227,7 +227,7 @@ async fn first_message_decides_the_subscribe() {
     let _ = id;
     assert_eq!(a.closed().await.0, 4501);
     assert_healthy(&srv).await;
-    srv.stop().await;
+    drop(srv);
 }
 
 #[tokio::test]
@@ -252,7 +252,37 @@ async fn backend_ending_or_failing_the_stream_unsubscribes() {
     let s = subscribed(&mut a, &mut backend, "st:end").await;
     s.publish("{\"again\":1}").await;
     assert_eq!(a.publication("st:end").await.data, &b"{\"again\":1}"[..]);
-    srv.stop().await;
+    drop(srv);
+}
+
+#[tokio::test]
+async fn stalled_client_overflows_its_queue() {
+    let backend = StreamBackend::start().await;
+    let mut cfg = config(&backend.endpoint());
+    cfg.client.queue_max_size = 64 * 1024;
+    let srv = TestServer::start(cfg).await;
+    let mut backend = backend;
+    let mut stalled = WsClient::open_with_rcvbuf(&srv.ws_url(), false, 4096).await;
+    let reply = stalled.connect(&support::token("stalled", 600)).await;
+    assert!(reply.error.is_none());
+    let s = subscribed(&mut stalled, &mut backend, "st:flood").await;
+    let pad = format!("\"{}\"", "p".repeat(4000));
+    let flood = tokio::spawn(async move {
+        let mut sent = 0usize;
+        while s.offer(&pad).await {
+            sent += 1;
+            assert!(sent < 100_000, "the stream was never dropped");
+        }
+        sent
+    });
+    // The queue bound closes the connection, which drops the stream.
+    let sent = tokio::time::timeout(std::time::Duration::from_secs(10), flood)
+        .await
+        .expect("stream dropped within deadline")
+        .expect("flood task");
+    assert!(sent > 16, "only {sent} publications before the drop");
+    assert_eq!(stalled.closed().await.0, 3008);
+    assert_healthy(&srv).await;
 }
 
 #[test]

@@ -67,6 +67,19 @@ impl Opened {
         .await;
     }
 
+    /// Streams one publication unless Rotor dropped the stream; returns
+    /// whether it was sent.
+    pub async fn offer(&self, data: &str) -> bool {
+        let msg = pp::StreamSubscribeResponse {
+            subscribe_response: None,
+            publication: Some(pp::Publication {
+                data: bytes::Bytes::copy_from_slice(data.as_bytes()),
+                ..Default::default()
+            }),
+        };
+        self.tx.send(Ok(msg)).await.is_ok()
+    }
+
     /// Ends the stream from the backend side (gRPC OK).
     pub fn finish(self) {}
 
