@@ -118,8 +118,9 @@ pub struct Session {
     /// The refresh proxy, not the client, extends the connection.
     proxy_refresh: bool,
     subs: HashMap<String, SubInfo>,
-    /// Open subscription streams by channel (`subscribe_stream_proxy_enabled`).
-    streams: HashMap<String, proxy_stream::ProxyStream>,
+    /// Open subscription streams by channel (`subscribe_stream_proxy_enabled`);
+    /// boxed on first use so connections without streams stay small.
+    streams: Option<Box<HashMap<String, proxy_stream::ProxyStream>>>,
     timers: timers::Timers,
     /// Control calls waiting for this connection to be cleaned up.
     close_acks: Vec<Ack>,
@@ -157,7 +158,7 @@ impl Session {
             meta: None,
             proxy_refresh: false,
             subs: HashMap::new(),
-            streams: HashMap::new(),
+            streams: None,
             timers,
             close_acks: Vec::new(),
         }

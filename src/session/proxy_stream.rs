@@ -107,7 +107,7 @@ impl Session {
         let (reader, writer) = stream.split();
         let (start, ready) = oneshot::channel();
         let task = tokio::spawn(pump(self.shared.clone(), r.channel.clone(), ready, reader));
-        self.streams.insert(
+        self.streams.get_or_insert_default().insert(
             r.channel.clone(),
             ProxyStream {
                 start: Some(start),
@@ -121,22 +121,25 @@ impl Session {
     /// Lets the stream of `channel` deliver, once the subscribe reply is
     /// queued. No-op for channels without a stream.
     pub(super) fn start_proxy_stream(&mut self, channel: &str) {
-        let Some(s) = self.streams.get_mut(channel) else {
+        let Some(s) = self.streams.as_mut().and_then(|m| m.get_mut(channel)) else {
             return;
         };
         match (s.start.take(), self.shared.slot(channel)) {
             (Some(start), Some(slot)) => {
                 let _ = start.send(slot);
             }
-            _ => {
-                self.streams.remove(channel);
-            }
+            _ => self.stop_proxy_stream(channel),
         }
     }
 
     /// Drops the stream of `channel`, if any (subscription over).
     pub(super) fn stop_proxy_stream(&mut self, channel: &str) {
-        self.streams.remove(channel);
+        if let Some(m) = self.streams.as_mut() {
+            m.remove(channel);
+            if m.is_empty() {
+                self.streams = None;
+            }
+        }
     }
 
     /// Client `publish` on a streamed channel: up the bidirectional stream
@@ -151,7 +154,8 @@ impl Session {
     ) -> Result<(), Fail> {
         let Some(writer) = self
             .streams
-            .get(channel)
+            .as_ref()
+            .and_then(|m| m.get(channel))
             .filter(|s| s.start.is_none())
             .and_then(|s| s.writer.clone())
         else {
