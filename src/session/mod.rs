@@ -120,7 +120,7 @@ pub struct Session {
     subs: HashMap<String, SubInfo>,
     /// Open subscription streams by channel (`subscribe_stream_proxy_enabled`);
     /// boxed on first use so connections without streams stay small.
-    streams: Option<Box<HashMap<String, proxy_stream::ProxyStream>>>,
+    streams: Option<Box<proxy_stream::ProxyStreams>>,
     timers: timers::Timers,
     /// Control calls waiting for this connection to be cleaned up.
     close_acks: Vec<Ack>,

@@ -11,6 +11,7 @@
 //! client is unsubscribed with code 2000; when the stream fails, with 2500
 //! (insufficient state: the SDK resubscribes), as Centrifugo does.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -37,6 +38,10 @@ pub(super) struct ProxyStream {
     writer: Option<StreamWriter>,
     task: tokio::task::JoinHandle<()>,
 }
+
+/// The open streams of one session, by channel.
+#[derive(Debug, Default)]
+pub(super) struct ProxyStreams(HashMap<String, ProxyStream>);
 
 impl Drop for ProxyStream {
     fn drop(&mut self) {
@@ -107,7 +112,7 @@ impl Session {
         let (reader, writer) = stream.split();
         let (start, ready) = oneshot::channel();
         let task = tokio::spawn(pump(self.shared.clone(), r.channel.clone(), ready, reader));
-        self.streams.get_or_insert_default().insert(
+        self.streams.get_or_insert_default().0.insert(
             r.channel.clone(),
             ProxyStream {
                 start: Some(start),
@@ -121,7 +126,7 @@ impl Session {
     /// Lets the stream of `channel` deliver, once the subscribe reply is
     /// queued. No-op for channels without a stream.
     pub(super) fn start_proxy_stream(&mut self, channel: &str) {
-        let Some(s) = self.streams.as_mut().and_then(|m| m.get_mut(channel)) else {
+        let Some(s) = self.streams.as_mut().and_then(|m| m.0.get_mut(channel)) else {
             return;
         };
         match (s.start.take(), self.shared.slot(channel)) {
@@ -135,8 +140,8 @@ impl Session {
     /// Drops the stream of `channel`, if any (subscription over).
     pub(super) fn stop_proxy_stream(&mut self, channel: &str) {
         if let Some(m) = self.streams.as_mut() {
-            m.remove(channel);
-            if m.is_empty() {
+            m.0.remove(channel);
+            if m.0.is_empty() {
                 self.streams = None;
             }
         }
@@ -155,7 +160,7 @@ impl Session {
         let Some(writer) = self
             .streams
             .as_ref()
-            .and_then(|m| m.get(channel))
+            .and_then(|m| m.0.get(channel))
             .filter(|s| s.start.is_none())
             .and_then(|s| s.writer.clone())
         else {
