@@ -256,6 +256,20 @@ async fn backend_ending_or_failing_the_stream_unsubscribes() {
 }
 
 #[tokio::test]
+async fn silent_backend_times_out_the_subscribe() {
+    let mut backend = StreamBackend::start().await;
+    let mut cfg = config(&backend.endpoint());
+    cfg.channel.proxy["subscribe_stream"]["timeout"] = json!("200ms");
+    let srv = TestServer::start(cfg).await;
+    let mut a = srv.connected(false, "alice").await;
+    let (id, s) = open(&mut a, &mut backend, "st:quiet").await;
+    let reply = a.reply_to(id).await;
+    assert_eq!(reply.error.map(|e| e.code), Some(100));
+    s.closed().await;
+    assert!(a.subscribe("chat:after").await.error.is_none());
+}
+
+#[tokio::test]
 async fn stalled_client_overflows_its_queue() {
     let backend = StreamBackend::start().await;
     let mut cfg = config(&backend.endpoint());
