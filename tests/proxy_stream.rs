@@ -123,7 +123,6 @@ async fn streams_publications_to_one_client_in_order() {
         &b"{\"again\":\"bob\"}"[..]
     );
 
-    // Publications through the API do not replace the stream either.
     assert_healthy(&srv).await;
     drop(srv);
 }
