@@ -43,6 +43,7 @@ pub fn validate(cfg: &Config) -> Check {
     check_proxy_sections(cfg)?;
     let proxy_names = check_proxies(cfg)?;
     check_channel(cfg, &proxy_names)?;
+    check_stream_proxies(cfg)?;
     check_rpc(cfg, &proxy_names)?;
     check_consumers(cfg)?;
     cfg.middleware.validate()?;
@@ -341,6 +342,51 @@ fn check_proxy_sections(cfg: &Config) -> Check {
     parse("rpc.proxy", &cfg.rpc.proxy)?;
     for (i, p) in cfg.proxies.iter().enumerate() {
         parse(&format!("proxies[{i}]"), p)?;
+    }
+    Ok(())
+}
+
+/// Subscription streams are gRPC only: `channel.proxy.subscribe_stream`
+/// and every `proxies[]` item a namespace streams from need a gRPC endpoint.
+fn check_stream_proxies(cfg: &Config) -> Check {
+    let is_http = |p: &Value| {
+        let e = str_at(p, "endpoint").unwrap_or("");
+        e.starts_with("http://") || e.starts_with("https://")
+    };
+    if let Some(p) = cfg.channel.proxy.get("subscribe_stream")
+        && is_http(p)
+    {
+        return Err(invalid(
+            "channel.proxy.subscribe_stream.endpoint",
+            "subscribe stream proxy must be a gRPC proxy (grpc:// endpoint)",
+        ));
+    }
+    let namespaces = std::iter::once((
+        "channel.without_namespace".to_string(),
+        &cfg.channel.without_namespace,
+    ))
+    .chain(
+        cfg.channel
+            .namespaces
+            .iter()
+            .enumerate()
+            .map(|(i, ns)| (format!("channel.namespaces[{i}]"), &ns.options)),
+    );
+    for (key, o) in namespaces {
+        if !o.subscribe_stream_proxy_enabled {
+            continue;
+        }
+        let name = o.subscribe_stream_proxy_name.as_str();
+        let http_item = cfg
+            .proxies
+            .iter()
+            .any(|p| str_at(p, "name") == Some(name) && is_http(p));
+        if http_item {
+            return Err(invalid(
+                format!("{key}.subscribe_stream_proxy_name"),
+                format!("proxy {name:?} is an HTTP proxy: subscribe streams need a gRPC proxy"),
+            ));
+        }
     }
     Ok(())
 }

@@ -1,17 +1,24 @@
 //! The gRPC proxy: unary calls of `CentrifugoProxy` over one lazily
 //! connected HTTP/2 channel per proxy (h2c, or TLS with `grpc.tls`), with
-//! forwarded and static metadata, optional credentials metadata and gzip.
+//! forwarded and static metadata, optional credentials metadata and gzip;
+//! and the subscription streams (`SubscribeUnidirectional`,
+//! `SubscribeBidirectional`) over the same channel.
 
 use std::sync::OnceLock;
 
 use http::uri::PathAndQuery;
+use tokio::sync::mpsc;
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use super::config::ProxyConfig;
 use super::http_proxy::pem;
-use super::{CallContext, Hook, ProxyError, ProxyResponse, headers};
+use super::{CallContext, Hook, ProxyError, ProxyResponse, SubscribeStream, headers};
+use crate::proto::proxy as pb;
+
+/// Client publications that may wait to go up a bidirectional stream.
+const UPSTREAM_CAPACITY: usize = 64;
 
 /// A gRPC client bound to one target.
 pub(crate) struct GrpcTransport {
@@ -84,6 +91,104 @@ impl GrpcTransport {
             .clone()
     }
 
+    /// Outgoing metadata of a call: forwarded headers, static metadata and
+    /// the credentials pair.
+    fn metadata(&self, cfg: &ProxyConfig, ctx: &CallContext) -> MetadataMap {
+        let mut metadata =
+            MetadataMap::from_headers(headers::outgoing(cfg, &cfg.grpc.static_metadata, ctx));
+        if let Some((k, v)) = &self.credentials {
+            metadata.insert(k.clone(), v.clone());
+        }
+        metadata
+    }
+
+    /// A client over the shared channel with the proxy's compression.
+    fn client(&self, cfg: &ProxyConfig) -> tonic::client::Grpc<Channel> {
+        let mut grpc =
+            tonic::client::Grpc::new(self.channel()).accept_compressed(CompressionEncoding::Gzip);
+        if cfg.grpc.compression {
+            grpc = grpc.send_compressed(CompressionEncoding::Gzip);
+        }
+        grpc
+    }
+
+    /// Opens a subscription stream (`SubscribeUnidirectional`, or
+    /// `SubscribeBidirectional` whose first message carries `req`) and waits
+    /// up to the proxy timeout for the first message, which must hold the
+    /// subscribe response. The stream itself has no deadline.
+    pub(crate) async fn subscribe_stream(
+        &self,
+        cfg: &ProxyConfig,
+        ctx: &CallContext,
+        req: pb::SubscribeRequest,
+        bidirectional: bool,
+    ) -> Result<(pb::SubscribeResponse, SubscribeStream), ProxyError> {
+        let timeout = cfg.timeout.get();
+        let metadata = self.metadata(cfg, ctx);
+        let mut grpc = self.client(cfg);
+        let open = async move {
+            grpc.ready()
+                .await
+                .map_err(|e| ProxyError::Transport(e.to_string()))?;
+            let (mut replies, upstream) = if bidirectional {
+                let (tx, rx) = mpsc::channel(UPSTREAM_CAPACITY);
+                let first = pb::StreamSubscribeRequest {
+                    subscribe_request: Some(req),
+                    publication: None,
+                };
+                tx.try_send(first)
+                    .map_err(|e| ProxyError::Transport(e.to_string()))?;
+                let body = futures_util::stream::unfold(rx, |mut rx| async move {
+                    rx.recv().await.map(|m| (m, rx))
+                });
+                let request = tonic::Request::from_parts(metadata, Default::default(), body);
+                let codec = tonic_prost::ProstCodec::<
+                    pb::StreamSubscribeRequest,
+                    pb::StreamSubscribeResponse,
+                >::default();
+                let path = PathAndQuery::from_static(concat!(
+                    "/centrifugal.centrifugo.proxy.CentrifugoProxy/",
+                    "SubscribeBidirectional"
+                ));
+                let resp = grpc
+                    .streaming(request, path, codec)
+                    .await
+                    .map_err(|s| status_error(s, timeout))?;
+                (resp.into_inner(), Some(tx))
+            } else {
+                let request = tonic::Request::from_parts(metadata, Default::default(), req);
+                let codec = tonic_prost::ProstCodec::<
+                    pb::SubscribeRequest,
+                    pb::StreamSubscribeResponse,
+                >::default();
+                let path = PathAndQuery::from_static(concat!(
+                    "/centrifugal.centrifugo.proxy.CentrifugoProxy/",
+                    "SubscribeUnidirectional"
+                ));
+                let resp = grpc
+                    .server_streaming(request, path, codec)
+                    .await
+                    .map_err(|s| status_error(s, timeout))?;
+                (resp.into_inner(), None)
+            };
+            let first = replies
+                .message()
+                .await
+                .map_err(|s| status_error(s, timeout))?
+                .ok_or_else(|| {
+                    ProxyError::Decode("stream ended before its first message".into())
+                })?;
+            let resp = first.subscribe_response.ok_or_else(|| {
+                ProxyError::Decode("no subscribe response in the first stream message".into())
+            })?;
+            Ok((resp, SubscribeStream { replies, upstream }))
+        };
+        match tokio::time::timeout(timeout, open).await {
+            Ok(r) => r,
+            Err(_) => Err(ProxyError::Timeout(timeout)),
+        }
+    }
+
     /// One unary call of `hook`.
     pub(crate) async fn call<Req, Resp>(
         &self,
@@ -97,18 +202,10 @@ impl GrpcTransport {
         Resp: ProxyResponse,
     {
         let timeout = cfg.timeout.get();
-        let mut metadata =
-            MetadataMap::from_headers(headers::outgoing(cfg, &cfg.grpc.static_metadata, ctx));
-        if let Some((k, v)) = &self.credentials {
-            metadata.insert(k.clone(), v.clone());
-        }
-        let mut request = tonic::Request::from_parts(metadata, Default::default(), req);
+        let mut request =
+            tonic::Request::from_parts(self.metadata(cfg, ctx), Default::default(), req);
         request.set_timeout(timeout);
-        let mut grpc =
-            tonic::client::Grpc::new(self.channel()).accept_compressed(CompressionEncoding::Gzip);
-        if cfg.grpc.compression {
-            grpc = grpc.send_compressed(CompressionEncoding::Gzip);
-        }
+        let mut grpc = self.client(cfg);
         let call = async move {
             grpc.ready()
                 .await

@@ -6,6 +6,8 @@
 //!
 //! [`Proxies`] holds every configured proxy, built once from the config;
 //! the session picks one per event and calls it through [`ProxyClient`].
+//! A gRPC proxy can also serve subscription streams
+//! ([`ProxyClient::subscribe_stream`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -266,6 +268,32 @@ impl ProxyClient {
             .await
     }
 
+    /// Opens a subscription stream (bidirectional when `bidirectional`);
+    /// returns the backend's subscribe decision (its first message) and the
+    /// open stream. Only gRPC proxies can stream.
+    pub async fn subscribe_stream(
+        &self,
+        ctx: &CallContext,
+        req: SubscribeRequest,
+        bidirectional: bool,
+    ) -> Result<(SubscribeResponse, SubscribeStream), ProxyError> {
+        let res = match &self.transport {
+            Transport::Http(_) => Err(ProxyError::Transport(
+                "subscription streams need a gRPC proxy".into(),
+            )),
+            Transport::Grpc(t) => t.subscribe_stream(&self.cfg, ctx, req, bidirectional).await,
+        };
+        if let Err(e) = &res {
+            tracing::warn!(
+                proxy = self.cfg.label(),
+                hook = "subscribe_stream",
+                error = %e,
+                "proxy call failed"
+            );
+        }
+        res
+    }
+
     async fn call<Req, Resp>(
         &self,
         hook: Hook,
@@ -292,6 +320,78 @@ impl ProxyClient {
     }
 }
 
+/// An open subscription stream after its first message: the backend's
+/// later messages and, for a bidirectional stream, the way up. Dropping it
+/// cancels the stream at the backend.
+#[derive(Debug)]
+pub struct SubscribeStream {
+    replies: tonic::Streaming<pb::StreamSubscribeResponse>,
+    upstream: Option<tokio::sync::mpsc::Sender<pb::StreamSubscribeRequest>>,
+}
+
+impl SubscribeStream {
+    /// Splits the stream into its reading half and, when bidirectional, its
+    /// writing half.
+    pub fn split(self) -> (StreamReader, Option<StreamWriter>) {
+        (
+            StreamReader {
+                replies: self.replies,
+            },
+            self.upstream.map(|tx| StreamWriter { tx }),
+        )
+    }
+}
+
+/// The reading half of a subscription stream.
+#[derive(Debug)]
+pub struct StreamReader {
+    replies: tonic::Streaming<pb::StreamSubscribeResponse>,
+}
+
+impl StreamReader {
+    /// The next publication; `Ok(None)` when the backend ended the stream.
+    /// Messages without a publication are skipped.
+    pub async fn next(&mut self) -> Result<Option<pb::Publication>, ProxyError> {
+        loop {
+            let msg = self.replies.message().await.map_err(|s| ProxyError::Grpc {
+                code: s.code(),
+                message: s.message().to_string(),
+            })?;
+            match msg {
+                None => return Ok(None),
+                Some(m) => {
+                    if let Some(p) = m.publication {
+                        return Ok(Some(p));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The writing half of a bidirectional subscription stream.
+#[derive(Debug, Clone)]
+pub struct StreamWriter {
+    tx: tokio::sync::mpsc::Sender<pb::StreamSubscribeRequest>,
+}
+
+impl StreamWriter {
+    /// Sends client data up the stream (waits while the stream is full).
+    pub async fn publish(&self, data: bytes::Bytes) -> Result<(), ProxyError> {
+        let msg = pb::StreamSubscribeRequest {
+            subscribe_request: None,
+            publication: Some(pb::Publication {
+                data,
+                ..Default::default()
+            }),
+        };
+        self.tx
+            .send(msg)
+            .await
+            .map_err(|_| ProxyError::Transport("subscription stream closed".into()))
+    }
+}
+
 /// Every configured proxy, built once from the config.
 #[derive(Debug, Default)]
 pub struct Proxies {
@@ -300,6 +400,7 @@ pub struct Proxies {
     subscribe: Option<Arc<ProxyClient>>,
     publish: Option<Arc<ProxyClient>>,
     sub_refresh: Option<Arc<ProxyClient>>,
+    subscribe_stream: Option<Arc<ProxyClient>>,
     rpc: Option<Arc<ProxyClient>>,
     named: HashMap<String, Arc<ProxyClient>>,
 }
@@ -327,6 +428,7 @@ impl Proxies {
             ("subscribe", &mut out.subscribe),
             ("publish", &mut out.publish),
             ("sub_refresh", &mut out.sub_refresh),
+            ("subscribe_stream", &mut out.subscribe_stream),
         ] {
             let key = format!("channel.proxy.{kind}");
             let value = cfg
@@ -377,6 +479,12 @@ impl Proxies {
     /// The sub_refresh proxy called `name` (`""`/`default`: `channel.proxy.sub_refresh`).
     pub fn sub_refresh(&self, name: &str) -> Option<&ProxyClient> {
         self.pick(&self.sub_refresh, name)
+    }
+
+    /// The subscribe stream proxy called `name` (`""`/`default`:
+    /// `channel.proxy.subscribe_stream`).
+    pub fn subscribe_stream(&self, name: &str) -> Option<&ProxyClient> {
+        self.pick(&self.subscribe_stream, name)
     }
 
     /// The RPC proxy called `name` (`""`/`default`: `rpc.proxy`).

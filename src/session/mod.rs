@@ -28,6 +28,7 @@ mod permissions;
 mod presence;
 mod proxy;
 mod proxy_channel;
+mod proxy_stream;
 pub(crate) mod publish;
 pub mod queue;
 mod recovery;
@@ -117,6 +118,9 @@ pub struct Session {
     /// The refresh proxy, not the client, extends the connection.
     proxy_refresh: bool,
     subs: HashMap<String, SubInfo>,
+    /// Open subscription streams by channel (`subscribe_stream_proxy_enabled`);
+    /// boxed on first use so connections without streams stay small.
+    streams: Option<Box<proxy_stream::ProxyStreams>>,
     timers: timers::Timers,
     /// Control calls waiting for this connection to be cleaned up.
     close_acks: Vec<Ack>,
@@ -154,6 +158,7 @@ impl Session {
             meta: None,
             proxy_refresh: false,
             subs: HashMap::new(),
+            streams: None,
             timers,
             close_acks: Vec::new(),
         }
@@ -318,6 +323,7 @@ impl Session {
 
     /// Removes what a dropped subscription left behind.
     async fn finish_unsubscribe(&mut self, channel: &str) {
+        self.stop_proxy_stream(channel);
         let Some(info) = self.subs.remove(channel) else {
             return;
         };

@@ -31,6 +31,12 @@ impl Session {
         let rules = self.node.rules();
         let opts = rules.options(&req.channel)?;
         rules.validate_client_channel(&req.channel, &opts)?;
+        if opts.opts.subscribe_stream_proxy_enabled {
+            let format = opts.opts.publication_data_format.clone();
+            return self
+                .stream_publish(id, &req.channel, req.data, &format)
+                .await;
+        }
         let subscribed = self.shared.is_active(&req.channel);
         let who = Who {
             user: &self.user,

@@ -89,7 +89,13 @@ impl Session {
     pub(super) async fn subscribe(&mut self, id: u32, req: SubscribeRequest) -> Result<(), Fail> {
         let r = self.authorize_subscribe(req).await?;
         let channel = r.channel.clone();
-        let mut p = self.prepare_subscription(r).await?;
+        let mut p = match self.prepare_subscription(r).await {
+            Ok(p) => p,
+            Err(e) => {
+                self.stop_proxy_stream(&channel);
+                return Err(e);
+            }
+        };
         let shared = self.shared.clone();
         shared
             .with_deliveries(&[&channel], |ds| {
@@ -102,6 +108,7 @@ impl Session {
                 Ok::<(), Disconnect>(())
             })
             .ok_or(Disconnect::SERVER_ERROR)??;
+        self.start_proxy_stream(&channel);
         self.announce_join(&p).await;
         metrics::counter!("centrifugo_client_subscriptions_accepted").increment(1);
         Ok(())
@@ -157,6 +164,12 @@ impl Session {
             proxy_refresh: false,
             override_: SubOverride::default(),
         };
+        if opts.opts.subscribe_stream_proxy_enabled {
+            // The stream's backend decides (it receives the token).
+            self.proxy_stream_subscribe(&mut r, &req.data, req.token)
+                .await?;
+            return Ok(r);
+        }
         let insecure = self.node.config().client.insecure;
         if !req.token.is_empty() {
             let claims = self
