@@ -45,7 +45,11 @@ impl GrpcTransport {
             let k = format!("{key}.grpc.tls");
             let t = &cfg.grpc.tls;
             let mut c = ClientTlsConfig::new();
-            if !t.server_ca_pem.is_empty() {
+            // A configured CA is the only trust anchor; without one the
+            // system's roots are trusted (a backend with a public cert).
+            if t.server_ca_pem.is_empty() {
+                c = c.with_native_roots();
+            } else {
                 c = c.ca_certificate(Certificate::from_pem(pem(
                     &t.server_ca_pem,
                     &format!("{k}.server_ca_pem"),
