@@ -238,6 +238,63 @@ async fn rpc_proxy_round_trip_and_errors() {
     assert_healthy(&srv).await;
 }
 
+/// While a command waits on the backend, what is queued for the same
+/// client is still written: a publication arrives before the backend has
+/// answered the client's RPC.
+#[tokio::test]
+async fn publications_flow_while_an_rpc_waits_on_the_backend() {
+    let gate = std::sync::Arc::new(tokio::sync::Notify::new());
+    let held = gate.clone();
+    let mut backend = Backend::start(move |_, _| {
+        Answer::Held(held.clone(), json!({"result": {"data": {"ok": true}}}))
+    })
+    .await;
+    let mut cfg = rpc_config(&backend.url("rpc"));
+    cfg.rpc.proxy["timeout"] = json!("10s");
+    let srv = TestServer::start(cfg).await;
+    let mut c = srv.connected(false, "42").await;
+    let channel = "chat:during-rpc";
+    c.subscribe(channel).await;
+    let id = c.id();
+    c.send(vec![Command {
+        id,
+        rpc: Some(RpcRequest {
+            method: "wait".into(),
+            data: Bytes::from_static(b"{}"),
+        }),
+        ..Default::default()
+    }])
+    .await;
+    backend.call().await;
+    let exec = rotor::api::Executor::new(srv.node.clone());
+    exec.publish(rotor::proto::api::PublishRequest {
+        channel: channel.into(),
+        data: Bytes::from_static(br#"{"live":1}"#),
+        ..Default::default()
+    })
+    .await
+    .expect("publish");
+    // Join pushes (chat: pushes join/leave) may come first; the RPC reply
+    // cannot, the backend still holds it.
+    let publication = loop {
+        let Event::Reply(r) = c.next_event().await else {
+            panic!("closed")
+        };
+        assert_ne!(r.id, id, "the RPC reply came before the publication");
+        if let Some(p) = r.push.and_then(|p| p.r#pub) {
+            break p;
+        }
+    };
+    assert_eq!(&publication.data[..], br#"{"live":1}"#);
+    gate.notify_one();
+    let Event::Reply(reply) = c.next_event().await else {
+        panic!("closed")
+    };
+    assert_eq!(reply.id, id);
+    assert!(reply.rpc.is_some(), "{reply:?}");
+    srv.stop().await;
+}
+
 #[tokio::test]
 async fn rpc_proxy_backend_down() {
     let srv = TestServer::start(rpc_config(&dead_endpoint().await)).await;

@@ -241,27 +241,49 @@ async fn serve_connection<S>(
                     Flush::Failed(d) => break End::Failed(d),
                 }
             }
-            msg = ws.next() => match msg {
+            msg = ws.next() => {
+                let data = match msg {
+                    Some(Ok(Message::Text(t))) => bytes::Bytes::from(t),
+                    Some(Ok(Message::Binary(b))) => b,
+                    Some(Ok(Message::Close(_))) | None => break End::Gone,
+                    Some(Ok(_)) => continue,
+                    Some(Err(WsError::Capacity(_))) => break End::Disconnect(Disconnect::new(1009, "message too big")),
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "websocket read failed");
+                        break End::Gone;
+                    }
+                };
                 // Command handling is boxed: its future is large and only
                 // lives while a frame is processed, not in every idle task.
-                Some(Ok(Message::Text(t))) => {
-                    if let Err(d) = Box::pin(session.handle_frame(t.as_bytes())).await {
-                        shared.disconnect(d);
+                // A command may wait on a proxy call (up to its timeout):
+                // meanwhile what is queued for this client is still
+                // written. The command is never cancelled half-way; a
+                // write failure is acted on after it.
+                let mut handling = Box::pin(session.handle_frame(&data));
+                let mut failed = None;
+                loop {
+                    tokio::select! {
+                        biased;
+                        r = &mut handling => {
+                            if let Err(d) = r {
+                                shared.disconnect(d);
+                            }
+                            break;
+                        }
+                        () = &mut ready, if failed.is_none() => {
+                            ready.set(shared.queue.ready());
+                            match Box::pin(flush(&shared.queue, &mut frame, &mut ws, encoding, write_timeout)).await {
+                                Flush::Idle => {}
+                                Flush::Closed(d) => failed = Some(End::Disconnect(d)),
+                                Flush::Failed(d) => failed = Some(End::Failed(d)),
+                            }
+                        }
                     }
                 }
-                Some(Ok(Message::Binary(b))) => {
-                    if let Err(d) = Box::pin(session.handle_frame(&b)).await {
-                        shared.disconnect(d);
-                    }
+                if let Some(end) = failed {
+                    break end;
                 }
-                Some(Ok(Message::Close(_))) | None => break End::Gone,
-                Some(Ok(_)) => {}
-                Some(Err(WsError::Capacity(_))) => break End::Disconnect(Disconnect::new(1009, "message too big")),
-                Some(Err(e)) => {
-                    tracing::debug!(error = %e, "websocket read failed");
-                    break End::Gone;
-                }
-            },
+            }
             () = &mut timer => {
                 if let Err(d) = Box::pin(session.on_timer()).await {
                     shared.disconnect(d);

@@ -25,6 +25,8 @@ pub enum Answer {
     Raw(&'static str),
     /// Wait, then answer.
     Slow(Duration, Value),
+    /// Answer once the test releases the gate.
+    Held(Arc<tokio::sync::Notify>, Value),
 }
 
 /// One recorded call.
@@ -105,6 +107,10 @@ async fn respond(answer: Answer) -> Response {
         Answer::Raw(text) => text.into_response(),
         Answer::Slow(wait, v) => {
             tokio::time::sleep(wait).await;
+            axum::Json(v).into_response()
+        }
+        Answer::Held(gate, v) => {
+            gate.notified().await;
             axum::Json(v).into_response()
         }
     }
