@@ -253,34 +253,18 @@ async fn serve_connection<S>(
                         break End::Gone;
                     }
                 };
-                // Command handling is boxed: its future is large and only
-                // lives while a frame is processed, not in every idle task.
-                // A command may wait on a proxy call (up to its timeout):
-                // meanwhile what is queued for this client is still
-                // written. The command is never cancelled half-way; a
-                // write failure is acted on after it.
-                let mut handling = Box::pin(session.handle_frame(&data));
-                let mut failed = None;
-                loop {
-                    tokio::select! {
-                        biased;
-                        r = &mut handling => {
-                            if let Err(d) = r {
-                                shared.disconnect(d);
-                            }
-                            break;
-                        }
-                        () = &mut ready, if failed.is_none() => {
-                            ready.set(shared.queue.ready());
-                            match Box::pin(flush(&shared.queue, &mut frame, &mut ws, encoding, write_timeout)).await {
-                                Flush::Idle => {}
-                                Flush::Closed(d) => failed = Some(End::Disconnect(d)),
-                                Flush::Failed(d) => failed = Some(End::Failed(d)),
-                            }
-                        }
-                    }
-                }
-                if let Some(end) = failed {
+                // Boxed: the command's future is large and only lives while
+                // a frame is processed, not in every idle task.
+                let handled = Box::pin(handle_while_flushing(
+                    &mut session,
+                    &shared,
+                    &data,
+                    &mut Writer { frame: &mut frame, ws: &mut ws, encoding, write_timeout },
+                    &mut ready,
+                    || shared.queue.ready(),
+                ))
+                .await;
+                if let Some(end) = handled {
                     break end;
                 }
             }
@@ -312,6 +296,53 @@ async fn serve_connection<S>(
             }
         }
         End::Disconnect(d) => close_gracefully(&mut ws, d, write_timeout).await,
+    }
+}
+
+/// The write side of a connection, for flushing while a command runs.
+struct Writer<'a, S> {
+    frame: &'a mut FrameBuilder,
+    ws: &'a mut WebSocketStream<S>,
+    encoding: Encoding,
+    write_timeout: Duration,
+}
+
+/// Runs one client frame through the session. A command may wait on a
+/// proxy call (up to its timeout): meanwhile what is queued for this client
+/// is still written. The command is never cancelled half-way; a write
+/// failure is returned after it finished.
+async fn handle_while_flushing<S, F>(
+    session: &mut Session,
+    shared: &crate::session::shared::Shared,
+    data: &[u8],
+    w: &mut Writer<'_, S>,
+    ready: &mut std::pin::Pin<&mut F>,
+    renew: impl Fn() -> F,
+) -> Option<End>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    F: std::future::Future<Output = ()>,
+{
+    let mut handling = pin!(session.handle_frame(data));
+    let mut failed = None;
+    loop {
+        tokio::select! {
+            biased;
+            r = &mut handling => {
+                if let Err(d) = r {
+                    shared.disconnect(d);
+                }
+                return failed;
+            }
+            () = ready.as_mut(), if failed.is_none() => {
+                ready.set(renew());
+                match Box::pin(flush(&shared.queue, w.frame, w.ws, w.encoding, w.write_timeout)).await {
+                    Flush::Idle => {}
+                    Flush::Closed(d) => failed = Some(End::Disconnect(d)),
+                    Flush::Failed(d) => failed = Some(End::Failed(d)),
+                }
+            }
+        }
     }
 }
 
