@@ -185,10 +185,6 @@ impl GrpcProxy {
     }
 }
 
-type Stream = std::pin::Pin<
-    Box<dyn futures_util::Stream<Item = Result<pb::StreamSubscribeResponse, Status>> + Send>,
->;
-
 #[tonic::async_trait]
 impl CentrifugoProxy for GrpcProxy {
     async fn connect(
@@ -223,23 +219,5 @@ impl CentrifugoProxy for GrpcProxy {
         r: Request<pb::SubRefreshRequest>,
     ) -> Result<Response<pb::SubRefreshResponse>, Status> {
         self.answer("SubRefresh", r).await
-    }
-
-    type SubscribeUnidirectionalStream = Stream;
-
-    async fn subscribe_unidirectional(
-        &self,
-        _r: Request<pb::SubscribeRequest>,
-    ) -> Result<Response<Self::SubscribeUnidirectionalStream>, Status> {
-        Err(Status::unimplemented("not used by these tests"))
-    }
-
-    type SubscribeBidirectionalStream = Stream;
-
-    async fn subscribe_bidirectional(
-        &self,
-        _r: Request<tonic::Streaming<pb::StreamSubscribeRequest>>,
-    ) -> Result<Response<Self::SubscribeBidirectionalStream>, Status> {
-        Err(Status::unimplemented("not used by these tests"))
     }
 }

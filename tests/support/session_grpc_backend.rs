@@ -6,7 +6,6 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,8 +14,6 @@ use rotor::proto::proxy::centrifugo_proxy_server::{CentrifugoProxy, CentrifugoPr
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 
-type Stream =
-    Pin<Box<dyn futures_util::Stream<Item = Result<pp::StreamSubscribeResponse, Status>> + Send>>;
 type ConnectFn = dyn Fn(pp::ConnectRequest) -> Result<pp::ConnectResponse, Status> + Send + Sync;
 type RpcFn = dyn Fn(pp::RpcRequest) -> Result<pp::RpcResponse, Status> + Send + Sync;
 
@@ -46,27 +43,6 @@ impl CentrifugoProxy for Service {
         (self.connect)(request.into_inner()).map(Response::new)
     }
 
-    async fn refresh(
-        &self,
-        _: Request<pp::RefreshRequest>,
-    ) -> Result<Response<pp::RefreshResponse>, Status> {
-        Err(Status::unimplemented("refresh"))
-    }
-
-    async fn subscribe(
-        &self,
-        _: Request<pp::SubscribeRequest>,
-    ) -> Result<Response<pp::SubscribeResponse>, Status> {
-        Err(Status::unimplemented("subscribe"))
-    }
-
-    async fn publish(
-        &self,
-        _: Request<pp::PublishRequest>,
-    ) -> Result<Response<pp::PublishResponse>, Status> {
-        Err(Status::unimplemented("publish"))
-    }
-
     async fn rpc(
         &self,
         request: Request<pp::RpcRequest>,
@@ -76,31 +52,6 @@ impl CentrifugoProxy for Service {
             metadata: request.metadata().clone(),
         });
         (self.rpc)(request.into_inner()).map(Response::new)
-    }
-
-    async fn sub_refresh(
-        &self,
-        _: Request<pp::SubRefreshRequest>,
-    ) -> Result<Response<pp::SubRefreshResponse>, Status> {
-        Err(Status::unimplemented("sub_refresh"))
-    }
-
-    type SubscribeUnidirectionalStream = Stream;
-
-    async fn subscribe_unidirectional(
-        &self,
-        _: Request<pp::SubscribeRequest>,
-    ) -> Result<Response<Stream>, Status> {
-        Err(Status::unimplemented("stream"))
-    }
-
-    type SubscribeBidirectionalStream = Stream;
-
-    async fn subscribe_bidirectional(
-        &self,
-        _: Request<tonic::Streaming<pp::StreamSubscribeRequest>>,
-    ) -> Result<Response<Stream>, Status> {
-        Err(Status::unimplemented("stream"))
     }
 }
 

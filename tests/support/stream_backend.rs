@@ -118,47 +118,6 @@ fn response(rx: mpsc::Receiver<Item>) -> Response<Stream> {
 
 #[tonic::async_trait]
 impl CentrifugoProxy for Service {
-    async fn connect(
-        &self,
-        _: Request<pp::ConnectRequest>,
-    ) -> Result<Response<pp::ConnectResponse>, Status> {
-        Err(Status::unimplemented("connect"))
-    }
-
-    async fn refresh(
-        &self,
-        _: Request<pp::RefreshRequest>,
-    ) -> Result<Response<pp::RefreshResponse>, Status> {
-        Err(Status::unimplemented("refresh"))
-    }
-
-    async fn subscribe(
-        &self,
-        _: Request<pp::SubscribeRequest>,
-    ) -> Result<Response<pp::SubscribeResponse>, Status> {
-        Err(Status::unimplemented("subscribe"))
-    }
-
-    async fn publish(
-        &self,
-        _: Request<pp::PublishRequest>,
-    ) -> Result<Response<pp::PublishResponse>, Status> {
-        Err(Status::unimplemented("publish"))
-    }
-
-    async fn rpc(&self, _: Request<pp::RpcRequest>) -> Result<Response<pp::RpcResponse>, Status> {
-        Err(Status::unimplemented("rpc"))
-    }
-
-    async fn sub_refresh(
-        &self,
-        _: Request<pp::SubRefreshRequest>,
-    ) -> Result<Response<pp::SubRefreshResponse>, Status> {
-        Err(Status::unimplemented("sub_refresh"))
-    }
-
-    type SubscribeUnidirectionalStream = Stream;
-
     async fn subscribe_unidirectional(
         &self,
         request: Request<pp::SubscribeRequest>,
@@ -172,8 +131,6 @@ impl CentrifugoProxy for Service {
         });
         Ok(response(rx))
     }
-
-    type SubscribeBidirectionalStream = Stream;
 
     async fn subscribe_bidirectional(
         &self,

@@ -3,13 +3,12 @@
 //! A tonic `CentrifugoProxy` server on a loopback address answering every
 //! `Connect` with `result {user: "bench-<n>"}`: `n` is taken from the
 //! request's JSON data (`{"n": 7}`) when present, otherwise from a counter.
-//! The other hooks answer `unimplemented`. It stops by itself after
+//! The other hooks answer UNIMPLEMENTED (the generated default stubs). It stops by itself after
 //! `--duration` seconds (or on SIGTERM / SIGINT) and prints how many
 //! connects it answered. The backend does as little as a real one could, so
 //! the benchmark measures Rotor's side of the proxy call plus one loopback
 //! gRPC round trip.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -19,9 +18,6 @@ use rotor::proto::proxy::centrifugo_proxy_server::{CentrifugoProxy, CentrifugoPr
 use tonic::{Request, Response, Status};
 
 use crate::ProxyBackendArgs;
-
-type Stream =
-    Pin<Box<dyn futures_util::Stream<Item = Result<pp::StreamSubscribeResponse, Status>> + Send>>;
 
 /// Longest run allowed, whatever `--duration` says.
 const MAX_DURATION: u64 = 3600;
@@ -68,56 +64,6 @@ impl CentrifugoProxy for Service {
             }),
             ..Default::default()
         }))
-    }
-
-    async fn refresh(
-        &self,
-        _: Request<pp::RefreshRequest>,
-    ) -> Result<Response<pp::RefreshResponse>, Status> {
-        Err(Status::unimplemented("refresh"))
-    }
-
-    async fn subscribe(
-        &self,
-        _: Request<pp::SubscribeRequest>,
-    ) -> Result<Response<pp::SubscribeResponse>, Status> {
-        Err(Status::unimplemented("subscribe"))
-    }
-
-    async fn publish(
-        &self,
-        _: Request<pp::PublishRequest>,
-    ) -> Result<Response<pp::PublishResponse>, Status> {
-        Err(Status::unimplemented("publish"))
-    }
-
-    async fn rpc(&self, _: Request<pp::RpcRequest>) -> Result<Response<pp::RpcResponse>, Status> {
-        Err(Status::unimplemented("rpc"))
-    }
-
-    async fn sub_refresh(
-        &self,
-        _: Request<pp::SubRefreshRequest>,
-    ) -> Result<Response<pp::SubRefreshResponse>, Status> {
-        Err(Status::unimplemented("sub_refresh"))
-    }
-
-    type SubscribeUnidirectionalStream = Stream;
-
-    async fn subscribe_unidirectional(
-        &self,
-        _: Request<pp::SubscribeRequest>,
-    ) -> Result<Response<Stream>, Status> {
-        Err(Status::unimplemented("subscribe_unidirectional"))
-    }
-
-    type SubscribeBidirectionalStream = Stream;
-
-    async fn subscribe_bidirectional(
-        &self,
-        _: Request<tonic::Streaming<pp::StreamSubscribeRequest>>,
-    ) -> Result<Response<Stream>, Status> {
-        Err(Status::unimplemented("subscribe_bidirectional"))
     }
 }
 
