@@ -403,6 +403,8 @@ pub struct Proxies {
     subscribe_stream: Option<Arc<ProxyClient>>,
     rpc: Option<Arc<ProxyClient>>,
     named: HashMap<String, Arc<ProxyClient>>,
+    /// Some proxy forwards client headers (`http_headers` not empty).
+    forwards_headers: bool,
 }
 
 impl Proxies {
@@ -453,7 +455,26 @@ impl Proxies {
             let name = p.name.clone();
             out.named.insert(name, Arc::new(ProxyClient::new(&key, p)?));
         }
+        out.forwards_headers = [
+            &out.connect,
+            &out.refresh,
+            &out.subscribe,
+            &out.publish,
+            &out.sub_refresh,
+            &out.subscribe_stream,
+            &out.rpc,
+        ]
+        .into_iter()
+        .flatten()
+        .chain(out.named.values())
+        .any(|p| !p.config().http_headers.is_empty());
         Ok(out)
+    }
+
+    /// Whether any proxy forwards headers of the client's HTTP request, so
+    /// transports must keep them.
+    pub fn forwards_headers(&self) -> bool {
+        self.forwards_headers
     }
 
     /// The connect proxy, when `client.proxy.connect.enabled`.

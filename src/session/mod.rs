@@ -347,21 +347,6 @@ impl Session {
     }
 }
 
-/// True when some configured proxy forwards client request headers
-/// (`http_headers`), so transports know whether to keep them.
-pub fn proxy_forwards_headers(cfg: &crate::config::Config) -> bool {
-    let forwards = |p: &serde_json::Value| {
-        p.get("http_headers")
-            .and_then(serde_json::Value::as_array)
-            .is_some_and(|a| !a.is_empty())
-    };
-    let sections = |v: &serde_json::Value| v.as_object().is_some_and(|m| m.values().any(&forwards));
-    sections(&cfg.client.proxy)
-        || sections(&cfg.channel.proxy)
-        || forwards(&cfg.rpc.proxy)
-        || cfg.proxies.iter().any(forwards)
-}
-
 /// Current unix time in seconds.
 fn now_unix() -> i64 {
     std::time::SystemTime::now()

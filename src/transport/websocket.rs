@@ -144,7 +144,7 @@ pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response
 /// small.
 fn call_context(node: &Node, req: &Request) -> Arc<crate::proxy::CallContext> {
     static EMPTY: std::sync::OnceLock<Arc<crate::proxy::CallContext>> = std::sync::OnceLock::new();
-    if !crate::session::proxy_forwards_headers(node.config()) {
+    if !node.proxies().forwards_headers() {
         return EMPTY.get_or_init(Arc::default).clone();
     }
     let remote_addr = req
