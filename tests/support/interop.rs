@@ -428,21 +428,8 @@ pub fn run_proxy_case(sdk: Sdk, scenario: &str, encoding: &str, packages: &[&str
     run(sdk, scenario, encoding, packages, true);
 }
 
-/// Like [`run_case`] (or [`run_proxy_case`] when `proxy`), changed by `opts`.
-#[allow(dead_code)] // not every test target uses it
-pub fn run_case_with(
-    sdk: Sdk,
-    scenario: &str,
-    encoding: &str,
-    packages: &[&str],
-    proxy: bool,
-    opts: &CaseOpts,
-) {
-    run_opts(sdk, scenario, encoding, packages, proxy, opts);
-}
-
 fn run(sdk: Sdk, scenario: &str, encoding: &str, packages: &[&str], proxy: bool) {
-    run_opts(
+    run_case_with(
         sdk,
         scenario,
         encoding,
@@ -452,7 +439,8 @@ fn run(sdk: Sdk, scenario: &str, encoding: &str, packages: &[&str], proxy: bool)
     );
 }
 
-fn run_opts(
+/// Like [`run_case`] (or [`run_proxy_case`] when `proxy`), changed by `opts`.
+pub fn run_case_with(
     sdk: Sdk,
     scenario: &str,
     encoding: &str,
