@@ -12,7 +12,8 @@
 //  - subscribes to a chat: channel, receives a publication made through the
 //    server HTTP API (ROTOR_API_URL, ROTOR_API_KEY);
 //  - publishes from the page, receives its own publication, and the API
-//    history shows both; presence lists the page's user.
+//    history shows both; presence lists the page's user;
+//  - closing the tab (no disconnect()) ends the session: presence empties.
 // A page served from a second origin that is NOT allowed must not connect
 // over the same transport.
 //
@@ -163,8 +164,20 @@ async function roundTrip(browser, origin, transport, encoding) {
   const users = await inPage(page, `${tag}: presence`, (ch) => window.rotor.presenceUsers(ch), channel);
   checkEqual(users, [user], `${tag}: presence lists the page's user`);
 
-  await page.evaluate(() => window.rotor.disconnect());
+  // Closing the tab without disconnect() ends the session on the server:
+  // the user leaves presence promptly (the stream's client went away).
+  const before = await api('presence', { channel });
+  checkEqual(Object.values(before.presence || {}).map((i) => i.user), [user],
+    `${tag}: API presence lists the page's client`);
   await context.close();
+  const start = Date.now();
+  for (;;) {
+    const p = await api('presence', { channel });
+    if (Object.keys(p.presence || {}).length === 0) break;
+    if (Date.now() - start > 5000) fail(`${tag}: presence still lists ${show(p.presence)} 5 s after the tab closed`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  check(true, `${tag}: closing the tab ends the session (presence empty after ${Date.now() - start} ms)`);
 }
 
 /** From an origin missing from client.allowed_origins the page must not connect. */
