@@ -225,12 +225,17 @@ fn routers(node: &Arc<Node>, tracker: TaskTracker) -> (Router, Option<Router>) {
         );
     }
     // --- transports: emulation ---
+    let (emulation_streams, emulation_commands) =
+        crate::transport::emulation::routes(node, tracker.clone());
+    conn = conn.merge(emulation_streams);
     // --- end transports: emulation ---
     // --- transports: uni ---
     // --- end transports: uni ---
     // --- middleware: the client stack (span + connection admission) wraps
     // the connection routes only; init/health/metrics stay outside it.
     let mut ext = crate::middleware::stack::client(conn, &node.admission);
+    // `/emulation` posts are not connections: outside the client stack.
+    ext = ext.merge(emulation_commands);
     // --- end middleware
     if cfg.init.enabled {
         ext = ext.route(&cfg.init.handler_prefix, get(|| async { json_ok("{}") }));

@@ -3,5 +3,6 @@
 //! drives the same [`crate::session::Session`] through [`driver::drive`].
 
 pub mod driver;
+pub mod emulation;
 pub mod origin;
 pub mod websocket;
