@@ -6,6 +6,8 @@
 
 #[path = "support/emulation.rs"]
 mod emulation_client;
+#[path = "support/session_backend.rs"]
+mod session_backend;
 mod support;
 
 use std::time::Duration;
@@ -15,8 +17,9 @@ use emulation_client::{
     EmuClient, Kind, api_publish, connect_cmd, emulate, encode_frame, open_raw,
 };
 use rotor::config::Config;
-use rotor::proto::client::{Command, PublishRequest};
+use rotor::proto::client::{Command, PublishRequest, RpcRequest};
 use serde_json::json;
+use session_backend::{Answer, Backend, proxy};
 use support::api::{api_config, call};
 use support::{PATIENCE, TestServer};
 
@@ -383,5 +386,61 @@ async fn json_stream_framing_ends_each_reply_with_newline() {
     }
     let mut b = Bytes::from(bytes);
     assert_eq!(b.get_u8(), b'{');
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_inbox_refuses_with_503_and_nothing_is_lost() {
+    // An RPC held by its backend keeps the connection busy: what is posted
+    // meanwhile waits in the inbox.
+    let gate = std::sync::Arc::new(tokio::sync::Notify::new());
+    let held = gate.clone();
+    let mut backend = Backend::start(move |_, _| {
+        Answer::Held(held.clone(), json!({"result": {"data": {"ok": true}}}))
+    })
+    .await;
+    let mut cfg = emu_config();
+    cfg.rpc.proxy = proxy(&backend.url("rpc"));
+    cfg.rpc.proxy["timeout"] = json!("10s");
+    cfg.rpc.without_namespace.proxy_enabled = true;
+    cfg.rpc.without_namespace.proxy_name = "default".into();
+    let srv = TestServer::start(cfg).await;
+    let (mut c, _) = EmuClient::open(&srv, Kind::StreamJson, "1").await;
+    let rpc = Command {
+        id: 2,
+        rpc: Some(RpcRequest {
+            method: "wait".into(),
+            data: Bytes::from_static(b"{}"),
+        }),
+        ..Default::default()
+    };
+    assert_eq!(c.post(&[rpc]).await, 204);
+    backend.call().await;
+    let frames = rotor::node::emulation::INBOX_FRAMES as u32;
+    for i in 0..frames {
+        let publish = Command {
+            id: 3 + i,
+            publish: Some(PublishRequest {
+                channel: "inbox".into(),
+                data: Bytes::from_static(b"{}"),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(c.post(&[publish]).await, 204, "frame {i}");
+    }
+    assert_eq!(c.post(&[Command::default()]).await, 503);
+    gate.notify_one();
+    assert!(c.reply_to(2).await.rpc.is_some());
+    // Every frame accepted before the refusal is handled, in order.
+    let mut expected = 3;
+    while expected < 3 + frames {
+        let r = c.next().await.expect("stream open");
+        if r.id != 0 {
+            // Not subscribed: a permission error, but an answer.
+            assert_eq!(r.id, expected);
+            expected += 1;
+        }
+    }
     srv.stop().await;
 }
