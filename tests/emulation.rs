@@ -444,3 +444,26 @@ async fn a_full_inbox_refuses_with_503_and_nothing_is_lost() {
     }
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn preflights_take_no_connection_slot() {
+    let mut cfg = emu_config();
+    cfg.client.connection_rate_limit = 1;
+    let srv = TestServer::start(cfg).await;
+    let http = reqwest::Client::new();
+    for path in ["/connection/http_stream", "/connection/sse"] {
+        let r = http
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("http://{}{path}", srv.addr),
+            )
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(r.status(), 204, "{path}");
+    }
+    // The one connection a second the limit allows is still there.
+    let (c, _) = EmuClient::open(&srv, Kind::StreamJson, "1").await;
+    assert!(!c.session.is_empty());
+    srv.stop().await;
+}

@@ -27,7 +27,7 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
+use axum::routing::{any, get, options, post};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
@@ -76,8 +76,10 @@ impl std::fmt::Debug for EmulationState {
 
 /// The emulation routes the config enables: the stream endpoints (to be
 /// wrapped in the client stack, whose admission they take a slot from) and
-/// the `/emulation` endpoint (not a connection: outside that stack). Both
-/// empty when neither `sse` nor `http_stream` is enabled.
+/// the routes that are not connections, to stay outside that stack:
+/// `/emulation` and the streams' preflights (same paths, method OPTIONS;
+/// merging the two routers joins them). Both empty when neither `sse` nor
+/// `http_stream` is enabled.
 pub fn routes(node: &Arc<Node>, tracker: TaskTracker) -> (Router, Router) {
     let cfg = node.config();
     let state = EmulationState {
@@ -87,17 +89,19 @@ pub fn routes(node: &Arc<Node>, tracker: TaskTracker) -> (Router, Router) {
     };
     let mut streams = Router::new();
     let mut commands = Router::new();
+    // Preflights are not connections: they stay out of the admission layer
+    // (a browser sends one before each HTTP-streaming POST).
     if cfg.http_stream.enabled {
-        streams = streams.route(
-            &cfg.http_stream.handler_prefix,
-            any(http_stream::handle).with_state(state.clone()),
-        );
+        let path = &cfg.http_stream.handler_prefix;
+        let handler = http_stream::handle;
+        streams = streams.route(path, post(handler).with_state(state.clone()));
+        commands = commands.route(path, options(handler).with_state(state.clone()));
     }
     if cfg.sse.enabled {
-        streams = streams.route(
-            &cfg.sse.handler_prefix,
-            any(sse::handle).with_state(state.clone()),
-        );
+        let path = &cfg.sse.handler_prefix;
+        let handler = sse::handle;
+        streams = streams.route(path, get(handler).post(handler).with_state(state.clone()));
+        commands = commands.route(path, options(handler).with_state(state.clone()));
     }
     if cfg.http_stream.enabled || cfg.sse.enabled {
         commands = commands.route(
