@@ -125,7 +125,6 @@ fn body_limit(configured: usize) -> usize {
 /// headers Centrifugo sends (the origin echoed, credentials allowed, the
 /// requested headers allowed); a request without Origin gets none; a
 /// refused origin gets 403.
-#[allow(clippy::result_large_err)]
 fn cors(state: &EmulationState, headers: &HeaderMap) -> Result<HeaderMap, Response> {
     let origin = headers.get(header::ORIGIN);
     let text = match origin.map(HeaderValue::to_str) {
@@ -186,7 +185,6 @@ fn is_protobuf(headers: &HeaderMap) -> bool {
 
 /// Reads a request body of at most `limit` bytes: 413 over it, 400 when
 /// the body breaks off.
-#[allow(clippy::result_large_err)]
 async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, StatusCode> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
