@@ -114,6 +114,7 @@ pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response
                     name: "websocket",
                     encoding,
                     emulated: false,
+                    uni: false,
                     message_size_limit: limit,
                     call,
                 };
@@ -452,6 +453,7 @@ mod tests {
             name: "test",
             encoding: crate::protocol::Encoding::Json,
             emulated: false,
+            uni: false,
             message_size_limit: 1,
             call: Default::default(),
         };
