@@ -436,3 +436,66 @@ async fn connect_codes_map_to_http_responses_when_enabled() {
     assert_eq!(r.status, 500);
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn uni_websocket_answers_native_pings_and_can_skip_the_disconnect_push() {
+    let mut cfg = uni_config();
+    cfg.uni_websocket.disable_disconnect_push = true;
+    cfg.uni_websocket.join_push_messages = true;
+    let srv = TestServer::start(cfg).await;
+    let user = unique("quiet-");
+    let (mut c, _) = UniWs::connected(&srv, json!({"token": token(&user, 3600)})).await;
+    // Two ping pushes: at least one native ping (every 2 s, pong within
+    // 1 s) went by and was answered, and the connection stays.
+    let mut pings = 0;
+    while pings < 2 {
+        match c.next().await {
+            Got::Push(p) if p == json!({}) => pings += 1,
+            Got::Push(_) => {}
+            Got::Closed(code, reason) => panic!("closed {code} {reason}"),
+        }
+    }
+    call(&srv, "disconnect", json!({"user": user})).await;
+    match c.next().await {
+        Got::Closed(code, _) => assert_eq!(code, 3503),
+        other => panic!("expected the close frame without a push, got {other:?}"),
+    }
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn uni_websocket_drops_a_client_that_does_not_answer_pings() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let srv = TestServer::start(uni_config()).await;
+    let mut s = TcpStream::connect(srv.addr).await.expect("tcp");
+    let head = format!(
+        "GET /connection/uni_websocket HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\n\
+         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        srv.addr
+    );
+    s.write_all(head.as_bytes()).await.expect("upgrade");
+    // One masked text frame (zero mask) with the ConnectRequest; then this
+    // client never reads, so it never answers a ping.
+    let body = json!({"token": token("mute", 3600)}).to_string();
+    let len = u16::try_from(body.len()).expect("short body");
+    let mut frame = vec![0x81, 0x80 | 126];
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(&[0, 0, 0, 0]);
+    frame.extend_from_slice(body.as_bytes());
+    s.write_all(&frame).await.expect("connect frame");
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    // The server gave up on it (ping at 2 s, pong due 1 s later): reading
+    // what it wrote ends in EOF.
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(_)) => continue,
+            Err(_) => panic!("the connection stayed open without pongs"),
+        }
+    }
+    support::assert_healthy(&srv).await;
+    srv.stop().await;
+}
