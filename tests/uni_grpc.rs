@@ -6,6 +6,8 @@
 //! Without the venv the tests print a loud SKIP line and pass, unless
 //! `ROTOR_REQUIRE_INTEROP=1`.
 
+#[path = "support/session_backend.rs"]
+mod session_backend;
 mod support;
 
 use std::io::{BufRead, BufReader};
@@ -209,5 +211,57 @@ async fn uni_grpc_connect_errors_become_disconnects() {
         assert_eq!(c.next().await, Line::End("OK".into()), "{req}");
     }
     support::assert_healthy(&srv).await;
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn uni_grpc_connect_proxy_gets_metadata_and_maps_errors() {
+    if !python_ready("uni_grpc_connect_proxy_gets_metadata_and_maps_errors") {
+        return;
+    }
+    let ch = unique("chat:px-");
+    let channel = ch.clone();
+    let mut backend = session_backend::Backend::start(move |_, body| {
+        if body["data"]["deny"].as_bool() == Some(true) {
+            return session_backend::Answer::Json(
+                json!({"error": {"code": 1403, "message": "denied"}}),
+            );
+        }
+        session_backend::Answer::Json(json!({"result": {"user": "px", "channels": [channel]}}))
+    })
+    .await;
+    let port = free_port();
+    let mut cfg = grpc_config(port);
+    let mut p = session_backend::proxy(&backend.url("connect"));
+    p["enabled"] = json!(true);
+    p["grpc_metadata"] = json!(["x-uni-test"]);
+    cfg.client.proxy = json!({ "connect": p });
+    cfg.client.connect_code_to_unidirectional_disconnect = json!({
+        "enabled": true,
+        "transforms": [{"code": 1403, "to": {"code": 4403, "reason": "denied"}}]
+    });
+    let srv = TestServer::start(cfg).await;
+
+    let data = base64::engine::general_purpose::STANDARD.encode(br#"{"hello":1}"#);
+    let mut c = Consumer::start(port, json!({"data": data}));
+    let first = c.push().await;
+    assert!(first["connect"]["subs"][&ch].is_object(), "{first}");
+    let call_made = backend.call().await;
+    assert_eq!(call_made.body["data"], json!({"hello": 1}));
+    assert_eq!(call_made.body["transport"], "uni_grpc");
+    assert_eq!(
+        call_made
+            .headers
+            .get("x-uni-test")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    drop(c);
+
+    let data = base64::engine::general_purpose::STANDARD.encode(br#"{"deny":true}"#);
+    let mut c = Consumer::start(port, json!({"data": data}));
+    let p = c.push().await;
+    assert_eq!(p["disconnect"]["code"], 4403, "{p}");
+    assert_eq!(c.next().await, Line::End("OK".into()));
     srv.stop().await;
 }

@@ -127,7 +127,7 @@ impl CentrifugoUniStream for UniStream {
             tracing::info!(?why, "uni_grpc connection refused by node limits");
             Status::unavailable("connection limit reached")
         })?;
-        let call = call_context(&node, &request);
+        let call = call_context(&request);
         let limit = node.config().uni_grpc.max_receive_message_size;
         let info = TransportInfo {
             name: NAME,
@@ -160,12 +160,10 @@ impl CentrifugoUniStream for UniStream {
     }
 }
 
-/// Headers for proxies: the incoming metadata, kept only when some proxy
-/// forwards headers.
-fn call_context(node: &Node, req: &Request<ConnectRequest>) -> Arc<crate::proxy::CallContext> {
-    if !node.proxies().forwards_headers() {
-        return Arc::default();
-    }
+/// Headers for proxies: the incoming metadata (forwarded when a proxy
+/// lists it in `grpc_metadata`). Kept for every stream: a gRPC stream
+/// costs far more than one header map.
+fn call_context(req: &Request<ConnectRequest>) -> Arc<crate::proxy::CallContext> {
     Arc::new(crate::proxy::CallContext {
         grpc_metadata: req.metadata().clone().into_headers(),
         remote_addr: req.remote_addr(),
