@@ -85,11 +85,20 @@ struct Consumer {
 
 impl Consumer {
     fn start(port: u16, request: Value) -> Self {
+        Self::start_with(port, request, None)
+    }
+
+    /// With `ca`, the client speaks TLS and trusts that certificate.
+    fn start_with(port: u16, request: Value, ca: Option<&std::path::Path>) -> Self {
         let script = interop_dir().join("python").join("uni_grpc_client.py");
-        let mut child = Command::new(python())
-            .arg(script)
+        let mut cmd = Command::new(python());
+        cmd.arg(script)
             .arg(format!("127.0.0.1:{port}"))
-            .arg(request.to_string())
+            .arg(request.to_string());
+        if let Some(ca) = ca {
+            cmd.arg(ca);
+        }
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -263,5 +272,51 @@ async fn uni_grpc_connect_proxy_gets_metadata_and_maps_errors() {
     let p = c.push().await;
     assert_eq!(p["disconnect"]["code"], 4403, "{p}");
     assert_eq!(c.next().await, Line::End("OK".into()));
+    srv.stop().await;
+}
+
+/// `uni_grpc.tls`: the stream is served over TLS (a self-signed certificate
+/// made by the `openssl` command for `localhost`).
+#[tokio::test]
+async fn uni_grpc_serves_tls_when_configured() {
+    if !python_ready("uni_grpc_serves_tls_when_configured") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("the openssl command is needed for this test");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let port = free_port();
+    let mut cfg = grpc_config(port);
+    cfg.uni_grpc.tls.enabled = true;
+    cfg.uni_grpc.tls.cert_pem = std::fs::read_to_string(&cert).expect("cert");
+    cfg.uni_grpc.tls.key_pem = key.to_string_lossy().into_owned();
+    let srv = TestServer::start(cfg).await;
+    let mut c = Consumer::start_with(port, json!({"token": token("tls", 3600)}), Some(&cert));
+    assert!(c.push().await["connect"]["client"].is_string());
+    // A plaintext client gets no stream.
+    let mut plain = Consumer::start(port, json!({"token": token("tls", 3600)}));
+    assert!(matches!(plain.next().await, Line::End(code) if code != "OK"));
     srv.stop().await;
 }

@@ -2,7 +2,9 @@
 code generated at start from Rotor's own `proto/unistream.proto` (into a
 temporary directory; nothing generated is checked in).
 
-Usage: uni_grpc_client.py <host:port> <ConnectRequest as proto3 JSON>
+Usage: uni_grpc_client.py <host:port> <ConnectRequest as proto3 JSON> [CA PEM]
+
+With a CA certificate file the channel is TLS (server name `localhost`).
 
 Calls `CentrifugoUniStream.Consume` (with the metadata `x-uni-test: 1`) and
 prints every received Push as one JSON line (proto3 JSON form, field names as
@@ -48,7 +50,14 @@ def main():
     with tempfile.TemporaryDirectory() as out_dir:
         pb, pb_grpc = generate(out_dir)
         req = json_format.Parse(request, pb.ConnectRequest())
-        with grpc.insecure_channel(addr) as channel:
+        if len(sys.argv) > 3:
+            with open(sys.argv[3], "rb") as f:
+                creds = grpc.ssl_channel_credentials(root_certificates=f.read())
+            channel = grpc.secure_channel(
+                addr, creds, options=[("grpc.ssl_target_name_override", "localhost")])
+        else:
+            channel = grpc.insecure_channel(addr)
+        with channel:
             stub = pb_grpc.CentrifugoUniStreamStub(channel)
             try:
                 for push in stub.Consume(req, metadata=[("x-uni-test", "1")]):
