@@ -4,4 +4,7 @@
 
 pub mod driver;
 pub mod origin;
+pub mod uni_grpc;
+pub mod uni_stream;
+pub mod uni_websocket;
 pub mod websocket;
