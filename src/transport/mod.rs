@@ -5,4 +5,7 @@
 pub mod driver;
 pub mod emulation;
 pub mod origin;
+pub mod uni_grpc;
+pub mod uni_stream;
+pub mod uni_websocket;
 pub mod websocket;

@@ -45,39 +45,11 @@ pub struct WsState {
 
 /// Handles the HTTP upgrade request.
 pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response {
-    let headers = req.headers();
-    if !header_has(headers, header::CONNECTION, "upgrade")
-        || !header_has(headers, header::UPGRADE, "websocket")
-    {
-        return (StatusCode::BAD_REQUEST, "websocket upgrade required").into_response();
-    }
-    if headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .and_then(|v| v.to_str().ok())
-        != Some("13")
-    {
-        return (StatusCode::BAD_REQUEST, "unsupported websocket version").into_response();
-    }
-    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY).cloned() else {
-        return (StatusCode::BAD_REQUEST, "missing websocket key").into_response();
+    let key = match check_upgrade(&state, req.headers()) {
+        Ok(key) => key,
+        Err(refused) => return refused,
     };
-    // Compare the raw bytes: a non-ASCII Origin is still an Origin (and
-    // can only fail to match an ASCII pattern).
-    let origin = headers
-        .get(header::ORIGIN)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()));
-    let origin = origin.as_deref();
-    if !state.origins.allows(origin) {
-        tracing::info!(
-            origin = origin.unwrap_or_default(),
-            "request origin is not allowed"
-        );
-        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
-    }
-    if state.node.shutdown.is_cancelled() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
-    }
-    let (encoding, subprotocol) = choose_encoding(headers, req.uri().query());
+    let (encoding, subprotocol) = choose_encoding(req.headers(), req.uri().query());
     // The slot admitted by the client stack's connection-limit layer.
     let permit = match crate::middleware::conn_limit::take_permit(&mut req, &state.node.admission) {
         Ok(p) => p,
@@ -85,11 +57,7 @@ pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response
     };
     let cfg = &state.node.config().websocket;
     let limit = cfg.message_size_limit;
-    let ws_config = WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
-        .max_message_size(Some(limit))
-        .max_frame_size(Some(limit));
+    let ws_config = ws_config(limit);
     let write_timeout = cfg.write_timeout.get();
     let call = call_context(&state.node, &req);
     let on_upgrade = hyper::upgrade::on(&mut req);
@@ -109,6 +77,7 @@ pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response
                     name: "websocket",
                     encoding,
                     emulated: false,
+                    uni: false,
                     message_size_limit: limit,
                     call,
                 };
@@ -117,6 +86,56 @@ pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }
     });
+    switching_protocols(&key, subprotocol)
+}
+
+/// The checks every WebSocket upgrade passes: upgrade headers, version 13,
+/// a key, an allowed origin, a node not shutting down. Returns the key.
+fn check_upgrade(state: &WsState, headers: &HeaderMap) -> Result<HeaderValue, Response> {
+    if !header_has(headers, header::CONNECTION, "upgrade")
+        || !header_has(headers, header::UPGRADE, "websocket")
+    {
+        return Err((StatusCode::BAD_REQUEST, "websocket upgrade required").into_response());
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .and_then(|v| v.to_str().ok())
+        != Some("13")
+    {
+        return Err((StatusCode::BAD_REQUEST, "unsupported websocket version").into_response());
+    }
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY).cloned() else {
+        return Err((StatusCode::BAD_REQUEST, "missing websocket key").into_response());
+    };
+    // Compare the raw bytes: a non-ASCII Origin is still an Origin (and
+    // can only fail to match an ASCII pattern).
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()));
+    let origin = origin.as_deref();
+    if !state.origins.allows(origin) {
+        tracing::info!(
+            origin = origin.unwrap_or_default(),
+            "request origin is not allowed"
+        );
+        return Err((StatusCode::FORBIDDEN, "origin not allowed").into_response());
+    }
+    if state.node.shutdown.is_cancelled() {
+        return Err((StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response());
+    }
+    Ok(key)
+}
+
+fn ws_config(limit: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_message_size(Some(limit))
+        .max_frame_size(Some(limit))
+}
+
+/// The 101 answer to a checked upgrade request.
+fn switching_protocols(key: &HeaderValue, subprotocol: Option<&'static str>) -> Response {
     let mut resp = Response::new(Body::empty());
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = resp.headers_mut();
@@ -131,6 +150,97 @@ pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response
         h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(p));
     }
     resp
+}
+
+/// A server WebSocket for the transports built on this one (the uni
+/// WebSocket), so that the WebSocket library stays in this file.
+pub(crate) struct Socket(WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>);
+
+/// What a [`Socket`] read.
+#[derive(Debug)]
+pub(crate) enum SocketIn {
+    /// A text or binary message.
+    Message(bytes::Bytes),
+    /// A pong frame.
+    Pong,
+    /// The peer closed or the read failed.
+    Gone,
+    /// A message over the size limit.
+    TooBig,
+}
+
+impl Socket {
+    /// The next event; cancel-safe.
+    pub(crate) async fn next(&mut self) -> SocketIn {
+        loop {
+            return match self.0.next().await {
+                Some(Ok(Message::Text(t))) => SocketIn::Message(bytes::Bytes::from(t)),
+                Some(Ok(Message::Binary(b))) => SocketIn::Message(b),
+                Some(Ok(Message::Pong(_))) => SocketIn::Pong,
+                Some(Ok(Message::Close(_))) | None => SocketIn::Gone,
+                Some(Ok(_)) => continue,
+                Some(Err(WsError::Capacity(_))) => SocketIn::TooBig,
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "websocket read failed");
+                    SocketIn::Gone
+                }
+            };
+        }
+    }
+
+    /// Sends a text message (`text` must be UTF-8).
+    pub(crate) async fn send_text(&mut self, text: bytes::Bytes) -> Result<(), LinkGone> {
+        let text = Utf8Bytes::try_from(text).map_err(|_| LinkGone)?;
+        self.0.send(Message::Text(text)).await.map_err(|_| LinkGone)
+    }
+
+    /// Sends a ping frame.
+    pub(crate) async fn ping(&mut self) -> Result<(), LinkGone> {
+        self.0
+            .send(Message::Ping(bytes::Bytes::new()))
+            .await
+            .map_err(|_| LinkGone)
+    }
+
+    /// Sends the close frame and waits for the peer's (see [`WsLink`]).
+    pub(crate) async fn close(&mut self, d: Disconnect) {
+        close_socket(&mut self.0, d).await;
+    }
+}
+
+/// Accepts an upgrade request with the checks and node limits of
+/// [`upgrade`] (no subprotocol, messages up to `limit` bytes) and hands the
+/// socket to `serve` on a tracked task.
+pub(crate) fn accept<F, Fut>(state: &WsState, mut req: Request, limit: usize, serve: F) -> Response
+where
+    F: FnOnce(Socket) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let key = match check_upgrade(state, req.headers()) {
+        Ok(key) => key,
+        Err(refused) => return refused,
+    };
+    let permit = match crate::middleware::conn_limit::take_permit(&mut req, &state.node.admission) {
+        Ok(p) => p,
+        Err(refused) => return refused,
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    state.tracker.spawn(async move {
+        let _permit = permit;
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(ws_config(limit)),
+                )
+                .await;
+                serve(Socket(ws)).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
+        }
+    });
+    switching_protocols(&key, None)
 }
 
 /// What proxies may forward of the upgrade request: its headers and the
@@ -229,18 +339,25 @@ where
     /// gives the client a moment to answer with its own (the driver bounds
     /// the whole).
     async fn close(&mut self, d: Disconnect) {
-        let close = CloseFrame {
-            code: CloseCode::from(d.code as u16),
-            reason: Utf8Bytes::from(d.reason.into_owned()),
-        };
-        if self.ws.close(Some(close)).await.is_err() {
-            return;
-        }
-        let _ = tokio::time::timeout(CLOSE_WAIT, async {
-            while let Some(Ok(_)) = self.ws.next().await {}
-        })
-        .await;
+        close_socket(&mut self.ws, d).await;
     }
+}
+
+async fn close_socket<S>(ws: &mut WebSocketStream<S>, d: Disconnect)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let close = CloseFrame {
+        code: CloseCode::from(d.code as u16),
+        reason: Utf8Bytes::from(d.reason.into_owned()),
+    };
+    if ws.close(Some(close)).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
 }
 
 /// The connection's task. Not an `async fn`: its arguments would be kept
@@ -282,6 +399,7 @@ mod tests {
             name: "test",
             encoding: crate::protocol::Encoding::Json,
             emulated: false,
+            uni: false,
             message_size_limit: 1,
             call: Default::default(),
         };

@@ -265,6 +265,7 @@ fn start_stream(state: &EmulationState, permit: Permit, s: StreamStart) -> Respo
         name: s.transport,
         encoding: s.encoding,
         emulated: true,
+        uni: false,
         message_size_limit: frame_limit(&node),
         call: s.call,
     };
