@@ -1,14 +1,11 @@
 //! Bidirectional WebSocket (`/connection/websocket`), JSON or Protobuf.
 //!
 //! The upgrade picks the encoding (subprotocol `centrifuge-protobuf`, or
-//! `?cf_protocol=protobuf` / `?format=protobuf`) and checks the origin. One
-//! task then serves the connection: it reads frames into the session, writes
-//! what the session's queue holds (several queued messages go out as one
-//! frame), and runs the session's timers. A disconnect becomes the close
-//! frame's code and reason. The WebSocket library (tungstenite) stays inside
-//! this file.
+//! `?cf_protocol=protobuf` / `?format=protobuf`) and checks the origin; the
+//! connection is then served by [`driver::drive`] through a [`Link`] over
+//! the socket. A disconnect becomes the close frame's code and reason. The
+//! WebSocket library (tungstenite) stays inside this file.
 
-use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,19 +20,17 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
+use super::driver::{self, CLOSE_WAIT, DriveOptions, Inbound, Link, LinkGone};
 use super::origin::OriginCheck;
 use crate::node::Node;
-use crate::protocol::codec::FrameBuilder;
+use crate::protocol::codec::Framing;
 use crate::protocol::{Disconnect, Encoding};
-use crate::session::queue::Drained;
 use crate::session::{Session, TransportInfo};
 
 /// Largest frame the writer builds from queued messages.
 const MAX_FRAME: usize = 64 * 1024;
 /// Bytes read from the socket at a time; small to keep idle connections lean.
 const READ_BUFFER: usize = 1024;
-/// How long to wait for the client's close frame after ours.
-const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// State the upgrade handler needs.
 #[derive(Clone)]
@@ -50,39 +45,11 @@ pub struct WsState {
 
 /// Handles the HTTP upgrade request.
 pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response {
-    let headers = req.headers();
-    if !header_has(headers, header::CONNECTION, "upgrade")
-        || !header_has(headers, header::UPGRADE, "websocket")
-    {
-        return (StatusCode::BAD_REQUEST, "websocket upgrade required").into_response();
-    }
-    if headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .and_then(|v| v.to_str().ok())
-        != Some("13")
-    {
-        return (StatusCode::BAD_REQUEST, "unsupported websocket version").into_response();
-    }
-    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY).cloned() else {
-        return (StatusCode::BAD_REQUEST, "missing websocket key").into_response();
+    let key = match check_upgrade(&state, req.headers()) {
+        Ok(key) => key,
+        Err(refused) => return refused,
     };
-    // Compare the raw bytes: a non-ASCII Origin is still an Origin (and
-    // can only fail to match an ASCII pattern).
-    let origin = headers
-        .get(header::ORIGIN)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()));
-    let origin = origin.as_deref();
-    if !state.origins.allows(origin) {
-        tracing::info!(
-            origin = origin.unwrap_or_default(),
-            "request origin is not allowed"
-        );
-        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
-    }
-    if state.node.shutdown.is_cancelled() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
-    }
-    let (encoding, subprotocol) = choose_encoding(headers, req.uri().query());
+    let (encoding, subprotocol) = choose_encoding(req.headers(), req.uri().query());
     // The slot admitted by the client stack's connection-limit layer.
     let permit = match crate::middleware::conn_limit::take_permit(&mut req, &state.node.admission) {
         Ok(p) => p,
@@ -90,11 +57,7 @@ pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response
     };
     let cfg = &state.node.config().websocket;
     let limit = cfg.message_size_limit;
-    let ws_config = WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
-        .max_message_size(Some(limit))
-        .max_frame_size(Some(limit));
+    let ws_config = ws_config(limit);
     let write_timeout = cfg.write_timeout.get();
     let call = call_context(&state.node, &req);
     let on_upgrade = hyper::upgrade::on(&mut req);
@@ -114,6 +77,7 @@ pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response
                     name: "websocket",
                     encoding,
                     emulated: false,
+                    uni: false,
                     message_size_limit: limit,
                     call,
                 };
@@ -122,6 +86,56 @@ pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }
     });
+    switching_protocols(&key, subprotocol)
+}
+
+/// The checks every WebSocket upgrade passes: upgrade headers, version 13,
+/// a key, an allowed origin, a node not shutting down. Returns the key.
+fn check_upgrade(state: &WsState, headers: &HeaderMap) -> Result<HeaderValue, Response> {
+    if !header_has(headers, header::CONNECTION, "upgrade")
+        || !header_has(headers, header::UPGRADE, "websocket")
+    {
+        return Err((StatusCode::BAD_REQUEST, "websocket upgrade required").into_response());
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .and_then(|v| v.to_str().ok())
+        != Some("13")
+    {
+        return Err((StatusCode::BAD_REQUEST, "unsupported websocket version").into_response());
+    }
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY).cloned() else {
+        return Err((StatusCode::BAD_REQUEST, "missing websocket key").into_response());
+    };
+    // Compare the raw bytes: a non-ASCII Origin is still an Origin (and
+    // can only fail to match an ASCII pattern).
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()));
+    let origin = origin.as_deref();
+    if !state.origins.allows(origin) {
+        tracing::info!(
+            origin = origin.unwrap_or_default(),
+            "request origin is not allowed"
+        );
+        return Err((StatusCode::FORBIDDEN, "origin not allowed").into_response());
+    }
+    if state.node.shutdown.is_cancelled() {
+        return Err((StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response());
+    }
+    Ok(key)
+}
+
+fn ws_config(limit: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_message_size(Some(limit))
+        .max_frame_size(Some(limit))
+}
+
+/// The 101 answer to a checked upgrade request.
+fn switching_protocols(key: &HeaderValue, subprotocol: Option<&'static str>) -> Response {
     let mut resp = Response::new(Body::empty());
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = resp.headers_mut();
@@ -136,6 +150,97 @@ pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response
         h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(p));
     }
     resp
+}
+
+/// A server WebSocket for the transports built on this one (the uni
+/// WebSocket), so that the WebSocket library stays in this file.
+pub(crate) struct Socket(WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>);
+
+/// What a [`Socket`] read.
+#[derive(Debug)]
+pub(crate) enum SocketIn {
+    /// A text or binary message.
+    Message(bytes::Bytes),
+    /// A pong frame.
+    Pong,
+    /// The peer closed or the read failed.
+    Gone,
+    /// A message over the size limit.
+    TooBig,
+}
+
+impl Socket {
+    /// The next event; cancel-safe.
+    pub(crate) async fn next(&mut self) -> SocketIn {
+        loop {
+            return match self.0.next().await {
+                Some(Ok(Message::Text(t))) => SocketIn::Message(bytes::Bytes::from(t)),
+                Some(Ok(Message::Binary(b))) => SocketIn::Message(b),
+                Some(Ok(Message::Pong(_))) => SocketIn::Pong,
+                Some(Ok(Message::Close(_))) | None => SocketIn::Gone,
+                Some(Ok(_)) => continue,
+                Some(Err(WsError::Capacity(_))) => SocketIn::TooBig,
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "websocket read failed");
+                    SocketIn::Gone
+                }
+            };
+        }
+    }
+
+    /// Sends a text message (`text` must be UTF-8).
+    pub(crate) async fn send_text(&mut self, text: bytes::Bytes) -> Result<(), LinkGone> {
+        let text = Utf8Bytes::try_from(text).map_err(|_| LinkGone)?;
+        self.0.send(Message::Text(text)).await.map_err(|_| LinkGone)
+    }
+
+    /// Sends a ping frame.
+    pub(crate) async fn ping(&mut self) -> Result<(), LinkGone> {
+        self.0
+            .send(Message::Ping(bytes::Bytes::new()))
+            .await
+            .map_err(|_| LinkGone)
+    }
+
+    /// Sends the close frame and waits for the peer's (see [`WsLink`]).
+    pub(crate) async fn close(&mut self, d: Disconnect) {
+        close_socket(&mut self.0, d).await;
+    }
+}
+
+/// Accepts an upgrade request with the checks and node limits of
+/// [`upgrade`] (no subprotocol, messages up to `limit` bytes) and hands the
+/// socket to `serve` on a tracked task.
+pub(crate) fn accept<F, Fut>(state: &WsState, mut req: Request, limit: usize, serve: F) -> Response
+where
+    F: FnOnce(Socket) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let key = match check_upgrade(state, req.headers()) {
+        Ok(key) => key,
+        Err(refused) => return refused,
+    };
+    let permit = match crate::middleware::conn_limit::take_permit(&mut req, &state.node.admission) {
+        Ok(p) => p,
+        Err(refused) => return refused,
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    state.tracker.spawn(async move {
+        let _permit = permit;
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(ws_config(limit)),
+                )
+                .await;
+                serve(Socket(ws)).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
+        }
+    });
+    switching_protocols(&key, None)
 }
 
 /// What proxies may forward of the upgrade request: its headers and the
@@ -193,248 +298,90 @@ fn choose_encoding(headers: &HeaderMap, query: Option<&str>) -> (Encoding, Optio
     (Encoding::Json, json_proto)
 }
 
-/// What ended the connection loop.
-enum End {
-    /// Close with this code after flushing.
-    Disconnect(Disconnect),
-    /// The peer went away; nothing more to write.
-    Gone,
-    /// The socket is stuck or broken; record why and drop it.
-    Failed(Disconnect),
-}
-
-async fn serve_connection<S>(
-    node: Arc<Node>,
-    mut ws: WebSocketStream<S>,
-    info: TransportInfo,
-    write_timeout: Duration,
-) where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    let encoding = info.encoding;
-    let mut session = Session::new(node.clone(), info);
-    let shared = session.shared().clone();
-    let mut frame = FrameBuilder::new(encoding);
-    let mut shutdown_seen = false;
-    // The wake-up sources live across loop turns: a turn happens on every
-    // publication, and re-creating a timer entry and the shutdown and
-    // signal waiters each time costs more than the write itself.
-    let mut deadline = session.next_deadline();
-    let timer = tokio::time::sleep_until(deadline);
-    let shutdown = node.shutdown.cancelled();
-    let mut ready = pin!(shared.queue.ready());
-    let mut signal = pin!(shared.signal.notified());
-    tokio::pin!(timer, shutdown);
-    let end = loop {
-        let next = session.next_deadline();
-        if next != deadline {
-            deadline = next;
-            timer.as_mut().reset(deadline);
-        }
-        tokio::select! {
-            biased;
-            () = &mut ready => {
-                ready.set(shared.queue.ready());
-                match Box::pin(flush(&shared.queue, &mut frame, &mut ws, encoding, write_timeout)).await {
-                    Flush::Idle => {}
-                    Flush::Closed(d) => break End::Disconnect(d),
-                    Flush::Failed(d) => break End::Failed(d),
-                }
-            }
-            msg = ws.next() => {
-                let data = match msg {
-                    Some(Ok(Message::Text(t))) => bytes::Bytes::from(t),
-                    Some(Ok(Message::Binary(b))) => b,
-                    Some(Ok(Message::Close(_))) | None => break End::Gone,
-                    Some(Ok(_)) => continue,
-                    Some(Err(WsError::Capacity(_))) => break End::Disconnect(Disconnect::new(1009, "message too big")),
-                    Some(Err(e)) => {
-                        tracing::debug!(error = %e, "websocket read failed");
-                        break End::Gone;
-                    }
-                };
-                // Boxed: the command's future is large and only lives while
-                // a frame is processed, not in every idle task.
-                let handled = Box::pin(handle_while_flushing(
-                    &mut session,
-                    &shared,
-                    &data,
-                    &mut Writer { frame: &mut frame, ws: &mut ws, encoding, write_timeout },
-                    &mut ready,
-                    || shared.queue.ready(),
-                ))
-                .await;
-                if let Some(end) = handled {
-                    break end;
-                }
-            }
-            () = &mut timer => {
-                if let Err(d) = Box::pin(session.on_timer()).await {
-                    shared.disconnect(d);
-                }
-                // Re-arm even if the deadline did not move (a spurious fire).
-                deadline = session.next_deadline();
-                timer.as_mut().reset(deadline);
-            }
-            () = &mut signal => {
-                signal.set(shared.signal.notified());
-                Box::pin(session.on_signal()).await;
-            }
-            () = &mut shutdown, if !shutdown_seen => {
-                shutdown_seen = true;
-                shared.disconnect(Disconnect::SHUTDOWN);
-            }
-        }
-    };
-    Box::pin(session.close()).await;
-    match end {
-        End::Gone => {}
-        // The socket is stuck or broken: no closing handshake through it.
-        End::Failed(d) => {
-            if d != Disconnect::CONNECTION_CLOSED {
-                count_disconnect(&d);
-            }
-        }
-        End::Disconnect(d) => close_gracefully(&mut ws, d, write_timeout).await,
-    }
-}
-
-/// The write side of a connection, for flushing while a command runs.
-struct Writer<'a, S> {
-    frame: &'a mut FrameBuilder,
-    ws: &'a mut WebSocketStream<S>,
+/// A tungstenite WebSocket as a [`Link`].
+struct WsLink<S> {
+    ws: WebSocketStream<S>,
     encoding: Encoding,
-    write_timeout: Duration,
 }
 
-/// Runs one client frame through the session. A command may wait on a
-/// proxy call (up to its timeout): meanwhile what is queued for this client
-/// is still written. The command is never cancelled half-way; a write
-/// failure is returned after it finished.
-async fn handle_while_flushing<S, F>(
-    session: &mut Session,
-    shared: &crate::session::shared::Shared,
-    data: &[u8],
-    w: &mut Writer<'_, S>,
-    ready: &mut std::pin::Pin<&mut F>,
-    renew: impl Fn() -> F,
-) -> Option<End>
+impl<S> Link for WsLink<S>
 where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-    F: std::future::Future<Output = ()>,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
 {
-    let mut handling = pin!(session.handle_frame(data));
-    let mut failed = None;
-    loop {
-        tokio::select! {
-            biased;
-            r = &mut handling => {
-                if let Err(d) = r {
-                    shared.disconnect(d);
+    async fn recv(&mut self) -> Inbound {
+        loop {
+            return match self.ws.next().await {
+                Some(Ok(Message::Text(t))) => Inbound::Frame(bytes::Bytes::from(t)),
+                Some(Ok(Message::Binary(b))) => Inbound::Frame(b),
+                Some(Ok(Message::Close(_))) | None => Inbound::Gone,
+                Some(Ok(_)) => continue,
+                Some(Err(WsError::Capacity(_))) => {
+                    Inbound::Close(Disconnect::new(1009, "message too big"))
                 }
-                return failed;
-            }
-            () = ready.as_mut(), if failed.is_none() => {
-                ready.set(renew());
-                match Box::pin(flush(&shared.queue, w.frame, w.ws, w.encoding, w.write_timeout)).await {
-                    Flush::Idle => {}
-                    Flush::Closed(d) => failed = Some(End::Disconnect(d)),
-                    Flush::Failed(d) => failed = Some(End::Failed(d)),
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "websocket read failed");
+                    Inbound::Gone
                 }
-            }
+            };
         }
     }
+
+    async fn send(&mut self, frame: bytes::Bytes) -> Result<(), LinkGone> {
+        let msg = match self.encoding {
+            // The session only queues JSON it encoded itself.
+            Encoding::Json => Message::Text(Utf8Bytes::try_from(frame).map_err(|_| LinkGone)?),
+            Encoding::Protobuf => Message::Binary(frame),
+        };
+        self.ws.send(msg).await.map_err(|_| LinkGone)
+    }
+
+    /// Sends the close frame with the disconnect's code and reason, then
+    /// gives the client a moment to answer with its own (the driver bounds
+    /// the whole).
+    async fn close(&mut self, d: Disconnect) {
+        close_socket(&mut self.ws, d).await;
+    }
 }
 
-fn count_disconnect(d: &Disconnect) {
-    metrics::counter!("centrifugo_client_num_server_disconnects", "code" => d.code.to_string())
-        .increment(1);
-}
-
-/// Sends the close frame with the disconnect's code and reason, then gives
-/// the client a moment to answer with its own.
-async fn close_gracefully<S>(ws: &mut WebSocketStream<S>, d: Disconnect, write_timeout: Duration)
+async fn close_socket<S>(ws: &mut WebSocketStream<S>, d: Disconnect)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    count_disconnect(&d);
-    if d == Disconnect::CONNECTION_CLOSED {
-        return;
-    }
     let close = CloseFrame {
         code: CloseCode::from(d.code as u16),
         reason: Utf8Bytes::from(d.reason.into_owned()),
     };
-    let _ = tokio::time::timeout(write_timeout, ws.close(Some(close))).await;
+    if ws.close(Some(close)).await.is_err() {
+        return;
+    }
     let _ = tokio::time::timeout(CLOSE_WAIT, async {
         while let Some(Ok(_)) = ws.next().await {}
     })
     .await;
 }
 
-/// Outcome of writing out the queue.
-enum Flush {
-    /// Everything queued was written.
-    Idle,
-    /// The queue closed with this disconnect after what preceded it was
-    /// written: close gracefully.
-    Closed(Disconnect),
-    /// The socket is stuck or broken: drop it without a closing handshake.
-    Failed(Disconnect),
-}
-
-/// Writes what the queue holds. A write that blocks (the client does not
-/// read) is raced against the queue overflowing, so a slow client is cut
-/// off with 3008 as soon as its queue is full rather than when the write
-/// times out (3009).
-async fn flush<S>(
-    queue: &crate::session::queue::Queue,
-    frame: &mut FrameBuilder,
-    ws: &mut WebSocketStream<S>,
-    encoding: Encoding,
+/// The connection's task. Not an `async fn`: its arguments would be kept
+/// in the task beside the driver's copy of them.
+fn serve_connection<S>(
+    node: Arc<Node>,
+    ws: WebSocketStream<S>,
+    info: TransportInfo,
     write_timeout: Duration,
-) -> Flush
+) -> impl Future<Output = ()> + Send
 where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
 {
-    loop {
-        let drained = queue.drain(frame, MAX_FRAME);
-        if !frame.is_empty() {
-            let n = frame.len() as u64;
-            let bytes = frame.finish();
-            let msg = match encoding {
-                Encoding::Json => match Utf8Bytes::try_from(bytes) {
-                    Ok(text) => Message::Text(text),
-                    Err(_) => return Flush::Closed(Disconnect::INAPPROPRIATE_PROTOCOL),
-                },
-                Encoding::Protobuf => Message::Binary(bytes),
-            };
-            let send = tokio::time::timeout(write_timeout, ws.send(msg));
-            tokio::pin!(send);
-            let sent = loop {
-                tokio::select! {
-                    r = &mut send => break r,
-                    () = queue.ready() => {
-                        if queue.closed() == Some(Disconnect::SLOW) {
-                            return Flush::Failed(Disconnect::SLOW);
-                        }
-                    }
-                }
-            };
-            match sent {
-                Ok(Ok(())) => {
-                    metrics::counter!("centrifugo_transport_messages_sent", "transport" => "websocket").increment(n);
-                }
-                Ok(Err(_)) => return Flush::Failed(Disconnect::CONNECTION_CLOSED),
-                Err(_) => return Flush::Failed(Disconnect::WRITE_ERROR),
-            }
-        }
-        match drained {
-            Drained::Closed(d) => return Flush::Closed(d),
-            Drained::Open if queue.len_bytes() == 0 => return Flush::Idle,
-            Drained::Open => {}
-        }
-    }
+    let encoding = info.encoding;
+    let session = Session::new(node.clone(), info);
+    let link = WsLink { ws, encoding };
+    let opts = DriveOptions {
+        framing: Framing::Message,
+        uni: false,
+        max_frame: MAX_FRAME,
+        write_timeout,
+        transport: "websocket",
+    };
+    driver::drive(node, session, link, opts)
 }
 
 #[cfg(test)]
@@ -452,6 +399,7 @@ mod tests {
             name: "test",
             encoding: crate::protocol::Encoding::Json,
             emulated: false,
+            uni: false,
             message_size_limit: 1,
             call: Default::default(),
         };
