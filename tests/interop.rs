@@ -110,10 +110,8 @@ macro_rules! emulated {
                     use super::super::run_emulated;
                     const PROXY: bool = emulated!(@proxy $($proxy)?);
                     #[test]
-                    #[ignore = "needs the emulation transports (helper A; lands with /tmp/emulation-ready)"]
                     fn js_json() { run_emulated("http_stream", stringify!($name), "json", PROXY) }
                     #[test]
-                    #[ignore = "needs the emulation transports (helper A; lands with /tmp/emulation-ready)"]
                     fn js_protobuf() { run_emulated("http_stream", stringify!($name), "protobuf", PROXY) }
                 }
             )*
@@ -126,7 +124,6 @@ macro_rules! emulated {
                     use super::super::run_emulated;
                     const PROXY: bool = emulated!(@proxy $($proxy)?);
                     #[test]
-                    #[ignore = "needs the emulation transports (helper A; lands with /tmp/emulation-ready)"]
                     fn js_json() { run_emulated("sse", stringify!($name), "json", PROXY) }
                 }
             )*

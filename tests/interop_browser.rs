@@ -69,13 +69,11 @@ fn websocket() {
 }
 
 #[test]
-#[ignore = "needs the emulation transports (helper A; lands with /tmp/emulation-ready)"]
 fn http_stream() {
     run("http_stream");
 }
 
 #[test]
-#[ignore = "needs the emulation transports (helper A; lands with /tmp/emulation-ready)"]
 fn sse() {
     run("sse");
 }
