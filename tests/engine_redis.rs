@@ -2,14 +2,19 @@
 //! at 127.0.0.1:6379, or `ROTOR_TEST_REDIS`), each run under a random key
 //! prefix so runs never see each other's keys.
 
+mod support;
+
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use rotor::engine::conformance;
 use rotor::engine::redis::{RedisBroker, RedisPresenceManager, RedisSettings, connect_engine};
-use rotor::engine::{Broker, EngineError, PresenceManager, PublishOptions};
+use rotor::engine::{Broker, EngineError, PresenceManager};
+use support::WsClient;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn settings() -> RedisSettings {
     let prefix: String = rand::rng()
@@ -26,18 +31,37 @@ fn settings() -> RedisSettings {
     }
 }
 
-async fn engine() -> (RedisBroker, RedisPresenceManager) {
-    connect_engine(&settings())
+async fn engine(s: &RedisSettings) -> (RedisBroker, RedisPresenceManager) {
+    connect_engine(s).await.expect("redis at 127.0.0.1:6379")
+}
+
+async fn broker(s: &RedisSettings) -> Arc<dyn Broker> {
+    Arc::new(engine(s).await.0)
+}
+
+async fn presence(s: &RedisSettings) -> Arc<dyn PresenceManager> {
+    Arc::new(engine(s).await.1)
+}
+
+/// Deletes every key under the run's prefix (stream metas live 30 days).
+async fn cleanup(s: &RedisSettings) {
+    let client = redis::Client::open(s.addresses[0].as_str()).expect("client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
         .await
-        .expect("redis at 127.0.0.1:6379")
-}
-
-async fn broker() -> Arc<dyn Broker> {
-    Arc::new(engine().await.0)
-}
-
-async fn presence() -> Arc<dyn PresenceManager> {
-    Arc::new(engine().await.1)
+        .expect("connect");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}.*", s.prefix))
+        .query_async(&mut conn)
+        .await
+        .expect("keys");
+    if !keys.is_empty() {
+        let _: i64 = redis::cmd("DEL")
+            .arg(keys)
+            .query_async(&mut conn)
+            .await
+            .expect("del");
+    }
 }
 
 /// One `#[tokio::test]` per conformance body.
@@ -46,7 +70,9 @@ macro_rules! conformance_tests {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $body() {
-                conformance::$body($make().await).await;
+                let s = settings();
+                conformance::$body($make(&s).await).await;
+                cleanup(&s).await;
             }
         )*
     };
@@ -97,6 +123,7 @@ async fn delivery_across_nodes() {
     assert_eq!(conformance::delivered_offsets(&events), vec![1, 2, 3]);
     let on_b = conformance::current_position(&b, &channel).await;
     assert_eq!(on_b, results[2].position);
+    cleanup(&s).await;
 }
 
 /// Presence entries expire when not refreshed within the TTL.
@@ -162,20 +189,282 @@ async fn dead_redis_fails_fast() {
     accept.abort();
 }
 
-/// Publishing fails (does not hang) once Redis is unreachable mid-run:
-/// simulated with a client killed server-side via CLIENT KILL is flaky, so
-/// this checks the bound on a working connection instead: a publish with
-/// history returns within the call timeout.
-#[tokio::test]
-async fn publish_is_bounded() {
-    let b = broker().await;
+/// A TCP proxy to Redis that can be stalled: while stalled it holds
+/// everything it reads, like a Redis that stopped answering without closing
+/// its connections.
+struct StallProxy {
+    addr: std::net::SocketAddr,
+    stalled: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl StallProxy {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let stalled = Arc::new(AtomicBool::new(false));
+        let flag = stalled.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(upstream) = tokio::net::TcpStream::connect("127.0.0.1:6379").await else {
+                    continue;
+                };
+                let (cr, cw) = client.into_split();
+                let (ur, uw) = upstream.into_split();
+                tokio::spawn(pump(cr, uw, flag.clone()));
+                tokio::spawn(pump(ur, cw, flag.clone()));
+            }
+        });
+        Self {
+            addr,
+            stalled,
+            task,
+        }
+    }
+
+    fn stall(&self, on: bool) {
+        self.stalled.store(on, Ordering::SeqCst);
+    }
+}
+
+impl Drop for StallProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    stalled: Arc<AtomicBool>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        while stalled.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A Redis that stops answering mid-run makes publish, history and presence
+/// fail with `Unavailable` within connect + io timeout; when it answers again
+/// the same engine works again, deliveries included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_redis_fails_calls_then_recovers() {
+    let proxy = StallProxy::start().await;
+    let s = RedisSettings {
+        addresses: vec![format!("redis://{}", proxy.addr)],
+        connect_timeout: Duration::from_millis(300),
+        io_timeout: Duration::from_millis(700),
+        ..settings()
+    };
+    let (broker, presence) = connect_engine(&s).await.expect("connect via proxy");
+    let broker: Arc<dyn Broker> = Arc::new(broker);
+    let handler = conformance::start(&broker).await;
+    let channel = conformance::unique_channel("stall");
+    broker.subscribe(&channel).await.expect("subscribe");
+    let opts = conformance::history_options(10);
+    broker
+        .publish(&channel, conformance::payload(1), &opts)
+        .await
+        .expect("publish before the stall");
+    handler.wait_for(&channel, 1).await;
+
+    proxy.stall(true);
     let started = std::time::Instant::now();
-    b.publish(
-        "bounded",
-        conformance::payload(1),
-        &PublishOptions::default(),
+    let err = broker
+        .publish(&channel, conformance::payload(2), &opts)
+        .await
+        .expect_err("stalled redis must fail the publish");
+    assert!(matches!(err, EngineError::Unavailable(_)), "{err:?}");
+    let err = conformance::read_history(&broker, &channel, None, -1, false)
+        .await
+        .expect_err("stalled redis must fail history");
+    assert!(matches!(err, EngineError::Unavailable(_)), "{err:?}");
+    let err = presence.presence(&channel).await.expect_err("presence");
+    assert!(matches!(err, EngineError::Unavailable(_)), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "three calls took {:?}",
+        started.elapsed()
+    );
+
+    proxy.stall(false);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let next = loop {
+        match broker
+            .publish(&channel, conformance::payload(3), &opts)
+            .await
+        {
+            Ok(r) => break r,
+            Err(e) => {
+                assert!(std::time::Instant::now() < deadline, "no recovery: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    // A timed-out publish is not known to have failed: the stalled one was
+    // still applied when Redis answered again (as with Centrifugo). Either
+    // way, every offset is delivered once, in order.
+    let top = usize::try_from(next.position.offset).expect("offset");
+    let events = handler.wait_for(&channel, top).await;
+    assert_eq!(
+        conformance::delivered_offsets(&events),
+        (1..=next.position.offset).collect::<Vec<_>>()
+    );
+    cleanup(&settings_with_prefix(&s)).await;
+}
+
+/// `s` pointed at the real Redis (for cleanup after proxied tests).
+fn settings_with_prefix(s: &RedisSettings) -> RedisSettings {
+    RedisSettings {
+        prefix: s.prefix.clone(),
+        ..settings()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The real binary on `engine.type: redis`
+// ---------------------------------------------------------------------------
+
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const E2E_SECRET: &str = "redis-e2e-secret";
+const E2E_API_KEY: &str = "redis-e2e-api-key";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Starts `rotor` on Redis with `prefix`; returns it and its port once it
+/// serves HTTP.
+async fn start_binary(dir: &std::path::Path, prefix: &str, name: &str) -> (Server, u16) {
+    let cfg = serde_json::json!({
+        "client": {"token": {"hmac_secret_key": E2E_SECRET}},
+        "http_api": {"key": E2E_API_KEY},
+        "engine": {"type": "redis", "redis": {"address": "127.0.0.1:6379", "prefix": prefix}},
+        "channel": {"namespaces": [{
+            "name": "chat", "allow_subscribe_for_client": true, "presence": true,
+            "history_size": 10, "history_ttl": "300s", "force_recovery": true
+        }]},
+        "log": {"level": "warn"}
+    });
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, cfg.to_string()).expect("write config");
+    let port = free_port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_rotor"))
+        .args([
+            "--config",
+            path.to_str().expect("utf-8 path"),
+            "--http_server.port",
+            &port.to_string(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn rotor");
+    let server = Server(child);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "{name} did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (server, port)
+}
+
+async fn api(port: u16, method: &str, body: serde_json::Value) -> serde_json::Value {
+    let reply = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/api/{method}"))
+        .header("X-API-Key", E2E_API_KEY)
+        .json(&body)
+        .send()
+        .await
+        .expect("api call");
+    assert_eq!(reply.status().as_u16(), 200, "{method}");
+    reply.json().await.expect("json reply")
+}
+
+/// Two `rotor` processes on one Redis: a client on node A receives what the
+/// API of node B publishes, and history and presence are shared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_nodes_share_redis() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = settings();
+    let (_a, port_a) = start_binary(dir.path(), &s.prefix, "a").await;
+    let (_b, port_b) = start_binary(dir.path(), &s.prefix, "b").await;
+
+    let url = format!("ws://127.0.0.1:{port_a}/connection/websocket");
+    let mut client = WsClient::open(&url, false, None).await.expect("ws");
+    let token = support::sign(E2E_SECRET, serde_json::json!({"sub": "alice"}));
+    client.connect(&token).await.connect.expect("connected");
+    let sub = client.subscribe("chat:room").await;
+    let sub = sub.subscribe.expect("subscribed");
+    assert!(!sub.epoch.is_empty(), "positioned subscribe has an epoch");
+
+    let published = api(
+        port_b,
+        "publish",
+        serde_json::json!({"channel": "chat:room", "data": {"text": "hi"}}),
     )
-    .await
-    .expect("publish");
-    assert!(started.elapsed() < Duration::from_secs(5));
+    .await;
+    let result = &published["result"];
+    assert_eq!(result["offset"], 1, "{published}");
+    assert_eq!(
+        result["epoch"],
+        sub.epoch.as_str(),
+        "epoch kept from subscribe"
+    );
+
+    let publication = client.publication("chat:room").await;
+    assert_eq!(publication.offset, 1);
+    assert_eq!(&publication.data[..], br#"{"text":"hi"}"#);
+
+    let history = api(
+        port_a,
+        "history",
+        serde_json::json!({"channel": "chat:room", "limit": 10}),
+    )
+    .await;
+    let pubs = history["result"]["publications"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(pubs.len(), 1, "{history}");
+    assert_eq!(pubs[0]["data"], serde_json::json!({"text": "hi"}));
+    assert_eq!(history["result"]["epoch"], sub.epoch.as_str());
+
+    let presence = api(
+        port_b,
+        "presence",
+        serde_json::json!({"channel": "chat:room"}),
+    )
+    .await;
+    let clients = presence["result"]["presence"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(clients.len(), 1, "{presence}");
+    let entry = clients.values().next().expect("one client");
+    assert_eq!(entry["user"], "alice");
+    cleanup(&s).await;
 }
