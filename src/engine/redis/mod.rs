@@ -167,7 +167,25 @@ fn connection_info(
     if !settings.password.is_empty() {
         redis_settings = redis_settings.set_password(&settings.password);
     }
-    Ok(info.set_redis_settings(redis_settings))
+    Ok(info
+        .set_redis_settings(redis_settings)
+        .set_tcp_settings(tcp_settings(settings)))
+}
+
+/// Keepalive probes find a dead peer on an idle connection (the PUB/SUB one
+/// is idle whenever nothing is published), and `TCP_USER_TIMEOUT` drops a
+/// connection whose writes go unacknowledged for `io_timeout`; both end in
+/// an I/O error, which makes the connection manager reconnect.
+fn tcp_settings(settings: &RedisSettings) -> redis::io::tcp::TcpSettings {
+    use redis::io::tcp::socket2::TcpKeepalive;
+    let keepalive = TcpKeepalive::new()
+        .with_time(Duration::from_secs(1))
+        .with_interval(Duration::from_secs(1))
+        .with_retries(3);
+    redis::io::tcp::TcpSettings::default()
+        .set_nodelay(true)
+        .set_keepalive(keepalive)
+        .set_user_timeout(settings.io_timeout)
 }
 
 fn manager_config(settings: &RedisSettings) -> ConnectionManagerConfig {

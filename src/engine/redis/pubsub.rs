@@ -15,7 +15,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use prost::Message;
 use redis::aio::ConnectionManager;
-use redis::{PushInfo, PushKind};
+use redis::{PushInfo, PushKind, Value};
 
 use super::{Keys, bytes_of, unavailable};
 use crate::engine::{BrokerEventHandler, ClientInfo, EngineError, Publication, StreamPosition};
@@ -46,6 +46,7 @@ impl Delivery {
             subscribed: Mutex::new(HashSet::new()),
         });
         tokio::spawn(read_loop(Arc::downgrade(&delivery), pushes));
+        tokio::spawn(probe_loop(Arc::downgrade(&delivery)));
         delivery
     }
 
@@ -137,6 +138,29 @@ async fn read_loop(
             return;
         };
         delivery.dispatch(push);
+    }
+}
+
+/// How often the PUB/SUB connection is probed with a PING.
+const PROBE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Liveness probe of the PUB/SUB connection: a connection that receives
+/// nothing looks the same whether it is healthy or wedged, so it is pinged.
+/// A failed PING surfaces (and on an I/O error triggers) the reconnect,
+/// after which the connection manager resubscribes every channel.
+async fn probe_loop(delivery: Weak<Delivery>) {
+    loop {
+        tokio::time::sleep(PROBE_INTERVAL).await;
+        let Some(delivery) = delivery.upgrade() else {
+            return;
+        };
+        let mut conn = delivery.conn.clone();
+        let ping = async move { redis::cmd("PING").query_async::<Value>(&mut conn).await };
+        match tokio::time::timeout(delivery.call_timeout, ping).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "redis PUB/SUB liveness probe failed"),
+            Err(_) => tracing::warn!("redis PUB/SUB liveness probe timed out"),
+        }
     }
 }
 
