@@ -98,11 +98,7 @@ impl RedisSettings {
             .get("tls")
             .and_then(|t| t.get("enabled"))
             .and_then(Value::as_bool);
-        let insecure = obj
-            .get("tls")
-            .and_then(|t| t.get("insecure_skip_verify"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+        check_tls(obj.get("tls"))?;
         if let Some(address) = obj.get("address") {
             let list: Vec<&str> = match address {
                 Value::String(a) => vec![a.as_str()],
@@ -119,15 +115,13 @@ impl RedisSettings {
             if !list.is_empty() {
                 s.addresses = list
                     .iter()
-                    .map(|a| normalize_address(a, tls.unwrap_or(false), insecure))
+                    .map(|a| normalize_address(a, tls.unwrap_or(false)))
                     .collect::<Result<_, _>>()
                     .map_err(|e| key_err("address", &e))?;
             }
         } else if tls == Some(true) {
-            s.addresses = vec![
-                normalize_address(DEFAULT_ADDRESS, true, insecure)
-                    .map_err(|e| key_err("address", &e))?,
-            ];
+            s.addresses =
+                vec![normalize_address(DEFAULT_ADDRESS, true).map_err(|e| key_err("address", &e))?];
         }
         match obj.get("prefix") {
             Some(Value::String(p)) if !p.is_empty() => s.prefix = p.clone(),
@@ -182,6 +176,40 @@ impl RedisSettings {
     }
 }
 
+/// TLS to Redis verifies the server against the system roots; custom
+/// certificates and skipping verification are refused rather than ignored.
+fn check_tls(tls: Option<&Value>) -> Result<(), (String, String)> {
+    let Some(Value::Object(tls)) = tls else {
+        return Ok(());
+    };
+    if tls.get("insecure_skip_verify").and_then(Value::as_bool) == Some(true) {
+        return Err(key_err(
+            "tls.insecure_skip_verify",
+            "is not supported by this build yet",
+        ));
+    }
+    for key in [
+        "cert_pem",
+        "key_pem",
+        "server_ca_pem",
+        "cert_pem_file",
+        "key_pem_file",
+        "server_ca_pem_file",
+    ] {
+        if tls
+            .get(key)
+            .and_then(Value::as_str)
+            .is_some_and(|v| !v.is_empty())
+        {
+            return Err(key_err(
+                &format!("tls.{key}"),
+                "custom certificates are not supported by this build yet",
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn key_err(key: &str, message: &str) -> (String, String) {
     (key.to_owned(), message.to_owned())
 }
@@ -212,7 +240,7 @@ fn duration(value: Option<&Value>, key: &str) -> Result<Option<Duration>, (Strin
 /// Accepts `redis://…`, `rediss://…`, `tcp://host:port` and bare
 /// `host:port`; returns a URL the client library understands. `tls`
 /// upgrades a plain address to `rediss://`.
-fn normalize_address(address: &str, tls: bool, insecure: bool) -> Result<String, String> {
+fn normalize_address(address: &str, tls: bool) -> Result<String, String> {
     let address = address.trim();
     if address.is_empty() {
         return Err("empty address".to_owned());
@@ -230,11 +258,7 @@ fn normalize_address(address: &str, tls: bool, insecure: bool) -> Result<String,
     if rest.is_empty() {
         return Err("address without host".to_owned());
     }
-    let mut url = format!("{scheme}://{rest}");
-    if scheme == "rediss" && insecure && !url.contains('#') {
-        url.push_str("#insecure");
-    }
-    Ok(url)
+    Ok(format!("{scheme}://{rest}"))
 }
 
 #[cfg(test)]
@@ -278,6 +302,14 @@ mod tests {
         assert_eq!(err(json!({"address": "unix:///tmp/x"})), "address");
         assert_eq!(err(json!({"io_timeout": "soon"})), "io_timeout");
         assert_eq!(err(json!({"db": -1})), "db");
+        assert_eq!(
+            err(json!({"tls": {"enabled": true, "insecure_skip_verify": true}})),
+            "tls.insecure_skip_verify"
+        );
+        assert_eq!(
+            err(json!({"tls": {"enabled": true, "server_ca_pem": "x"}})),
+            "tls.server_ca_pem"
+        );
     }
 
     #[test]

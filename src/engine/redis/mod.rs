@@ -226,6 +226,11 @@ async fn connect(
         .addresses
         .first()
         .ok_or_else(|| unavailable("no address"))?;
+    if address.starts_with("rediss://") {
+        // The TLS connector builds its rustls config from the process
+        // default provider; make sure there is one (a no-op if installed).
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    }
     let keys = Keys {
         prefix: settings.prefix.clone(),
     };
