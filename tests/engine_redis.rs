@@ -195,6 +195,7 @@ async fn dead_redis_fails_fast() {
 struct StallProxy {
     addr: std::net::SocketAddr,
     stalled: Arc<AtomicBool>,
+    down: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
     pumps: Arc<parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
@@ -207,10 +208,16 @@ impl StallProxy {
         let addr = listener.local_addr().expect("addr");
         let stalled = Arc::new(AtomicBool::new(false));
         let flag = stalled.clone();
+        let down = Arc::new(AtomicBool::new(false));
+        let refuse = down.clone();
         let pumps = Arc::new(parking_lot::Mutex::new(Vec::new()));
         let tasks = pumps.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
+                if refuse.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
                 let Ok(upstream) = tokio::net::TcpStream::connect("127.0.0.1:6379").await else {
                     continue;
                 };
@@ -224,9 +231,15 @@ impl StallProxy {
         Self {
             addr,
             stalled,
+            down,
             task,
             pumps,
         }
+    }
+
+    /// While down, new connections are closed at once (Redis unreachable).
+    fn set_down(&self, on: bool) {
+        self.down.store(on, Ordering::SeqCst);
     }
 
     /// Drops every proxied connection (new ones are still accepted), as a
@@ -374,6 +387,50 @@ async fn reconnects_and_resubscribes_after_connection_loss() {
         let offsets = conformance::delivered_offsets(&handler.events_for(&channel));
         if offsets.len() > 1 {
             assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
+            break;
+        }
+    }
+    cleanup(&settings_with_prefix(&s)).await;
+}
+
+/// Redis unreachable for longer than the reconnect attempts: once it is
+/// back, the PUB/SUB liveness probe brings the subscription back, so the
+/// node does not stay connected-but-deaf (centrifugo #1189).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_resume_after_long_outage() {
+    let proxy = StallProxy::start().await;
+    let s = RedisSettings {
+        addresses: vec![format!("redis://{}", proxy.addr)],
+        connect_timeout: Duration::from_millis(300),
+        io_timeout: Duration::from_millis(700),
+        ..settings()
+    };
+    let (broker, _) = connect_engine(&s).await.expect("connect via proxy");
+    let broker: Arc<dyn Broker> = Arc::new(broker);
+    let handler = conformance::start(&broker).await;
+    let channel = conformance::unique_channel("outage");
+    broker.subscribe(&channel).await.expect("subscribe");
+    proxy.set_down(true);
+    proxy.cut();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let opts = conformance::history_options(100);
+    let err = broker
+        .publish(&channel, conformance::payload(1), &opts)
+        .await
+        .expect_err("redis is down");
+    assert!(matches!(err, EngineError::Unavailable(_)), "{err:?}");
+    proxy.set_down(false);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "deliveries did not resume"
+        );
+        let _ = broker
+            .publish(&channel, conformance::payload(2), &opts)
+            .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if !handler.events_for(&channel).is_empty() {
             break;
         }
     }

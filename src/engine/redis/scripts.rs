@@ -50,11 +50,12 @@ if ARGV[6] == "1" then
     -- A new stream incarnation: whatever is left of an old one goes.
     redis.call("del", stream_key)
   end
-  redis.call("xadd", stream_key, "MAXLEN", ARGV[2], tostring(offset), "d", data)
+  redis.call("xadd", stream_key, "MAXLEN", ARGV[2], string.format("%d", offset), "d", data)
   redis.call("pexpire", stream_key, ARGV[3])
   redis.call("pexpire", meta_key, ARGV[4])
 end
-local position = tostring(offset) .. ":" .. epoch
+-- "%d": tostring would switch to exponent notation for large offsets.
+local position = string.format("%d", offset) .. ":" .. epoch
 redis.call("publish", channel, "p" .. position .. ":" .. data)
 if result_ttl > 0 then
   redis.call("set", result_key, position, "PX", ARGV[7])
