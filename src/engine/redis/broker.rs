@@ -183,7 +183,7 @@ impl Broker for RedisBroker {
             (None, false) => ("fwd", "-".to_owned()),
             (None, true) => ("rev", "+".to_owned()),
             (Some(since), false) => ("fwd", since.offset.saturating_add(1).to_string()),
-            (Some(since), true) => ("rev", (since.offset - 1).to_string()),
+            (Some(since), true) => ("rev", since.offset.saturating_sub(1).to_string()),
         };
         let count = if filter.limit < 0 {
             -1

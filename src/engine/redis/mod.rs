@@ -263,6 +263,12 @@ pub async fn connect_engine(
     settings: &RedisSettings,
 ) -> Result<(RedisBroker, RedisPresenceManager), EngineError> {
     let (shard, pubsub, pushes) = connect(settings).await?;
+    let addresses: Vec<String> = settings
+        .addresses
+        .iter()
+        .map(|a| config::redact(a))
+        .collect();
+    tracing::info!(?addresses, prefix = %settings.prefix, "redis engine connected");
     let presence = RedisPresenceManager::new(shard.clone(), settings.presence_ttl);
     let broker = RedisBroker::new(shard, pubsub, pushes);
     Ok((broker, presence))
