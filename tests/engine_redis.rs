@@ -579,5 +579,37 @@ async fn binary_nodes_share_redis() {
     assert_eq!(clients.len(), 1, "{presence}");
     let entry = clients.values().next().expect("one client");
     assert_eq!(entry["user"], "alice");
+
+    // A client that saw offset 1 recovers 2 and 3 from the shared stream on
+    // the other node; a stale epoch is not recovered.
+    for i in 2..=3 {
+        api(
+            port_a,
+            "publish",
+            serde_json::json!({"channel": "chat:room", "data": {"i": i}}),
+        )
+        .await;
+    }
+    let url_b = format!("ws://127.0.0.1:{port_b}/connection/websocket");
+    let mut late = WsClient::open(&url_b, false, None).await.expect("ws");
+    let token = support::sign(E2E_SECRET, serde_json::json!({"sub": "bob"}));
+    late.connect(&token).await.connect.expect("connected");
+    let recover = |epoch: &str| rotor::proto::client::SubscribeRequest {
+        channel: "chat:room".into(),
+        recover: true,
+        offset: 1,
+        epoch: epoch.into(),
+        ..Default::default()
+    };
+    let r = late.subscribe_with(recover(&sub.epoch)).await;
+    let r = r.subscribe.expect("subscribed");
+    assert!(r.recovered, "{r:?}");
+    let offsets: Vec<u64> = r.publications.iter().map(|p| p.offset).collect();
+    assert_eq!(offsets, vec![2, 3]);
+    let mut stale = WsClient::open(&url_b, false, None).await.expect("ws");
+    stale.connect(&token).await.connect.expect("connected");
+    let r = stale.subscribe_with(recover("stale")).await;
+    let r = r.subscribe.expect("subscribed");
+    assert!(!r.recovered && r.publications.is_empty(), "{r:?}");
     cleanup(&s).await;
 }
