@@ -522,3 +522,36 @@ async fn binary_nodes_share_redis() {
     assert!(!r.recovered && r.publications.is_empty(), "{r:?}");
     cleanup(&s).await;
 }
+
+/// A burst of concurrent subscribes and unsubscribes (batched into few
+/// commands) leaves exactly the intended channels delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_burst() {
+    let s = settings();
+    let b = broker(&s).await;
+    let handler = conformance::start(&b).await;
+    let channels: Vec<String> = (0..300)
+        .map(|i| conformance::unique_channel(&format!("burst{i}")))
+        .collect();
+    let subscribes = channels.iter().map(|c| b.subscribe(c));
+    for r in futures_util::future::join_all(subscribes).await {
+        r.expect("subscribe");
+    }
+    // Every other channel unsubscribed again, concurrently.
+    let unsubscribes = channels.iter().step_by(2).map(|c| b.unsubscribe(c));
+    for r in futures_util::future::join_all(unsubscribes).await {
+        r.expect("unsubscribe");
+    }
+    let opts = rotor::engine::PublishOptions::default();
+    for c in &channels {
+        b.publish(c, conformance::payload(1), &opts)
+            .await
+            .expect("publish");
+    }
+    for c in channels.iter().skip(1).step_by(2) {
+        handler.wait_for(c, 1).await;
+    }
+    for c in channels.iter().step_by(2) {
+        assert!(handler.events_for(c).is_empty(), "{c} was unsubscribed");
+    }
+}

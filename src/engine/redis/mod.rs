@@ -38,6 +38,8 @@
 //! One multiplexed command connection (commands from concurrent callers are
 //! pipelined) and one dedicated RESP3 connection for PUB/SUB per node, both
 //! auto-reconnecting (`ConnectionManager`; the PUB/SUB one resubscribes).
+//! `SUBSCRIBE`/`UNSUBSCRIBE` requests that queue up are sent as one command
+//! (see `batch`).
 //! Every call is bounded by `connect_timeout + io_timeout` (5 s by default),
 //! so a dead Redis fails calls with [`EngineError::Unavailable`] instead of
 //! hanging.
@@ -55,6 +57,7 @@ use redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, Value};
 
 use super::EngineError;
 
+mod batch;
 mod broker;
 mod config;
 mod presence;

@@ -17,7 +17,8 @@ use prost::Message;
 use redis::aio::ConnectionManager;
 use redis::{PushInfo, PushKind, Value};
 
-use super::{Keys, bytes_of, unavailable};
+use super::batch::Batcher;
+use super::{Keys, bytes_of};
 use crate::engine::{BrokerEventHandler, ClientInfo, EngineError, Publication, StreamPosition};
 
 /// Subscriptions and the handler, shared with the reading task.
@@ -27,6 +28,7 @@ pub(super) struct Delivery {
     call_timeout: Duration,
     handler: OnceLock<Arc<dyn BrokerEventHandler>>,
     subscribed: Mutex<HashSet<String>>,
+    batcher: Batcher,
 }
 
 impl Delivery {
@@ -40,6 +42,7 @@ impl Delivery {
     ) -> Arc<Self> {
         let delivery = Arc::new(Self {
             keys,
+            batcher: Batcher::start(conn.clone(), call_timeout),
             conn,
             call_timeout,
             handler: OnceLock::new(),
@@ -56,20 +59,9 @@ impl Delivery {
     }
 
     async fn command(&self, subscribe: bool, channel: &str) -> Result<(), EngineError> {
-        let name = self.keys.pubsub(channel);
-        let mut conn = self.conn.clone();
-        let call = async move {
-            if subscribe {
-                conn.subscribe(name).await
-            } else {
-                conn.unsubscribe(name).await
-            }
-        };
-        match tokio::time::timeout(self.call_timeout, call).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(unavailable(e)),
-            Err(_) => Err(unavailable("subscribe timed out")),
-        }
+        self.batcher
+            .send(subscribe, self.keys.pubsub(channel))
+            .await
     }
 
     pub(super) async fn subscribe(&self, channel: &str) -> Result<(), EngineError> {
