@@ -124,18 +124,22 @@ fn checkconfig_applies_env_and_dotenv() {
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("log.level"), "{}", stdout(&out));
-    std::fs::write(dir.path().join(".env"), "CENTRIFUGO_ENGINE_TYPE=redis\n").expect("write");
+    std::fs::write(
+        dir.path().join(".env"),
+        "CENTRIFUGO_BROKER_ENABLED=true\nCENTRIFUGO_BROKER_TYPE=nats\n",
+    )
+    .expect("write");
     let out = rotor(dir.path(), &["checkconfig"], &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stdout(&out).contains("engine.type: \"redis\" is not supported"),
+        stdout(&out).contains("broker.type: \"nats\" is not supported"),
         "{}",
         stdout(&out)
     );
     let out = rotor(
         dir.path(),
         &["checkconfig"],
-        &[("CENTRIFUGO_ENGINE_TYPE", "memory")],
+        &[("CENTRIFUGO_BROKER_TYPE", "memory")],
     );
     assert!(
         out.status.success(),
@@ -280,10 +284,14 @@ fn root_command_reports_config_errors_on_stderr() {
     assert_eq!(out.status.code(), Some(1));
     let out = rotor(dir.path(), &["--no-such-flag"], &[]);
     assert_eq!(out.status.code(), Some(1));
-    let out = rotor(dir.path(), &["-c", "x.json", "--engine.type", "redis"], &[]);
+    let out = rotor(
+        dir.path(),
+        &["-c", "x.json", "--broker.enabled", "--broker.type", "nats"],
+        &[],
+    );
     assert_eq!(
         stderr(&out),
-        "error: engine.type: \"redis\" is not supported by this build yet\n"
+        "error: broker.type: \"nats\" is not supported by this build yet\n"
     );
 }
 

@@ -214,11 +214,17 @@ fn global_channel_and_backends() {
         key_of(|c| c.channel.publication_data_format = "xml".into()),
         "channel.publication_data_format"
     );
-    let (key, text) = error_of(|c| c.engine.kind = "redis".into());
-    assert_eq!(key, "engine.type");
+    let mut c = Config::default();
+    c.engine.kind = "redis".into();
+    assert!(validate(&c).is_ok(), "standalone redis engine is built");
+    let (key, text) = error_of(|c| {
+        c.engine.kind = "redis".into();
+        c.engine.redis = json!({"cluster_address": ["h:1"]});
+    });
+    assert_eq!(key, "engine.redis.cluster_address");
     assert_eq!(
         text,
-        "engine.type: \"redis\" is not supported by this build yet"
+        "engine.redis.cluster_address: Redis Cluster is not supported by this build yet"
     );
     assert_eq!(key_of(|c| c.engine.kind = "etcd".into()), "engine.type");
     let mut c = Config::default();

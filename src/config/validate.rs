@@ -236,7 +236,17 @@ fn backend(key: &str, kind: &str, known: &[&str], used: bool) -> Check {
 }
 
 fn check_backends(cfg: &Config) -> Check {
-    backend("engine.type", &cfg.engine.kind, &["memory", "redis"], true)?;
+    backend("engine.type", &cfg.engine.kind, &["memory", "redis"], false)?;
+    if cfg.engine.kind == "redis" {
+        crate::engine::redis::RedisSettings::from_json(&cfg.engine.redis).map_err(|(key, e)| {
+            let key = if key.is_empty() {
+                "engine.redis".to_owned()
+            } else {
+                format!("engine.redis.{key}")
+            };
+            invalid(key, e)
+        })?;
+    }
     backend(
         "broker.type",
         &cfg.broker.kind,

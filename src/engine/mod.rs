@@ -17,6 +17,7 @@ pub use crate::proto::client::{ClientInfo, Publication};
 
 pub mod conformance;
 pub mod memory;
+pub mod redis;
 
 /// Position in a channel stream.
 ///

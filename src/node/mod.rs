@@ -13,6 +13,7 @@ use crate::auth::TokenVerifier;
 use crate::channel::{ChannelRules, ResolvedOptions};
 use crate::config::Config;
 use crate::engine::memory::{MemoryBroker, MemoryPresenceManager};
+use crate::engine::redis::RedisSettings;
 use crate::engine::{
     Broker, ClientInfo, EngineError, HistoryFilter, HistoryOptions, HistoryResult, PresenceManager,
     PresenceStats, PublishOptions, PublishResult,
@@ -107,8 +108,20 @@ impl std::fmt::Debug for Node {
 impl Node {
     /// Builds a node on the engine the config names.
     pub async fn new(config: Config) -> Result<Arc<Self>, String> {
-        let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new());
-        let presence: Arc<dyn PresenceManager> = Arc::new(MemoryPresenceManager::new());
+        let (broker, presence): (Arc<dyn Broker>, Arc<dyn PresenceManager>) =
+            if config.engine.kind == "redis" {
+                let settings = RedisSettings::from_json(&config.engine.redis)
+                    .map_err(|(key, e)| format!("engine.redis.{key}: {e}"))?;
+                let (broker, presence) = crate::engine::redis::connect_engine(&settings)
+                    .await
+                    .map_err(|e| format!("engine: {e}"))?;
+                (Arc::new(broker), Arc::new(presence))
+            } else {
+                (
+                    Arc::new(MemoryBroker::new()),
+                    Arc::new(MemoryPresenceManager::new()),
+                )
+            };
         Self::with_engine(config, broker, presence).await
     }
 
