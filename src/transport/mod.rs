@@ -4,3 +4,4 @@
 
 pub mod origin;
 pub mod websocket;
+pub mod ws;

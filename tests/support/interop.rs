@@ -377,17 +377,65 @@ fn missing_case_deps(sdk: Sdk, packages: &[&str], backend: bool) -> Option<Strin
 /// `packages` are what the script imports beyond the interpreter.
 #[allow(dead_code)] // tests/interop_proxy.rs uses run_proxy_case only
 pub fn run_case(sdk: Sdk, scenario: &str, encoding: &str, packages: &[&str]) {
-    run(sdk, scenario, encoding, packages, false);
+    run(sdk, scenario, encoding, packages, false, None);
 }
 
 /// Like [`run_case`], with the server's connect and rpc proxies served by
 /// `tests/interop/python/proxy_backend.py` (started first).
 #[allow(dead_code)] // only tests/interop_proxy.rs uses it
 pub fn run_proxy_case(sdk: Sdk, scenario: &str, encoding: &str, packages: &[&str]) {
-    run(sdk, scenario, encoding, packages, true);
+    run(sdk, scenario, encoding, packages, true, None);
 }
 
-fn run(sdk: Sdk, scenario: &str, encoding: &str, packages: &[&str], proxy: bool) {
+/// Like [`run_case`], with the server's config being
+/// `tests/interop/config.json` with the top-level sections of `overrides`
+/// merged over it (keys of a section replace the file's keys one by one).
+#[allow(dead_code)] // only tests/interop_compression.rs uses it
+pub fn run_case_with(
+    sdk: Sdk,
+    scenario: &str,
+    encoding: &str,
+    packages: &[&str],
+    overrides: &serde_json::Value,
+) {
+    run(sdk, scenario, encoding, packages, false, Some(overrides));
+}
+
+/// `config.json` with `overrides` merged in, written into `dir`.
+fn config_with(dir: &Path, overrides: &serde_json::Value) -> PathBuf {
+    let text = fs::read_to_string(config_path()).expect("read tests/interop/config.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&text).expect("tests/interop/config.json is JSON");
+    if let (Some(base), Some(over)) = (v.as_object_mut(), overrides.as_object()) {
+        for (section, keys) in over {
+            match (
+                base.get_mut(section).and_then(|b| b.as_object_mut()),
+                keys.as_object(),
+            ) {
+                (Some(b), Some(k)) => {
+                    for (key, value) in k {
+                        b.insert(key.clone(), value.clone());
+                    }
+                }
+                _ => {
+                    base.insert(section.clone(), keys.clone());
+                }
+            }
+        }
+    }
+    let path = dir.join("config.json");
+    fs::write(&path, v.to_string()).expect("write the config with overrides");
+    path
+}
+
+fn run(
+    sdk: Sdk,
+    scenario: &str,
+    encoding: &str,
+    packages: &[&str],
+    proxy: bool,
+    overrides: Option<&serde_json::Value>,
+) {
     let label = format!("{sdk:?}/{encoding}/{scenario}").to_lowercase();
     if let Some(why) = missing_case_deps(sdk, packages, proxy) {
         if std::env::var("ROTOR_REQUIRE_INTEROP").as_deref() == Ok("1") {
@@ -405,9 +453,10 @@ fn run(sdk: Sdk, scenario: &str, encoding: &str, packages: &[&str], proxy: bool)
 
     let scratch = tempfile::tempdir().expect("tempdir");
     let backend = proxy.then(Backend::start);
-    let config = match &backend {
-        Some(b) => b.config_in(scratch.path()),
-        None => config_path(),
+    let config = match (&backend, overrides) {
+        (Some(b), _) => b.config_in(scratch.path()),
+        (None, Some(o)) => config_with(scratch.path(), o),
+        (None, None) => config_path(),
     };
     let server = Server::start(&config);
     let mut cmd = match sdk {
