@@ -2,7 +2,12 @@
 # Reproduces the rows of BENCHMARKS.md: Rotor vs nats-server over WebSocket.
 #
 #   bench/run.sh            all scenarios
-#   bench/run.sh fanout     only fan-out    (also: idle, connect, api, proxy)
+#   bench/run.sh fanout     only fan-out    (also: idle, connect, api, proxy, transports)
+#
+# `transports` (Rotor JSON only): 800/s fan-out with subscribers on our raw
+# WebSocket client without and with permessage-deflate (bench/rotor.json vs
+# bench/rotor-transports.json, `websocket.compression`), and over
+# unidirectional SSE (`uni_sse`); bytes on the wire per delivery.
 #
 # `api` (Rotor only): HTTP API requests/s with wrk (`bench/api.lua`), 64
 # connections on CPU 1 — publish vs the no-op ceilings (`GET /health`, and
@@ -144,6 +149,15 @@ if [[ "$ONLY" == all || "$ONLY" == proxy ]]; then
     ROTOR_CONFIG=bench/rotor.json
     stop_backend
     cat "$OUT/proxy-backend.log"
+fi
+
+if [[ "$ONLY" == all || "$ONLY" == transports ]]; then
+    ROTOR_CONFIG=bench/rotor.json
+    run fanout-800-ws-plain rotor fanout --sub-transport raw-ws --subscribers "$SUBS" --rate 800 --duration "$DURATION"
+    ROTOR_CONFIG=bench/rotor-transports.json
+    run fanout-800-ws-deflate rotor fanout --sub-transport raw-ws --subscribers "$SUBS" --rate 800 --duration "$DURATION"
+    run fanout-800-uni-sse rotor fanout --sub-transport uni-sse --subscribers "$SUBS" --rate 800 --duration "$DURATION"
+    ROTOR_CONFIG=bench/rotor.json
 fi
 
 if [[ "$ONLY" == all || "$ONLY" == api ]]; then

@@ -217,13 +217,17 @@ fn routers(node: &Arc<Node>, tracker: TaskTracker) -> (Router, Option<Router>) {
         let state = WsState {
             node: node.clone(),
             origins: Arc::new(OriginCheck::new(&cfg.client.allowed_origins)),
-            tracker,
+            tracker: tracker.clone(),
         };
         conn = conn.route(
             &cfg.websocket.handler_prefix,
             get(websocket::upgrade).with_state(state),
         );
     }
+    // --- transports: emulation ---
+    // --- end transports: emulation ---
+    // --- transports: uni ---
+    // --- end transports: uni ---
     // --- middleware: the client stack (span + connection admission) wraps
     // the connection routes only; init/health/metrics stay outside it.
     let mut ext = crate::middleware::stack::client(conn, &node.admission);

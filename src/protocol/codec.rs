@@ -126,20 +126,98 @@ pub fn ping_bytes(encoding: Encoding) -> Bytes {
     }
 }
 
+/// How messages are joined into one written frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// One WebSocket message: JSON `\n`-joined; Protobuf length-delimited,
+    /// concatenated.
+    Message,
+    /// A byte stream (HTTP-streaming): JSON, each message followed by `\n`;
+    /// Protobuf length-delimited, concatenated.
+    Stream,
+    /// Server-sent events: each message as `data: <json>\n\n` (JSON only).
+    Sse,
+}
+
+/// A queued message with its push envelope removed, for unidirectional
+/// transports: JSON `{"push":P}` becomes `P`; a length-delimited Protobuf
+/// `Reply{push: P}` becomes the length-delimited `P`. Anything else (the
+/// ping, an empty Reply — which encodes the same as an empty Push) is
+/// returned unchanged. No copy: the result shares the input's buffer.
+pub fn unwrap_push(encoding: Encoding, msg: Bytes) -> Bytes {
+    match encoding {
+        Encoding::Json => {
+            const HEAD: &[u8] = b"{\"push\":";
+            if msg.len() > HEAD.len() && msg.starts_with(HEAD) && msg.ends_with(b"}") {
+                msg.slice(HEAD.len()..msg.len() - 1)
+            } else {
+                msg
+            }
+        }
+        Encoding::Protobuf => {
+            let mut rest = &msg[..];
+            let Ok(outer) = prost::encoding::decode_varint(&mut rest) else {
+                return msg;
+            };
+            // Field 4 (push), wire type 2 (length-delimited).
+            if outer as usize != rest.len() || rest.first() != Some(&0x22) {
+                return msg;
+            }
+            let start = msg.len() - rest.len() + 1;
+            let mut inner = &rest[1..];
+            match prost::encoding::decode_varint(&mut inner) {
+                Ok(n) if n as usize == inner.len() => msg.slice(start..),
+                _ => msg,
+            }
+        }
+    }
+}
+
+/// Splits a frame of length-delimited Protobuf messages into the messages
+/// (slices of the frame, no copy).
+pub fn split_delimited(frame: Bytes) -> Result<Vec<Bytes>, DecodeError> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < frame.len() {
+        let mut rest = &frame[pos..];
+        let before = rest.len();
+        let len = prost::encoding::decode_varint(&mut rest).map_err(|_| DecodeError::BadLength)?;
+        let start = pos + (before - rest.len());
+        let len = usize::try_from(len).map_err(|_| DecodeError::BadLength)?;
+        let end = start.checked_add(len).ok_or(DecodeError::BadLength)?;
+        if end > frame.len() {
+            return Err(DecodeError::BadLength);
+        }
+        out.push(frame.slice(start..end));
+        pos = end;
+    }
+    Ok(out)
+}
+
 /// Joins encoded messages into one frame.
 #[derive(Debug)]
 pub struct FrameBuilder {
     encoding: Encoding,
+    framing: Framing,
+    /// Strip the Reply envelope of pushes (unidirectional transports).
+    uni: bool,
     buf: BytesMut,
     first: Option<Bytes>,
     count: usize,
 }
 
 impl FrameBuilder {
-    /// An empty frame.
+    /// An empty WebSocket-message frame of bidirectional replies.
     pub fn new(encoding: Encoding) -> Self {
+        Self::framed(encoding, Framing::Message, false)
+    }
+
+    /// An empty frame with the given framing; `uni` sends pushes bare.
+    pub fn framed(encoding: Encoding, framing: Framing, uni: bool) -> Self {
         Self {
             encoding,
+            framing,
+            uni,
             buf: BytesMut::new(),
             first: None,
             count: 0,
@@ -148,20 +226,42 @@ impl FrameBuilder {
 
     /// Appends one encoded message.
     pub fn push(&mut self, msg: Bytes) {
+        let msg = if self.uni {
+            unwrap_push(self.encoding, msg)
+        } else {
+            msg
+        };
         self.count += 1;
-        if self.count == 1 {
-            // A frame with one message is sent without copying.
-            self.first = Some(msg);
-            return;
+        let json = self.encoding == Encoding::Json;
+        match self.framing {
+            Framing::Message => {
+                if self.count == 1 {
+                    // A frame with one message is sent without copying.
+                    self.first = Some(msg);
+                    return;
+                }
+                if let Some(first) = self.first.take() {
+                    self.buf.reserve(first.len() + msg.len() + 1);
+                    self.buf.put_slice(&first);
+                }
+                if json {
+                    self.buf.put_u8(b'\n');
+                }
+                self.buf.put_slice(&msg);
+            }
+            Framing::Stream => {
+                self.buf.put_slice(&msg);
+                if json {
+                    self.buf.put_u8(b'\n');
+                }
+            }
+            Framing::Sse => {
+                self.buf.reserve(msg.len() + 8);
+                self.buf.put_slice(b"data: ");
+                self.buf.put_slice(&msg);
+                self.buf.put_slice(b"\n\n");
+            }
         }
-        if let Some(first) = self.first.take() {
-            self.buf.reserve(first.len() + msg.len() + 1);
-            self.buf.put_slice(&first);
-        }
-        if self.encoding == Encoding::Json {
-            self.buf.put_u8(b'\n');
-        }
-        self.buf.put_slice(&msg);
     }
 
     /// Makes room for about `bytes` more bytes, so a batch is gathered
@@ -208,6 +308,47 @@ impl FrameBuilder {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn uni_frames_carry_bare_pushes() {
+        let push = Push {
+            channel: "c".into(),
+            ..Default::default()
+        };
+        for enc in [Encoding::Json, Encoding::Protobuf] {
+            let wrapped = encode_push(enc, push.clone()).expect("encodes");
+            let bare = unwrap_push(enc, wrapped);
+            match enc {
+                Encoding::Json => assert_eq!(&bare[..], br#"{"channel":"c"}"#),
+                Encoding::Protobuf => {
+                    assert_eq!(bare, Bytes::from(push.encode_length_delimited_to_vec()));
+                }
+            }
+            // The ping (an empty Reply) is already an empty Push.
+            assert_eq!(unwrap_push(enc, ping_bytes(enc)), ping_bytes(enc));
+        }
+        let mut f = FrameBuilder::framed(Encoding::Json, Framing::Sse, true);
+        f.push(encode_push(Encoding::Json, push.clone()).expect("encodes"));
+        f.push(ping_bytes(Encoding::Json));
+        assert_eq!(
+            &f.finish()[..],
+            b"data: {\"channel\":\"c\"}\n\ndata: {}\n\n"
+        );
+        let mut f = FrameBuilder::framed(Encoding::Json, Framing::Stream, false);
+        f.push(Bytes::from_static(b"{}"));
+        assert_eq!(&f.finish()[..], b"{}\n");
+        let mut f = FrameBuilder::framed(Encoding::Protobuf, Framing::Message, true);
+        f.push(encode_push(Encoding::Protobuf, push.clone()).expect("encodes"));
+        f.push(ping_bytes(Encoding::Protobuf));
+        let parts = split_delimited(f.finish()).expect("splits");
+        assert_eq!(parts.len(), 2);
+        assert_eq!(Push::decode(parts[0].clone()).expect("push"), push);
+        assert!(parts[1].is_empty());
+        assert_eq!(
+            split_delimited(Bytes::from_static(&[5, 1])),
+            Err(DecodeError::BadLength)
+        );
+    }
 
     #[test]
     fn json_batch_decodes_in_order_and_tolerates_trailing_newline() {

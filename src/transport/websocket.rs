@@ -1,14 +1,11 @@
 //! Bidirectional WebSocket (`/connection/websocket`), JSON or Protobuf.
 //!
 //! The upgrade picks the encoding (subprotocol `centrifuge-protobuf`, or
-//! `?cf_protocol=protobuf` / `?format=protobuf`) and checks the origin. One
-//! task then serves the connection: it reads frames into the session, writes
-//! what the session's queue holds (several queued messages go out as one
-//! frame), and runs the session's timers. A disconnect becomes the close
-//! frame's code and reason. The WebSocket library (tungstenite) stays inside
-//! this file.
+//! `?cf_protocol=protobuf` / `?format=protobuf`) and checks the origin; the
+//! connection is then served by [`driver::drive`] through a [`Link`] over
+//! the socket. A disconnect becomes the close frame's code and reason. The
+//! WebSocket library (tungstenite) stays inside this file.
 
-use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,19 +20,17 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
+use super::driver::{self, CLOSE_WAIT, DriveOptions, Inbound, Link, LinkGone};
 use super::origin::OriginCheck;
 use crate::node::Node;
-use crate::protocol::codec::FrameBuilder;
+use crate::protocol::codec::Framing;
 use crate::protocol::{Disconnect, Encoding};
-use crate::session::queue::Drained;
 use crate::session::{Session, TransportInfo};
 
 /// Largest frame the writer builds from queued messages.
 const MAX_FRAME: usize = 64 * 1024;
 /// Bytes read from the socket at a time; small to keep idle connections lean.
 const READ_BUFFER: usize = 1024;
-/// How long to wait for the client's close frame after ours.
-const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// State the upgrade handler needs.
 #[derive(Clone)]
@@ -193,248 +188,83 @@ fn choose_encoding(headers: &HeaderMap, query: Option<&str>) -> (Encoding, Optio
     (Encoding::Json, json_proto)
 }
 
-/// What ended the connection loop.
-enum End {
-    /// Close with this code after flushing.
-    Disconnect(Disconnect),
-    /// The peer went away; nothing more to write.
-    Gone,
-    /// The socket is stuck or broken; record why and drop it.
-    Failed(Disconnect),
+/// A tungstenite WebSocket as a [`Link`].
+struct WsLink<S> {
+    ws: WebSocketStream<S>,
+    encoding: Encoding,
 }
 
-async fn serve_connection<S>(
+impl<S> Link for WsLink<S>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+{
+    async fn recv(&mut self) -> Inbound {
+        loop {
+            return match self.ws.next().await {
+                Some(Ok(Message::Text(t))) => Inbound::Frame(bytes::Bytes::from(t)),
+                Some(Ok(Message::Binary(b))) => Inbound::Frame(b),
+                Some(Ok(Message::Close(_))) | None => Inbound::Gone,
+                Some(Ok(_)) => continue,
+                Some(Err(WsError::Capacity(_))) => {
+                    Inbound::Close(Disconnect::new(1009, "message too big"))
+                }
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "websocket read failed");
+                    Inbound::Gone
+                }
+            };
+        }
+    }
+
+    async fn send(&mut self, frame: bytes::Bytes) -> Result<(), LinkGone> {
+        let msg = match self.encoding {
+            // The session only queues JSON it encoded itself.
+            Encoding::Json => Message::Text(Utf8Bytes::try_from(frame).map_err(|_| LinkGone)?),
+            Encoding::Protobuf => Message::Binary(frame),
+        };
+        self.ws.send(msg).await.map_err(|_| LinkGone)
+    }
+
+    /// Sends the close frame with the disconnect's code and reason, then
+    /// gives the client a moment to answer with its own (the driver bounds
+    /// the whole).
+    async fn close(&mut self, d: Disconnect) {
+        let close = CloseFrame {
+            code: CloseCode::from(d.code as u16),
+            reason: Utf8Bytes::from(d.reason.into_owned()),
+        };
+        if self.ws.close(Some(close)).await.is_err() {
+            return;
+        }
+        let _ = tokio::time::timeout(CLOSE_WAIT, async {
+            while let Some(Ok(_)) = self.ws.next().await {}
+        })
+        .await;
+    }
+}
+
+/// The connection's task. Not an `async fn`: its arguments would be kept
+/// in the task beside the driver's copy of them.
+fn serve_connection<S>(
     node: Arc<Node>,
-    mut ws: WebSocketStream<S>,
+    ws: WebSocketStream<S>,
     info: TransportInfo,
     write_timeout: Duration,
-) where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+) -> impl Future<Output = ()> + Send
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
 {
     let encoding = info.encoding;
-    let mut session = Session::new(node.clone(), info);
-    let shared = session.shared().clone();
-    let mut frame = FrameBuilder::new(encoding);
-    let mut shutdown_seen = false;
-    // The wake-up sources live across loop turns: a turn happens on every
-    // publication, and re-creating a timer entry and the shutdown and
-    // signal waiters each time costs more than the write itself.
-    let mut deadline = session.next_deadline();
-    let timer = tokio::time::sleep_until(deadline);
-    let shutdown = node.shutdown.cancelled();
-    let mut ready = pin!(shared.queue.ready());
-    let mut signal = pin!(shared.signal.notified());
-    tokio::pin!(timer, shutdown);
-    let end = loop {
-        let next = session.next_deadline();
-        if next != deadline {
-            deadline = next;
-            timer.as_mut().reset(deadline);
-        }
-        tokio::select! {
-            biased;
-            () = &mut ready => {
-                ready.set(shared.queue.ready());
-                match Box::pin(flush(&shared.queue, &mut frame, &mut ws, encoding, write_timeout)).await {
-                    Flush::Idle => {}
-                    Flush::Closed(d) => break End::Disconnect(d),
-                    Flush::Failed(d) => break End::Failed(d),
-                }
-            }
-            msg = ws.next() => {
-                let data = match msg {
-                    Some(Ok(Message::Text(t))) => bytes::Bytes::from(t),
-                    Some(Ok(Message::Binary(b))) => b,
-                    Some(Ok(Message::Close(_))) | None => break End::Gone,
-                    Some(Ok(_)) => continue,
-                    Some(Err(WsError::Capacity(_))) => break End::Disconnect(Disconnect::new(1009, "message too big")),
-                    Some(Err(e)) => {
-                        tracing::debug!(error = %e, "websocket read failed");
-                        break End::Gone;
-                    }
-                };
-                // Boxed: the command's future is large and only lives while
-                // a frame is processed, not in every idle task.
-                let handled = Box::pin(handle_while_flushing(
-                    &mut session,
-                    &shared,
-                    &data,
-                    &mut Writer { frame: &mut frame, ws: &mut ws, encoding, write_timeout },
-                    &mut ready,
-                    || shared.queue.ready(),
-                ))
-                .await;
-                if let Some(end) = handled {
-                    break end;
-                }
-            }
-            () = &mut timer => {
-                if let Err(d) = Box::pin(session.on_timer()).await {
-                    shared.disconnect(d);
-                }
-                // Re-arm even if the deadline did not move (a spurious fire).
-                deadline = session.next_deadline();
-                timer.as_mut().reset(deadline);
-            }
-            () = &mut signal => {
-                signal.set(shared.signal.notified());
-                Box::pin(session.on_signal()).await;
-            }
-            () = &mut shutdown, if !shutdown_seen => {
-                shutdown_seen = true;
-                shared.disconnect(Disconnect::SHUTDOWN);
-            }
-        }
+    let session = Session::new(node.clone(), info);
+    let link = WsLink { ws, encoding };
+    let opts = DriveOptions {
+        framing: Framing::Message,
+        uni: false,
+        max_frame: MAX_FRAME,
+        write_timeout,
+        transport: "websocket",
     };
-    Box::pin(session.close()).await;
-    match end {
-        End::Gone => {}
-        // The socket is stuck or broken: no closing handshake through it.
-        End::Failed(d) => {
-            if d != Disconnect::CONNECTION_CLOSED {
-                count_disconnect(&d);
-            }
-        }
-        End::Disconnect(d) => close_gracefully(&mut ws, d, write_timeout).await,
-    }
-}
-
-/// The write side of a connection, for flushing while a command runs.
-struct Writer<'a, S> {
-    frame: &'a mut FrameBuilder,
-    ws: &'a mut WebSocketStream<S>,
-    encoding: Encoding,
-    write_timeout: Duration,
-}
-
-/// Runs one client frame through the session. A command may wait on a
-/// proxy call (up to its timeout): meanwhile what is queued for this client
-/// is still written. The command is never cancelled half-way; a write
-/// failure is returned after it finished.
-async fn handle_while_flushing<S, F>(
-    session: &mut Session,
-    shared: &crate::session::shared::Shared,
-    data: &[u8],
-    w: &mut Writer<'_, S>,
-    ready: &mut std::pin::Pin<&mut F>,
-    renew: impl Fn() -> F,
-) -> Option<End>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-    F: std::future::Future<Output = ()>,
-{
-    let mut handling = pin!(session.handle_frame(data));
-    let mut failed = None;
-    loop {
-        tokio::select! {
-            biased;
-            r = &mut handling => {
-                if let Err(d) = r {
-                    shared.disconnect(d);
-                }
-                return failed;
-            }
-            () = ready.as_mut(), if failed.is_none() => {
-                ready.set(renew());
-                match Box::pin(flush(&shared.queue, w.frame, w.ws, w.encoding, w.write_timeout)).await {
-                    Flush::Idle => {}
-                    Flush::Closed(d) => failed = Some(End::Disconnect(d)),
-                    Flush::Failed(d) => failed = Some(End::Failed(d)),
-                }
-            }
-        }
-    }
-}
-
-fn count_disconnect(d: &Disconnect) {
-    metrics::counter!("centrifugo_client_num_server_disconnects", "code" => d.code.to_string())
-        .increment(1);
-}
-
-/// Sends the close frame with the disconnect's code and reason, then gives
-/// the client a moment to answer with its own.
-async fn close_gracefully<S>(ws: &mut WebSocketStream<S>, d: Disconnect, write_timeout: Duration)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    count_disconnect(&d);
-    if d == Disconnect::CONNECTION_CLOSED {
-        return;
-    }
-    let close = CloseFrame {
-        code: CloseCode::from(d.code as u16),
-        reason: Utf8Bytes::from(d.reason.into_owned()),
-    };
-    let _ = tokio::time::timeout(write_timeout, ws.close(Some(close))).await;
-    let _ = tokio::time::timeout(CLOSE_WAIT, async {
-        while let Some(Ok(_)) = ws.next().await {}
-    })
-    .await;
-}
-
-/// Outcome of writing out the queue.
-enum Flush {
-    /// Everything queued was written.
-    Idle,
-    /// The queue closed with this disconnect after what preceded it was
-    /// written: close gracefully.
-    Closed(Disconnect),
-    /// The socket is stuck or broken: drop it without a closing handshake.
-    Failed(Disconnect),
-}
-
-/// Writes what the queue holds. A write that blocks (the client does not
-/// read) is raced against the queue overflowing, so a slow client is cut
-/// off with 3008 as soon as its queue is full rather than when the write
-/// times out (3009).
-async fn flush<S>(
-    queue: &crate::session::queue::Queue,
-    frame: &mut FrameBuilder,
-    ws: &mut WebSocketStream<S>,
-    encoding: Encoding,
-    write_timeout: Duration,
-) -> Flush
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    loop {
-        let drained = queue.drain(frame, MAX_FRAME);
-        if !frame.is_empty() {
-            let n = frame.len() as u64;
-            let bytes = frame.finish();
-            let msg = match encoding {
-                Encoding::Json => match Utf8Bytes::try_from(bytes) {
-                    Ok(text) => Message::Text(text),
-                    Err(_) => return Flush::Closed(Disconnect::INAPPROPRIATE_PROTOCOL),
-                },
-                Encoding::Protobuf => Message::Binary(bytes),
-            };
-            let send = tokio::time::timeout(write_timeout, ws.send(msg));
-            tokio::pin!(send);
-            let sent = loop {
-                tokio::select! {
-                    r = &mut send => break r,
-                    () = queue.ready() => {
-                        if queue.closed() == Some(Disconnect::SLOW) {
-                            return Flush::Failed(Disconnect::SLOW);
-                        }
-                    }
-                }
-            };
-            match sent {
-                Ok(Ok(())) => {
-                    metrics::counter!("centrifugo_transport_messages_sent", "transport" => "websocket").increment(n);
-                }
-                Ok(Err(_)) => return Flush::Failed(Disconnect::CONNECTION_CLOSED),
-                Err(_) => return Flush::Failed(Disconnect::WRITE_ERROR),
-            }
-        }
-        match drained {
-            Drained::Closed(d) => return Flush::Closed(d),
-            Drained::Open if queue.len_bytes() == 0 => return Flush::Idle,
-            Drained::Open => {}
-        }
-    }
+    driver::drive(node, session, link, opts)
 }
 
 #[cfg(test)]

@@ -61,7 +61,7 @@ pub async fn idle(a: IdleArgs) -> Result<(), String> {
             match conn {
                 Ok(c) => {
                     live.ready.fetch_add(1, Ordering::Relaxed);
-                    serve(c, stop, None, live).await.error
+                    serve(c, stop, None, live).await.0.error
                 }
                 Err(e) => {
                     live.failed.fetch_add(1, Ordering::Relaxed);

@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, watch};
 
-use crate::FanoutArgs;
 use crate::conn::{Conn, Kind, Msg, decode_reply, payload, seq_ts};
+use crate::raw::RawKind;
 use crate::stats::{Histogram, SeqTracker, SubStats, cpu_seconds, now_ns, rss_kib};
+use crate::{FanoutArgs, SubTransport};
 
 /// How long to wait for late deliveries after the last publication.
 const STRAGGLERS: Duration = Duration::from_secs(2);
@@ -35,7 +36,7 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
     mut tracker: Option<SeqTracker>,
     live: Arc<Live>,
-) -> SubStats {
+) -> (SubStats, Option<u64>) {
     let mut s = SubStats::default();
     loop {
         let frame = tokio::select! {
@@ -90,7 +91,7 @@ pub async fn serve(
             break;
         }
     }
-    s
+    (s, c.wire_bytes())
 }
 
 /// What the publisher did.
@@ -216,8 +217,16 @@ pub async fn run(a: FanoutArgs) -> Result<(), String> {
     if a.rate == 0 || a.duration == 0 || n == 0 {
         return Err("--rate, --duration and --subscribers must be positive".into());
     }
-    let mut tokens = crate::tokens(&a.common, n + 1)?;
-    let pub_token = tokens.pop().unwrap_or_default();
+    let transport = a.common.sub_transport;
+    let raw = match transport {
+        SubTransport::Ws => None,
+        SubTransport::RawWs => Some(RawKind::WsDeflate),
+        SubTransport::UniSse => Some(RawKind::UniSse),
+    };
+    let server_side = (raw == Some(RawKind::UniSse)).then_some(a.common.channel.as_str());
+    let tokens = crate::tokens_for(&a.common, n, server_side)?;
+    let pub_token = crate::tokens(&a.common, 1)?.pop().unwrap_or_default();
+    let wire = Arc::new(AtomicU64::new(0));
     let live = Arc::new(Live::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let sem = Arc::new(Semaphore::new(a.connect_concurrency.max(1)));
@@ -226,10 +235,14 @@ pub async fn run(a: FanoutArgs) -> Result<(), String> {
     for token in tokens {
         let (url, channel) = (a.common.url.clone(), a.common.channel.clone());
         let (live, sem, stop) = (live.clone(), sem.clone(), stop_rx.clone());
+        let wire = wire.clone();
         tasks.push(tokio::spawn(async move {
             let permit = sem.acquire_owned().await;
             let conn = async {
-                let mut c = Conn::open(&url, kind, &token).await?;
+                let mut c = match raw {
+                    None => Conn::open(&url, kind, &token).await?,
+                    Some(r) => Conn::open_raw(&url, r, &token).await?,
+                };
                 c.subscribe(&channel).await?;
                 Ok::<_, String>(c)
             }
@@ -238,7 +251,9 @@ pub async fn run(a: FanoutArgs) -> Result<(), String> {
             match conn {
                 Ok(c) => {
                     live.ready.fetch_add(1, Ordering::Relaxed);
-                    serve(c, stop, Some(SeqTracker::new(total)), live).await
+                    let (stats, bytes) = serve(c, stop, Some(SeqTracker::new(total)), live).await;
+                    wire.fetch_add(bytes.unwrap_or(0), Ordering::Relaxed);
+                    stats
                 }
                 Err(e) => {
                     live.failed.fetch_add(1, Ordering::Relaxed);
@@ -360,6 +375,13 @@ pub async fn run(a: FanoutArgs) -> Result<(), String> {
         "msgs per WS frame    {per_frame:.2} ({} frames)",
         total_stats.frames
     );
+    let wire = wire.load(Ordering::Relaxed);
+    if raw.is_some() && delivered > 0 {
+        println!(
+            "wire bytes           {wire} ({:.1} per delivery, subscribers' sockets, {transport:?})",
+            wire as f64 / delivered as f64
+        );
+    }
     println!(
         "server CPU           {} s over {run_secs:.1} s ({})",
         opt(cpu, &|c| format!("{c:.2}")),

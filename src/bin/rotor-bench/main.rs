@@ -16,6 +16,7 @@ mod conns;
 mod fanout;
 mod grpc_api;
 mod proxy_backend;
+mod raw;
 mod stats;
 
 use std::process::ExitCode;
@@ -81,6 +82,23 @@ pub struct Common {
     /// Scenario name for the printed markdown row.
     #[arg(long, default_value = "")]
     pub label: String,
+    /// How fan-out subscribers connect (Rotor JSON): `ws` (tungstenite),
+    /// `raw-ws` (our raw client offering permessage-deflate; counts wire
+    /// bytes), `uni-sse` (GET /connection/uni_sse, subscribed by the
+    /// token's `channels` claim; counts wire bytes).
+    #[arg(long, value_enum, default_value_t = SubTransport::Ws)]
+    pub sub_transport: SubTransport,
+}
+
+/// Subscriber transport of the fan-out scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SubTransport {
+    /// WebSocket through tungstenite.
+    Ws,
+    /// Raw WebSocket client offering permessage-deflate.
+    RawWs,
+    /// Unidirectional SSE.
+    UniSse,
 }
 
 impl Common {
@@ -110,6 +128,10 @@ impl Common {
     fn check(&self) -> Result<(), String> {
         if self.protobuf && self.target == Target::Nats {
             return Err("--protobuf applies to --target rotor only".into());
+        }
+        if self.sub_transport != SubTransport::Ws && (self.protobuf || self.target == Target::Nats)
+        {
+            return Err("--sub-transport raw-ws / uni-sse: Rotor JSON only".into());
         }
         if !(self.url.starts_with("ws://127.0.0.1:") || self.url.starts_with("ws://localhost:")) {
             return Err("loopback ws:// URLs only (ws://127.0.0.1:PORT/...)".into());
@@ -208,6 +230,12 @@ pub struct GrpcApiArgs {
 
 /// HS256 connection tokens `bench-0` … `bench-(n-1)`.
 pub fn tokens(common: &Common, n: usize) -> Result<Vec<String>, String> {
+    tokens_for(common, n, None)
+}
+
+/// Connection tokens; with `channel`, a `channels` claim subscribes the
+/// connection to it on the server side.
+pub fn tokens_for(common: &Common, n: usize, channel: Option<&str>) -> Result<Vec<String>, String> {
     if common.target == Target::Nats {
         return Ok(vec![String::new(); n]);
     }
@@ -220,12 +248,11 @@ pub fn tokens(common: &Common, n: usize) -> Result<Vec<String>, String> {
     let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
     (0..n)
         .map(|i| {
-            jsonwebtoken::encode(
-                &header,
-                &serde_json::json!({ "sub": format!("bench-{i}"), "exp": exp }),
-                &key,
-            )
-            .map_err(|e| e.to_string())
+            let mut claims = serde_json::json!({ "sub": format!("bench-{i}"), "exp": exp });
+            if let Some(ch) = channel {
+                claims["channels"] = serde_json::json!([ch]);
+            }
+            jsonwebtoken::encode(&header, &claims, &key).map_err(|e| e.to_string())
         })
         .collect()
 }
