@@ -1,10 +1,11 @@
 //! Bidirectional WebSocket (`/connection/websocket`), JSON or Protobuf.
 //!
 //! The upgrade picks the encoding (subprotocol `centrifuge-protobuf`, or
-//! `?cf_protocol=protobuf` / `?format=protobuf`) and checks the origin; the
-//! connection is then served by [`driver::drive`] through a [`Link`] over
-//! the socket. A disconnect becomes the close frame's code and reason. The
-//! WebSocket library (tungstenite) stays inside this file.
+//! `?cf_protocol=protobuf` / `?format=protobuf`), checks the origin and,
+//! when `websocket.compression` is on, negotiates permessage-deflate. The
+//! connection is then served by [`driver::drive`] over our own WebSocket
+//! codec ([`super::ws`]). A disconnect becomes the close frame's code and
+//! reason.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,24 +14,19 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::{SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
-use super::driver::{self, CLOSE_WAIT, DriveOptions, Inbound, Link, LinkGone};
+use super::driver::{self, DriveOptions};
 use super::origin::OriginCheck;
+use super::ws::{self, WsConn, deflate, handshake};
+use crate::config::WebSocket as WsConfig;
 use crate::node::Node;
+use crate::protocol::Encoding;
 use crate::protocol::codec::Framing;
-use crate::protocol::{Disconnect, Encoding};
 use crate::session::{Session, TransportInfo};
 
 /// Largest frame the writer builds from queued messages.
 const MAX_FRAME: usize = 64 * 1024;
-/// Bytes read from the socket at a time; small to keep idle connections lean.
-const READ_BUFFER: usize = 1024;
 
 /// State the upgrade handler needs.
 #[derive(Clone)]
@@ -78,6 +74,13 @@ pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
     let (encoding, subprotocol) = choose_encoding(headers, req.uri().query());
+    let deflate = state.node.config().websocket.compression
+        && handshake::accepts_deflate(
+            headers
+                .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        );
     // The slot admitted by the client stack's connection-limit layer.
     let permit = match crate::middleware::conn_limit::take_permit(&mut req, &state.node.admission) {
         Ok(p) => p,
@@ -85,11 +88,7 @@ pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response
     };
     let cfg = &state.node.config().websocket;
     let limit = cfg.message_size_limit;
-    let ws_config = WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
-        .max_message_size(Some(limit))
-        .max_frame_size(Some(limit));
+    let opts = conn_options(cfg, encoding, deflate);
     let write_timeout = cfg.write_timeout.get();
     let call = call_context(&state.node, &req);
     let on_upgrade = hyper::upgrade::on(&mut req);
@@ -99,12 +98,7 @@ pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response
         let _permit = permit;
         match on_upgrade.await {
             Ok(upgraded) => {
-                let ws = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    Role::Server,
-                    Some(ws_config),
-                )
-                .await;
+                let ws = WsConn::new(TokioIo::new(upgraded), opts);
                 let info = TransportInfo {
                     name: "websocket",
                     encoding,
@@ -122,10 +116,14 @@ pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response
     let h = resp.headers_mut();
     h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    if let Ok(accept) = HeaderValue::from_str(
-        &tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes()),
-    ) {
+    if let Ok(accept) = HeaderValue::from_str(&handshake::accept_key(key.as_bytes())) {
         h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    if deflate {
+        h.insert(
+            header::SEC_WEBSOCKET_EXTENSIONS,
+            HeaderValue::from_static(handshake::DEFLATE_RESPONSE),
+        );
     }
     if let Some(p) = subprotocol {
         h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(p));
@@ -188,75 +186,37 @@ fn choose_encoding(headers: &HeaderMap, query: Option<&str>) -> (Encoding, Optio
     (Encoding::Json, json_proto)
 }
 
-/// A tungstenite WebSocket as a [`Link`].
-struct WsLink<S> {
-    ws: WebSocketStream<S>,
-    encoding: Encoding,
-}
-
-impl<S> Link for WsLink<S>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
-{
-    async fn recv(&mut self) -> Inbound {
-        loop {
-            return match self.ws.next().await {
-                Some(Ok(Message::Text(t))) => Inbound::Frame(bytes::Bytes::from(t)),
-                Some(Ok(Message::Binary(b))) => Inbound::Frame(b),
-                Some(Ok(Message::Close(_))) | None => Inbound::Gone,
-                Some(Ok(_)) => continue,
-                Some(Err(WsError::Capacity(_))) => {
-                    Inbound::Close(Disconnect::new(1009, "message too big"))
-                }
-                Some(Err(e)) => {
-                    tracing::debug!(error = %e, "websocket read failed");
-                    Inbound::Gone
-                }
-            };
-        }
-    }
-
-    async fn send(&mut self, frame: bytes::Bytes) -> Result<(), LinkGone> {
-        let msg = match self.encoding {
-            // The session only queues JSON it encoded itself.
-            Encoding::Json => Message::Text(Utf8Bytes::try_from(frame).map_err(|_| LinkGone)?),
-            Encoding::Protobuf => Message::Binary(frame),
-        };
-        self.ws.send(msg).await.map_err(|_| LinkGone)
-    }
-
-    /// Sends the close frame with the disconnect's code and reason, then
-    /// gives the client a moment to answer with its own (the driver bounds
-    /// the whole).
-    async fn close(&mut self, d: Disconnect) {
-        let close = CloseFrame {
-            code: CloseCode::from(d.code as u16),
-            reason: Utf8Bytes::from(d.reason.into_owned()),
-        };
-        if self.ws.close(Some(close)).await.is_err() {
-            return;
-        }
-        let _ = tokio::time::timeout(CLOSE_WAIT, async {
-            while let Some(Ok(_)) = self.ws.next().await {}
-        })
-        .await;
+/// How the codec reads and writes for this connection.
+fn conn_options(cfg: &WsConfig, encoding: Encoding, deflate: bool) -> ws::Options {
+    let limit = cfg.message_size_limit;
+    ws::Options {
+        text: encoding == Encoding::Json,
+        max_message: limit,
+        deflate: deflate.then(|| ws::Deflate {
+            level: deflate::level(cfg.compression_level),
+            min_size: cfg.compression_min_size,
+            max_inflated: match cfg.decompressed_message_size_limit {
+                0 => limit.saturating_mul(10),
+                n => n,
+            },
+        }),
+        write_timeout: cfg.write_timeout.get(),
     }
 }
 
-/// The connection's task. Not an `async fn`: its arguments would be kept
-/// in the task beside the driver's copy of them.
+/// Serves one upgraded connection. Not an `async fn`: the driver's
+/// future is returned as is, so an idle connection holds no second copy
+/// of the socket and session in a wrapper future.
 fn serve_connection<S>(
     node: Arc<Node>,
-    ws: WebSocketStream<S>,
+    ws: WsConn<S>,
     info: TransportInfo,
     write_timeout: Duration,
 ) -> impl Future<Output = ()> + Send
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
 {
-    let encoding = info.encoding;
     let session = Session::new(node.clone(), info);
-    let link = WsLink { ws, encoding };
     let opts = DriveOptions {
         framing: Framing::Message,
         uni: false,
@@ -264,7 +224,7 @@ where
         write_timeout,
         transport: "websocket",
     };
-    driver::drive(node, session, link, opts)
+    driver::drive(node, session, ws, opts)
 }
 
 #[cfg(test)]
@@ -276,8 +236,9 @@ mod tests {
             .await
             .expect("node");
         let (a, _b) = tokio::io::duplex(64);
-        let ws =
-            tokio_tungstenite::WebSocketStream::from_raw_socket(a, super::Role::Server, None).await;
+        let cfg = crate::config::WebSocket::default();
+        let opts = super::conn_options(&cfg, crate::protocol::Encoding::Json, true);
+        let ws = super::WsConn::new(a, opts);
         let info = crate::session::TransportInfo {
             name: "test",
             encoding: crate::protocol::Encoding::Json,
@@ -286,6 +247,10 @@ mod tests {
             call: Default::default(),
         };
         let fut = super::serve_connection(node, ws, info, std::time::Duration::from_secs(1));
+        eprintln!(
+            "idle connection future: {} bytes",
+            std::mem::size_of_val(&fut)
+        );
         assert!(
             std::mem::size_of_val(&fut) <= 2048,
             "{} bytes",

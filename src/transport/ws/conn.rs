@@ -8,7 +8,10 @@
 //! message goes out as one frame with a single (vectored) write of header
 //! and payload.
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -16,11 +19,16 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::deflate::{self, InflateError};
 use super::frame::{self, Event, Fail, MAX_HEADER, Parser, opcode};
+use crate::protocol::Disconnect;
+use crate::transport::driver::{CLOSE_WAIT, Inbound, Link, LinkGone};
 
 /// Bytes read from the socket at a time; small to keep idle connections lean.
 pub const READ_BUFFER: usize = 1024;
-/// How long to wait for the client's close frame after ours.
-pub const CLOSE_WAIT: Duration = Duration::from_secs(5);
+/// How long to wait for the client's close frame after ours once the
+/// client broke the protocol (RFC 6455 §7.1.7, failing the connection):
+/// only a moment to take in what it already sent, so the socket ends with
+/// a FIN that does not destroy our close frame. Otherwise [`CLOSE_WAIT`].
+pub const FAIL_WAIT: Duration = Duration::from_secs(1);
 /// Frames up to this size are copied next to their header when the socket
 /// cannot write vectored, so they still go out in one write.
 const SMALL_FRAME: usize = 16 * 1024;
@@ -85,6 +93,8 @@ pub struct WsConn<S> {
     parser: Parser,
     /// Encoded control frames not yet written.
     pending: BytesMut,
+    /// Some of `pending` was written and not flushed yet.
+    unflushed: bool,
     /// The client's close arrived; once `pending` is out, we are done.
     peer_closed: bool,
     /// How reading goes on after a failure (to find the client's close).
@@ -101,6 +111,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsConn<S> {
             grown: false,
             parser: Parser::new(opts.max_message, opts.deflate.is_some()),
             pending: BytesMut::new(),
+            unflushed: false,
             peer_closed: false,
             after_fail: Recovery::None,
             opts,
@@ -108,23 +119,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsConn<S> {
     }
 
     /// The next data message. Cancel-safe: bytes read and control frames
-    /// queued are kept in the connection.
-    pub async fn read(&mut self) -> Read {
+    /// queued are kept in the connection, and the future holds nothing but
+    /// a reference to it (it sits in every idle connection's task).
+    pub fn read(&mut self) -> impl Future<Output = Read> + Send + '_ {
+        std::future::poll_fn(move |cx| self.poll_read(cx))
+    }
+
+    /// Polls for the next data message (see [`WsConn::read`]).
+    pub fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Read> {
         loop {
-            if !self.pending.is_empty() && self.write_pending().await.is_err() {
-                return Read::Gone;
+            match self.poll_pending(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(_)) => return Poll::Ready(Read::Gone),
+                Poll::Pending => return Poll::Pending,
             }
             if self.peer_closed {
-                return Read::Gone;
+                return Poll::Ready(Read::Gone);
             }
             if self.after_fail != Recovery::None {
-                return Read::Fail(Fail::protocol("protocol error"));
+                return Poll::Ready(Read::Fail(Fail::protocol("protocol error")));
             }
             match self.parser.next(&mut self.rbuf) {
                 Err(f) => {
                     // The refused frame is still at the head of the buffer.
                     self.after_fail = Recovery::Skip(None);
-                    return Read::Fail(f);
+                    return Poll::Ready(Read::Fail(f));
                 }
                 Ok(Some(Event::Message {
                     text,
@@ -132,14 +151,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsConn<S> {
                     payload,
                 })) => {
                     self.shrink();
-                    return match self.message(text, compressed, payload) {
+                    return Poll::Ready(match self.message(text, compressed, payload) {
                         Ok(b) => Read::Message(b),
                         Err(f) => {
                             // The message was consumed: frames go on.
                             self.after_fail = Recovery::Parse;
                             Read::Fail(f)
                         }
-                    };
+                    });
                 }
                 Ok(Some(Event::Ping(p))) => self.queue_control(opcode::PONG, &p),
                 Ok(Some(Event::Pong)) => {}
@@ -148,11 +167,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsConn<S> {
                     self.queue_control(opcode::CLOSE, echo.as_ref().map_or(&[][..], |c| &c[..]));
                     self.peer_closed = true;
                 }
-                Ok(None) => {
-                    if !self.fill().await {
-                        return Read::Gone;
-                    }
-                }
+                Ok(None) => match self.poll_fill(cx) {
+                    Poll::Ready(true) => {}
+                    Poll::Ready(false) => return Poll::Ready(Read::Gone),
+                    Poll::Pending => return Poll::Pending,
+                },
             }
         }
     }
@@ -160,7 +179,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsConn<S> {
     /// Writes one data message as one frame (deflated when negotiated and
     /// long enough).
     pub async fn write(&mut self, data: Bytes) -> io::Result<()> {
-        if !self.pending.is_empty() {
+        if !self.pending.is_empty() || self.unflushed {
             self.write_pending().await?;
         }
         let (payload, rsv1) = match self.opts.deflate {
@@ -189,8 +208,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsConn<S> {
     }
 
     /// Sends a close frame with `code` and `reason` (cut to fit), then
-    /// waits up to [`CLOSE_WAIT`] for the client's close.
-    pub async fn close(&mut self, code: u16, reason: &str) {
+    /// waits up to [`CLOSE_WAIT`] for the client's close ([`FAIL_WAIT`]
+    /// after a protocol failure other than an oversized message).
+    pub async fn close_with(&mut self, code: u16, reason: &str) {
         let mut end = reason.len().min(frame::MAX_CONTROL - 2);
         while !reason.is_char_boundary(end) {
             end -= 1;
@@ -206,7 +226,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsConn<S> {
         ) {
             return;
         }
-        let _ = tokio::time::timeout(CLOSE_WAIT, self.await_close()).await;
+        let failed = self.after_fail != Recovery::None && code != 1009;
+        let wait = if failed { FAIL_WAIT } else { CLOSE_WAIT };
+        let _ = tokio::time::timeout(wait, self.await_close()).await;
     }
 
     /// Reads until the client's close frame or the end of the socket.
@@ -266,6 +288,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsConn<S> {
 
     /// Reads more bytes into the buffer; false at the end of the socket.
     async fn fill(&mut self) -> bool {
+        std::future::poll_fn(|cx| self.poll_fill(cx)).await
+    }
+
+    /// Polls for more bytes; `Ready(false)` at the end of the socket (or
+    /// on a read error).
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
         let want = self.parser.want();
         let spare = self.rbuf.capacity() - self.rbuf.len();
         if want > self.rbuf.len() + spare {
@@ -275,7 +303,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsConn<S> {
         } else if spare == 0 {
             self.rbuf.reserve(READ_BUFFER);
         }
-        matches!(self.io.read_buf(&mut self.rbuf).await, Ok(n) if n > 0)
+        match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf) {
+            Poll::Ready(Ok(n)) => Poll::Ready(n > 0),
+            Poll::Ready(Err(_)) => Poll::Ready(false),
+            Poll::Pending => Poll::Pending,
+        }
     }
 
     /// Gives back the memory of a grown read buffer.
@@ -318,17 +350,57 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsConn<S> {
         self.pending.extend_from_slice(payload);
     }
 
-    /// Writes the pending control frames. Cancel-safe: what was written is
-    /// removed from the buffer as it goes.
+    /// Writes the pending control frames.
     async fn write_pending(&mut self) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.poll_pending(cx)).await
+    }
+
+    /// Polls the pending control frames out (and flushes after them). What
+    /// was written is removed from the buffer as it goes.
+    fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while !self.pending.is_empty() {
-            if self.io.write_buf(&mut self.pending).await? == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
+            match Pin::new(&mut self.io).poll_write(cx, &self.pending) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    self.pending.advance(n);
+                    self.unflushed = true;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
             }
         }
-        // Release the buffer: idle connections keep none.
-        self.pending = BytesMut::new();
-        self.io.flush().await
+        if self.unflushed {
+            match Pin::new(&mut self.io).poll_flush(cx) {
+                Poll::Ready(Ok(())) => {
+                    self.unflushed = false;
+                    // Release the buffer: idle connections keep none.
+                    self.pending = BytesMut::new();
+                }
+                other => return other,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Link for WsConn<S> {
+    fn recv(&mut self) -> impl Future<Output = Inbound> + Send {
+        std::future::poll_fn(move |cx| {
+            self.poll_read(cx).map(|r| match r {
+                Read::Message(b) => Inbound::Frame(b),
+                Read::Gone => Inbound::Gone,
+                Read::Fail(f) => Inbound::Close(Disconnect::new(u32::from(f.code), f.reason)),
+            })
+        })
+    }
+
+    async fn send(&mut self, frame: Bytes) -> Result<(), LinkGone> {
+        self.write(frame).await.map_err(|_| LinkGone)
+    }
+
+    async fn close(&mut self, d: Disconnect) {
+        let code = u16::try_from(d.code).unwrap_or(1011);
+        self.close_with(code, &d.reason).await;
     }
 }
 

@@ -92,7 +92,7 @@ async fn bad_utf8_and_protocol_errors() {
     assert_eq!(conn.read().await.fail_code(), Some(1002));
     // Our close carries the code and reason; then the client's close ends it.
     let close = async {
-        conn.close(1002, "unmasked").await;
+        conn.close_with(1002, "unmasked").await;
     };
     let peer = async {
         let f = server_frame(&mut client).await;
@@ -165,4 +165,13 @@ impl Read {
             _ => None,
         }
     }
+}
+
+/// The read future sits in every idle connection's task: only a reference.
+#[tokio::test]
+async fn read_future_is_a_reference() {
+    use crate::transport::driver::Link;
+    let (mut conn, _c) = pair(true);
+    assert!(std::mem::size_of_val(&conn.read()) <= 16);
+    assert!(std::mem::size_of_val(&Link::recv(&mut conn)) <= 16);
 }
