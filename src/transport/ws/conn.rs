@@ -300,8 +300,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsConn<S> {
             // A large frame: room for all of it at once.
             self.rbuf.reserve(want - self.rbuf.len());
             self.grown = true;
-        } else if spare == 0 {
-            self.rbuf.reserve(READ_BUFFER);
+        } else if spare < READ_BUFFER / 4 {
+            // Back to a full read buffer; when the frames taken out of it
+            // are gone this reuses its allocation (the rest moves to the
+            // front) instead of reading a few bytes at a time.
+            let len = self.rbuf.len();
+            self.rbuf
+                .reserve(READ_BUFFER.saturating_sub(len).max(READ_BUFFER / 4));
         }
         match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf) {
             Poll::Ready(Ok(n)) => Poll::Ready(n > 0),

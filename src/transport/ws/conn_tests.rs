@@ -175,3 +175,22 @@ async fn read_future_is_a_reference() {
     assert!(std::mem::size_of_val(&conn.read()) <= 16);
     assert!(std::mem::size_of_val(&Link::recv(&mut conn)) <= 16);
 }
+
+#[tokio::test]
+async fn many_small_messages_keep_the_buffer_small() {
+    let (mut conn, mut client) = pair(false);
+    let mut bytes = Vec::new();
+    for i in 0..200u32 {
+        bytes.extend(client_frame(0x81, format!("{{\"id\":{i}}}").as_bytes()));
+    }
+    client.write_all(&bytes).await.expect("write");
+    for i in 0..200u32 {
+        let want = Bytes::from(format!("{{\"id\":{i}}}"));
+        assert_eq!(conn.read().await, Read::Message(want));
+        assert!(
+            conn.rbuf.capacity() <= READ_BUFFER,
+            "{}",
+            conn.rbuf.capacity()
+        );
+    }
+}
