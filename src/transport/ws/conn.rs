@@ -182,11 +182,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsConn<S> {
         if !self.pending.is_empty() || self.unflushed {
             self.write_pending().await?;
         }
-        let (payload, rsv1) = match self.opts.deflate {
-            Some(d) if data.len() >= d.min_size => {
-                (Bytes::from(deflate::compress(&data, d.level)), true)
-            }
-            _ => (data, false),
+        let compressed = match self.opts.deflate {
+            Some(d) if data.len() >= d.min_size => deflate::compress(&data, d.level),
+            _ => None,
+        };
+        let (payload, rsv1) = match compressed {
+            Some(c) => (Bytes::from(c), true),
+            None => (data, false),
         };
         let op = if self.opts.text {
             opcode::TEXT

@@ -135,7 +135,7 @@ async fn large_message_grows_and_shrinks_the_buffer() {
 async fn deflate_both_ways_and_bomb() {
     let (mut conn, mut client) = pair(true);
     let text = "hello hello hello hello".repeat(10);
-    let c = deflate::compress(text.as_bytes(), 6);
+    let c = deflate::compress(text.as_bytes(), 6).expect("deflates");
     client
         .write_all(&client_frame(0xc1, &c))
         .await
@@ -149,7 +149,7 @@ async fn deflate_both_ways_and_bomb() {
         text.as_bytes()
     );
     // 100 KB of zeros fits in a few hundred bytes: over the inflate limit.
-    let bomb = deflate::compress(&vec![0u8; 100_000], 9);
+    let bomb = deflate::compress(&vec![0u8; 100_000], 9).expect("deflates");
     assert!(bomb.len() < 1000);
     client
         .write_all(&client_frame(0xc2, &bomb))
@@ -193,4 +193,27 @@ async fn many_small_messages_keep_the_buffer_small() {
             conn.rbuf.capacity()
         );
     }
+}
+
+#[tokio::test]
+async fn messages_under_the_min_size_go_out_uncompressed() {
+    let (a, mut client) = tokio::io::duplex(1 << 16);
+    let mut o = opts(true);
+    o.deflate = o.deflate.map(|d| Deflate { min_size: 100, ..d });
+    let mut conn = WsConn::new(a, o);
+    conn.write(Bytes::from_static(b"{\"id\":1}"))
+        .await
+        .expect("write");
+    assert_eq!(
+        server_frame(&mut client).await,
+        (0x81, b"{\"id\":1}".to_vec())
+    );
+    let long = "y".repeat(100);
+    conn.write(Bytes::from(long.clone())).await.expect("write");
+    let (b0, p) = server_frame(&mut client).await;
+    assert_eq!(b0, 0xc1);
+    assert_eq!(
+        deflate::decompress(&p, 1000).expect("inflate"),
+        long.as_bytes()
+    );
 }
