@@ -12,6 +12,11 @@
 //! * the prost structs, tonic client and (for tests) server of
 //!   `proxy.proto`, with the same serde pass so HTTP proxy bodies are
 //!   Centrifugo's JSON.
+//!
+//! `unistream.proto` (the uni gRPC transport) is compiled on its own: only
+//! its tonic server, whose messages are the client protocol's (it is a
+//! field-compatible subset) and whose stream items are already-encoded Push
+//! bytes ([`compile_unistream`]).
 
 use std::path::PathBuf;
 
@@ -83,5 +88,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         config = config.field_attribute(path, attr);
     }
     config.compile_fds(fds)?;
+    compile_unistream()?;
+    Ok(())
+}
+
+/// The `CentrifugoUniStream` server. Its request is decoded straight into
+/// the client protocol's `ConnectRequest`, and its responses are the bytes
+/// of a client protocol `Push` written as they are, through the codec in
+/// `src/transport/uni_grpc.rs`: no message of its own is generated.
+fn compile_unistream() -> Result<(), Box<dyn std::error::Error>> {
+    let file = PathBuf::from("proto").join("unistream.proto");
+    println!("cargo:rerun-if-changed={}", file.display());
+    let fds = protox::compile([&file], ["proto"])?;
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(false)
+        .build_transport(false)
+        .codec_path("crate::transport::uni_grpc::UniCodec")
+        .extern_path(".centrifugal.centrifugo.unistream", "crate::proto::client")
+        .extern_path(
+            ".centrifugal.centrifugo.unistream.Push",
+            "crate::transport::uni_grpc::RawPush",
+        )
+        .compile_fds(fds)?;
     Ok(())
 }

@@ -160,6 +160,20 @@ pub async fn run(
         });
     }
     // --- end server API ---
+    // --- transports: uni gRPC listener ---
+    if node.config().uni_grpc.enabled {
+        let g = &node.config().uni_grpc;
+        let addr = parse_addr(&g.address, &g.port.to_string())?;
+        let listener = bind(addr).map_err(|e| format!("bind uni_grpc {addr}: {e}"))?;
+        let (n, t, stop) = (node.clone(), tracker.clone(), stop.clone());
+        servers.spawn(async move {
+            let shutdown = async move { stop.cancelled().await };
+            if let Err(e) = crate::transport::uni_grpc::serve(n, t, listener, shutdown).await {
+                tracing::error!(error = %e, "uni gRPC server failed");
+            }
+        });
+    }
+    // --- end transports: uni gRPC listener ---
     let ext_addr = external.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(addr = %ext_addr, node = %node.name, "serving client connections on ws://{ext_addr}{}", node.config().websocket.handler_prefix);
 
@@ -225,12 +239,48 @@ fn routers(node: &Arc<Node>, tracker: TaskTracker) -> (Router, Option<Router>) {
         );
     }
     // --- transports: emulation ---
+    let (emulation_streams, emulation_commands) =
+        crate::transport::emulation::routes(node, tracker.clone());
+    conn = conn.merge(emulation_streams);
     // --- end transports: emulation ---
     // --- transports: uni ---
+    {
+        use crate::transport::{uni_stream, uni_websocket};
+        use axum::routing::{options, post};
+        let uni = uni_stream::UniState {
+            node: node.clone(),
+            origins: Arc::new(OriginCheck::new(&cfg.client.allowed_origins)),
+            tracker: tracker.clone(),
+        };
+        if cfg.uni_websocket.enabled {
+            conn = conn.route(
+                &cfg.uni_websocket.handler_prefix,
+                get(uni_websocket::upgrade).with_state(uni.clone()),
+            );
+        }
+        if cfg.uni_sse.enabled {
+            conn = conn.route(
+                &cfg.uni_sse.handler_prefix,
+                get(uni_stream::sse)
+                    .post(uni_stream::sse)
+                    .with_state(uni.clone()),
+            );
+        }
+        if cfg.uni_http_stream.enabled {
+            conn = conn.route(
+                &cfg.uni_http_stream.handler_prefix,
+                post(uni_stream::http_stream)
+                    .merge(options(uni_stream::http_stream))
+                    .with_state(uni),
+            );
+        }
+    }
     // --- end transports: uni ---
     // --- middleware: the client stack (span + connection admission) wraps
     // the connection routes only; init/health/metrics stay outside it.
     let mut ext = crate::middleware::stack::client(conn, &node.admission);
+    // `/emulation` posts are not connections: outside the client stack.
+    ext = ext.merge(emulation_commands);
     // --- end middleware
     if cfg.init.enabled {
         ext = ext.route(&cfg.init.handler_prefix, get(|| async { json_ok("{}") }));

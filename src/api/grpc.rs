@@ -105,22 +105,29 @@ pub fn respond<R, M>(
 }
 
 /// Reads a PEM value: inline PEM text, or else a path to a PEM file.
-fn pem(value: &str, what: &str) -> Result<Vec<u8>, String> {
+fn pem(value: &str, section: &str, what: &str) -> Result<Vec<u8>, String> {
     if value.trim_start().starts_with("-----BEGIN") {
         return Ok(value.as_bytes().to_vec());
     }
-    std::fs::read(value).map_err(|e| format!("grpc_api.tls.{what}: {e}"))
+    std::fs::read(value).map_err(|e| format!("{section}.{what}: {e}"))
 }
 
 fn tls_config(tls: &Tls) -> Result<ServerTlsConfig, String> {
+    server_tls(tls, "grpc_api.tls")
+}
+
+/// The TLS settings of a gRPC listener from its `tls` section (`section`
+/// names it in errors); also used by the uni gRPC transport.
+pub(crate) fn server_tls(tls: &Tls, section: &str) -> Result<ServerTlsConfig, String> {
     let identity = Identity::from_pem(
-        pem(&tls.cert_pem, "cert_pem")?,
-        pem(&tls.key_pem, "key_pem")?,
+        pem(&tls.cert_pem, section, "cert_pem")?,
+        pem(&tls.key_pem, section, "key_pem")?,
     );
     let mut cfg = ServerTlsConfig::new().identity(identity);
     if !tls.client_ca_pem.is_empty() {
         cfg = cfg.client_ca_root(Certificate::from_pem(pem(
             &tls.client_ca_pem,
+            section,
             "client_ca_pem",
         )?));
     }

@@ -23,6 +23,7 @@ use crate::proxy::Proxies;
 use crate::session::shared::Shared;
 
 pub mod control;
+pub mod emulation;
 pub mod limits;
 
 /// Version reported to clients in connect replies.
@@ -90,6 +91,8 @@ pub struct Node {
     started: std::time::Instant,
     /// Every configured proxy (event hook).
     proxies: Proxies,
+    /// Emulated connections' inboxes and the cluster forwarder.
+    pub emulation: emulation::Emulation,
 }
 
 impl std::fmt::Debug for Node {
@@ -151,6 +154,7 @@ impl Node {
             shutdown: CancellationToken::new(),
             started: std::time::Instant::now(),
             proxies,
+            emulation: emulation::Emulation::default(),
         }))
     }
 

@@ -63,6 +63,9 @@ impl Session {
             let ch = rules.personal_channel(&personal.personal_channel_namespace, &creds.user);
             creds.subs.entry(ch).or_default();
         }
+        if self.transport.uni && !req.token.is_empty() {
+            self.add_requested_channels(&req, &creds.user, &mut creds.subs)?;
+        }
         if cfg.channel_limit > 0 && creds.subs.len() > cfg.channel_limit {
             return Err(Disconnect::CHANNEL_LIMIT.into());
         }
@@ -128,8 +131,10 @@ impl Session {
             result.expires = true;
             result.ttl = ttl_secs(at);
         }
-        if self.transport.emulated {
+        if self.transport.emulated || self.transport.uni {
             result.session = self.shared.id.to_string();
+        }
+        if self.transport.emulated {
             result.node = node.id.clone();
         }
         if cfg.connect_include_server_time {
@@ -138,6 +143,7 @@ impl Session {
                 .map_or(0, |d| d.as_millis() as i64);
         }
         let shared = self.shared.clone();
+        let uni = self.transport.uni;
         let names: Vec<String> = prepared.iter().map(|p| p.channel.clone()).collect();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         shared
@@ -148,11 +154,15 @@ impl Session {
                         .subs
                         .insert(p.channel.clone(), std::mem::take(&mut p.result));
                 }
-                shared.send_reply(&Reply {
-                    id,
-                    connect: Some(result),
-                    ..Default::default()
-                });
+                if uni {
+                    shared.send_push(super::uni::connect_push(result));
+                } else {
+                    shared.send_reply(&Reply {
+                        id,
+                        connect: Some(result),
+                        ..Default::default()
+                    });
+                }
                 Ok::<(), Disconnect>(())
             })
             .ok_or(Disconnect::SERVER_ERROR)??;

@@ -39,6 +39,7 @@ pub mod shared;
 mod subscribe;
 mod timers;
 mod tokens;
+mod uni;
 mod unsubscribe;
 
 use server_side::Control;
@@ -74,6 +75,10 @@ pub struct TransportInfo {
     pub encoding: Encoding,
     /// Emulated transports report session and node ids in the connect reply.
     pub emulated: bool,
+    /// Unidirectional transports: the connect result goes out as a Connect
+    /// push (see [`Session::connect_uni`]), pings expect no pong, and the
+    /// client sends no commands.
+    pub uni: bool,
     /// Largest accepted message.
     pub message_size_limit: usize,
     /// Headers and peer address of the client's HTTP request, forwarded to

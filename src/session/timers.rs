@@ -104,10 +104,11 @@ impl Session {
         self.schedule_sub_expiry();
     }
 
-    /// Whether pings expect pongs on this connection.
+    /// Whether pings expect pongs on this connection (never on a
+    /// unidirectional one).
     pub(super) fn pong_expected(&self) -> bool {
         let c = &self.node.config().client;
-        !c.ping_interval.is_zero() && !c.pong_timeout.is_zero()
+        !self.transport.uni && !c.ping_interval.is_zero() && !c.pong_timeout.is_zero()
     }
 
     pub(super) fn schedule_expiry(&mut self) {

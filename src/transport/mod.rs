@@ -3,6 +3,10 @@
 //! drives the same [`crate::session::Session`] through [`driver::drive`].
 
 pub mod driver;
+pub mod emulation;
 pub mod origin;
+pub mod uni_grpc;
+pub mod uni_stream;
+pub mod uni_websocket;
 pub mod websocket;
 pub mod ws;

@@ -4,8 +4,8 @@
 //! `?cf_protocol=protobuf` / `?format=protobuf`), checks the origin and,
 //! when `websocket.compression` is on, negotiates permessage-deflate. The
 //! connection is then served by [`driver::drive`] over our own WebSocket
-//! codec ([`super::ws`]). A disconnect becomes the close frame's code and
-//! reason.
+//! codec ([`super::ws`], whose connection is the [`driver::Link`]). A
+//! disconnect becomes the close frame's code and reason.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,13 +16,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 
-use super::driver::{self, DriveOptions};
+use super::driver::{self, DriveOptions, LinkGone};
 use super::origin::OriginCheck;
-use super::ws::{self, WsConn, deflate, handshake};
-use crate::config::WebSocket as WsConfig;
+use super::ws::{self, Read, WsConn, deflate, handshake};
 use crate::node::Node;
-use crate::protocol::Encoding;
 use crate::protocol::codec::Framing;
+use crate::protocol::{Disconnect, Encoding};
 use crate::session::{Session, TransportInfo};
 
 /// Largest frame the writer builds from queued messages.
@@ -41,46 +40,23 @@ pub struct WsState {
 
 /// Handles the HTTP upgrade request.
 pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response {
-    let headers = req.headers();
-    if !header_has(headers, header::CONNECTION, "upgrade")
-        || !header_has(headers, header::UPGRADE, "websocket")
-    {
-        return (StatusCode::BAD_REQUEST, "websocket upgrade required").into_response();
-    }
-    if headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .and_then(|v| v.to_str().ok())
-        != Some("13")
-    {
-        return (StatusCode::BAD_REQUEST, "unsupported websocket version").into_response();
-    }
-    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY).cloned() else {
-        return (StatusCode::BAD_REQUEST, "missing websocket key").into_response();
+    let key = match check_upgrade(&state, req.headers()) {
+        Ok(key) => key,
+        Err(refused) => return refused,
     };
-    // Compare the raw bytes: a non-ASCII Origin is still an Origin (and
-    // can only fail to match an ASCII pattern).
-    let origin = headers
-        .get(header::ORIGIN)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()));
-    let origin = origin.as_deref();
-    if !state.origins.allows(origin) {
-        tracing::info!(
-            origin = origin.unwrap_or_default(),
-            "request origin is not allowed"
-        );
-        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
-    }
-    if state.node.shutdown.is_cancelled() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
-    }
-    let (encoding, subprotocol) = choose_encoding(headers, req.uri().query());
-    let deflate = state.node.config().websocket.compression
-        && handshake::accepts_deflate(
-            headers
-                .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
-                .iter()
-                .filter_map(|v| v.to_str().ok()),
-        );
+    let (encoding, subprotocol) = choose_encoding(req.headers(), req.uri().query());
+    let cfg = &state.node.config().websocket;
+    let deflate = cfg.compression.then(|| {
+        deflate_settings(
+            cfg.compression_level,
+            cfg.compression_min_size,
+            match cfg.decompressed_message_size_limit {
+                0 => cfg.message_size_limit.saturating_mul(10),
+                n => n,
+            },
+        )
+    });
+    let deflate = deflate.filter(|_| offers_deflate(req.headers()));
     // The slot admitted by the client stack's connection-limit layer.
     let permit = match crate::middleware::conn_limit::take_permit(&mut req, &state.node.admission) {
         Ok(p) => p,
@@ -88,8 +64,13 @@ pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response
     };
     let cfg = &state.node.config().websocket;
     let limit = cfg.message_size_limit;
-    let opts = conn_options(cfg, encoding, deflate);
     let write_timeout = cfg.write_timeout.get();
+    let opts = ws::Options {
+        text: encoding == Encoding::Json,
+        max_message: limit,
+        deflate,
+        write_timeout,
+    };
     let call = call_context(&state.node, &req);
     let on_upgrade = hyper::upgrade::on(&mut req);
     let tracker = state.tracker.clone();
@@ -103,6 +84,7 @@ pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response
                     name: "websocket",
                     encoding,
                     emulated: false,
+                    uni: false,
                     message_size_limit: limit,
                     call,
                 };
@@ -111,6 +93,71 @@ pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }
     });
+    switching_protocols(&key, subprotocol, deflate.is_some())
+}
+
+/// Whether the request offers a permessage-deflate we can honour.
+fn offers_deflate(headers: &HeaderMap) -> bool {
+    handshake::accepts_deflate(
+        headers
+            .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    )
+}
+
+/// permessage-deflate settings from a section's config keys.
+fn deflate_settings(level: i32, min_size: usize, max_inflated: usize) -> ws::Deflate {
+    ws::Deflate {
+        level: deflate::level(level),
+        min_size,
+        max_inflated,
+    }
+}
+
+/// The checks every WebSocket upgrade passes: upgrade headers, version 13,
+/// a key, an allowed origin, a node not shutting down. Returns the key.
+fn check_upgrade(state: &WsState, headers: &HeaderMap) -> Result<HeaderValue, Response> {
+    if !header_has(headers, header::CONNECTION, "upgrade")
+        || !header_has(headers, header::UPGRADE, "websocket")
+    {
+        return Err((StatusCode::BAD_REQUEST, "websocket upgrade required").into_response());
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .and_then(|v| v.to_str().ok())
+        != Some("13")
+    {
+        return Err((StatusCode::BAD_REQUEST, "unsupported websocket version").into_response());
+    }
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY).cloned() else {
+        return Err((StatusCode::BAD_REQUEST, "missing websocket key").into_response());
+    };
+    // Compare the raw bytes: a non-ASCII Origin is still an Origin (and
+    // can only fail to match an ASCII pattern).
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()));
+    let origin = origin.as_deref();
+    if !state.origins.allows(origin) {
+        tracing::info!(
+            origin = origin.unwrap_or_default(),
+            "request origin is not allowed"
+        );
+        return Err((StatusCode::FORBIDDEN, "origin not allowed").into_response());
+    }
+    if state.node.shutdown.is_cancelled() {
+        return Err((StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response());
+    }
+    Ok(key)
+}
+
+/// The 101 answer to a checked upgrade request.
+fn switching_protocols(
+    key: &HeaderValue,
+    subprotocol: Option<&'static str>,
+    deflate: bool,
+) -> Response {
     let mut resp = Response::new(Body::empty());
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = resp.headers_mut();
@@ -129,6 +176,103 @@ pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response
         h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(p));
     }
     resp
+}
+
+/// A server WebSocket for the transports built on this one (the uni
+/// WebSocket): our codec's connection with the calls they need.
+pub(crate) struct Socket(WsConn<TokioIo<hyper::upgrade::Upgraded>>);
+
+/// What a [`Socket`] read.
+#[derive(Debug)]
+pub(crate) enum SocketIn {
+    /// A text or binary message.
+    Message(bytes::Bytes),
+    /// A pong frame.
+    Pong,
+    /// The peer closed or the read failed.
+    Gone,
+    /// A message over the size limit.
+    TooBig,
+}
+
+impl Socket {
+    /// The next event; cancel-safe.
+    pub(crate) async fn next(&mut self) -> SocketIn {
+        match self.0.read().await {
+            Read::Message(b) => SocketIn::Message(b),
+            Read::Pong => SocketIn::Pong,
+            Read::Gone => SocketIn::Gone,
+            Read::Fail(f) if f.code == 1009 => SocketIn::TooBig,
+            Read::Fail(f) => {
+                // A protocol error: our close frame goes out (cancel-safe,
+                // it waits in the connection), then the client is gone.
+                tracing::debug!(code = f.code, reason = f.reason, "websocket protocol error");
+                self.0.fail(f);
+                self.0.read().await;
+                SocketIn::Gone
+            }
+        }
+    }
+
+    /// Sends a text message (the session's JSON).
+    pub(crate) async fn send_text(&mut self, text: bytes::Bytes) -> Result<(), LinkGone> {
+        self.0.write(text).await.map_err(|_| LinkGone)
+    }
+
+    /// Sends a ping frame.
+    pub(crate) async fn ping(&mut self) -> Result<(), LinkGone> {
+        self.0.ping().await.map_err(|_| LinkGone)
+    }
+
+    /// Sends the close frame and waits for the peer's.
+    pub(crate) async fn close(&mut self, d: Disconnect) {
+        let code = u16::try_from(d.code).unwrap_or(1011);
+        self.0.close_with(code, &d.reason).await;
+    }
+}
+
+/// Accepts an upgrade request with the checks and node limits of
+/// [`upgrade`] (no subprotocol, messages up to `limit` bytes) and hands the
+/// socket to `serve` on a tracked task.
+pub(crate) fn accept<F, Fut>(state: &WsState, mut req: Request, limit: usize, serve: F) -> Response
+where
+    F: FnOnce(Socket) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let key = match check_upgrade(state, req.headers()) {
+        Ok(key) => key,
+        Err(refused) => return refused,
+    };
+    let permit = match crate::middleware::conn_limit::take_permit(&mut req, &state.node.admission) {
+        Ok(p) => p,
+        Err(refused) => return refused,
+    };
+    // The uni WebSocket's own section: compression keys and write timeout.
+    let cfg = &state.node.config().uni_websocket;
+    let deflate = (cfg.compression && offers_deflate(req.headers())).then(|| {
+        deflate_settings(
+            cfg.compression_level,
+            cfg.compression_min_size,
+            limit.saturating_mul(10),
+        )
+    });
+    let opts = ws::Options {
+        text: true,
+        max_message: limit,
+        deflate,
+        write_timeout: cfg.write_timeout.get(),
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    state.tracker.spawn(async move {
+        let _permit = permit;
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                serve(Socket(WsConn::new(TokioIo::new(upgraded), opts))).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
+        }
+    });
+    switching_protocols(&key, None, deflate.is_some())
 }
 
 /// What proxies may forward of the upgrade request: its headers and the
@@ -186,27 +330,8 @@ fn choose_encoding(headers: &HeaderMap, query: Option<&str>) -> (Encoding, Optio
     (Encoding::Json, json_proto)
 }
 
-/// How the codec reads and writes for this connection.
-fn conn_options(cfg: &WsConfig, encoding: Encoding, deflate: bool) -> ws::Options {
-    let limit = cfg.message_size_limit;
-    ws::Options {
-        text: encoding == Encoding::Json,
-        max_message: limit,
-        deflate: deflate.then(|| ws::Deflate {
-            level: deflate::level(cfg.compression_level),
-            min_size: cfg.compression_min_size,
-            max_inflated: match cfg.decompressed_message_size_limit {
-                0 => limit.saturating_mul(10),
-                n => n,
-            },
-        }),
-        write_timeout: cfg.write_timeout.get(),
-    }
-}
-
-/// Serves one upgraded connection. Not an `async fn`: the driver's
-/// future is returned as is, so an idle connection holds no second copy
-/// of the socket and session in a wrapper future.
+/// The connection's task. Not an `async fn`: its arguments would be kept
+/// in the task beside the driver's copy of them.
 fn serve_connection<S>(
     node: Arc<Node>,
     ws: WsConn<S>,
@@ -236,13 +361,18 @@ mod tests {
             .await
             .expect("node");
         let (a, _b) = tokio::io::duplex(64);
-        let cfg = crate::config::WebSocket::default();
-        let opts = super::conn_options(&cfg, crate::protocol::Encoding::Json, true);
+        let opts = super::ws::Options {
+            text: true,
+            max_message: 65536,
+            deflate: Some(super::deflate_settings(1, 0, 655_360)),
+            write_timeout: std::time::Duration::from_secs(1),
+        };
         let ws = super::WsConn::new(a, opts);
         let info = crate::session::TransportInfo {
             name: "test",
             encoding: crate::protocol::Encoding::Json,
             emulated: false,
+            uni: false,
             message_size_limit: 1,
             call: Default::default(),
         };

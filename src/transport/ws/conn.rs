@@ -65,6 +65,8 @@ pub struct Options {
 pub enum Read {
     /// One data message, inflated and checked.
     Message(Bytes),
+    /// A pong frame (for transports that ping on their own).
+    Pong,
     /// The client closed (its close was echoed) or the socket ended.
     Gone,
     /// The client broke the protocol: close with this code.
@@ -95,8 +97,9 @@ pub struct WsConn<S> {
     pending: BytesMut,
     /// Some of `pending` was written and not flushed yet.
     unflushed: bool,
-    /// The client's close arrived; once `pending` is out, we are done.
-    peer_closed: bool,
+    /// Reading is over (the client's close arrived, or we failed the
+    /// connection): once `pending` is out, reads report the client gone.
+    done: bool,
     /// How reading goes on after a failure (to find the client's close).
     after_fail: Recovery,
     opts: Options,
@@ -112,7 +115,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsConn<S> {
             parser: Parser::new(opts.max_message, opts.deflate.is_some()),
             pending: BytesMut::new(),
             unflushed: false,
-            peer_closed: false,
+            done: false,
             after_fail: Recovery::None,
             opts,
         }
@@ -133,7 +136,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsConn<S> {
                 Poll::Ready(Err(_)) => return Poll::Ready(Read::Gone),
                 Poll::Pending => return Poll::Pending,
             }
-            if self.peer_closed {
+            if self.done {
                 return Poll::Ready(Read::Gone);
             }
             if self.after_fail != Recovery::None {
@@ -161,11 +164,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsConn<S> {
                     });
                 }
                 Ok(Some(Event::Ping(p))) => self.queue_control(opcode::PONG, &p),
-                Ok(Some(Event::Pong)) => {}
+                Ok(Some(Event::Pong)) => return Poll::Ready(Read::Pong),
                 Ok(Some(Event::Close(code, _))) => {
                     let echo = code.map(u16::to_be_bytes);
                     self.queue_control(opcode::CLOSE, echo.as_ref().map_or(&[][..], |c| &c[..]));
-                    self.peer_closed = true;
+                    self.done = true;
                 }
                 Ok(None) => match self.poll_fill(cx) {
                     Poll::Ready(true) => {}
@@ -207,6 +210,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsConn<S> {
             self.io.write_all_buf(&mut buf).await?;
         }
         self.io.flush().await
+    }
+
+    /// Fails the connection for a transport that ends it on its own: our
+    /// close frame with the failure's code is queued, and reads report the
+    /// client gone once it is written.
+    pub fn fail(&mut self, f: Fail) {
+        let mut payload = f.code.to_be_bytes().to_vec();
+        payload.extend_from_slice(f.reason.as_bytes());
+        self.queue_control(opcode::CLOSE, &payload);
+        self.done = true;
+    }
+
+    /// Sends a ping frame (empty payload).
+    pub async fn ping(&mut self) -> io::Result<()> {
+        self.queue_control(opcode::PING, &[]);
+        self.write_pending().await
     }
 
     /// Sends a close frame with `code` and `reason` (cut to fit), then
@@ -393,11 +412,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsConn<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Link for WsConn<S> {
     fn recv(&mut self) -> impl Future<Output = Inbound> + Send {
         std::future::poll_fn(move |cx| {
-            self.poll_read(cx).map(|r| match r {
-                Read::Message(b) => Inbound::Frame(b),
-                Read::Gone => Inbound::Gone,
-                Read::Fail(f) => Inbound::Close(Disconnect::new(u32::from(f.code), f.reason)),
-            })
+            loop {
+                return Poll::Ready(match std::task::ready!(self.poll_read(cx)) {
+                    Read::Message(b) => Inbound::Frame(b),
+                    Read::Pong => continue,
+                    Read::Gone => Inbound::Gone,
+                    Read::Fail(f) => Inbound::Close(Disconnect::new(u32::from(f.code), f.reason)),
+                });
+            }
         })
     }
 
