@@ -29,12 +29,16 @@ struct RawWs {
 
 impl RawWs {
     async fn open(srv: &TestServer, extensions: Option<&str>) -> Self {
+        Self::open_path(srv, "/connection/websocket", extensions).await
+    }
+
+    async fn open_path(srv: &TestServer, path: &str, extensions: Option<&str>) -> Self {
         let mut s = TcpStream::connect(srv.addr).await.expect("tcp");
         let ext = extensions
             .map(|e| format!("Sec-WebSocket-Extensions: {e}\r\n"))
             .unwrap_or_default();
         let req = format!(
-            "GET /connection/websocket HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\n\
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\n\
              Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{ext}\r\n",
             srv.addr
@@ -284,5 +288,32 @@ async fn offers_we_cannot_honour_are_declined() {
         "the second offer is taken: {}",
         c.head
     );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn uni_websocket_negotiates_deflate_with_its_own_flag() {
+    let mut cfg = compression_config(false);
+    cfg.uni_websocket.enabled = true;
+    cfg.uni_websocket.compression = true;
+    let srv = TestServer::start(cfg).await;
+    let mut c = RawWs::open_path(
+        &srv,
+        "/connection/uni_websocket",
+        Some("permessage-deflate"),
+    )
+    .await;
+    assert!(c.deflate_negotiated(), "{}", c.head);
+    // The ConnectRequest as the first (compressed) message.
+    c.send_text(&format!("{{\"token\":\"{}\"}}", token("uni", 3600)), true)
+        .await;
+    let (msg, compressed) = c.recv_text().await;
+    assert!(compressed);
+    assert!(msg.contains("\"connect\""), "{msg}");
+    drop(c);
+    // websocket.compression is off: the bidirectional endpoint declines.
+    let c = RawWs::open(&srv, Some("permessage-deflate")).await;
+    assert!(!c.deflate_negotiated(), "{}", c.head);
+    drop(c);
     srv.stop().await;
 }
