@@ -16,10 +16,13 @@ fn run(sdk: Sdk, encoding: &str) {
         Sdk::Js => &["centrifuge", "ws"],
         Sdk::Python => &["centrifuge", "websockets"],
     };
-    let overrides = serde_json::json!({
-        "websocket": { "compression": true, "compression_min_size": 0 }
-    });
-    runner::run_case_with(sdk, "compression", encoding, packages, &overrides);
+    let opts = runner::CaseOpts {
+        config_patch: Some(serde_json::json!({
+            "websocket": { "compression": true, "compression_min_size": 0 }
+        })),
+        ..Default::default()
+    };
+    runner::run_case_with(sdk, "compression", encoding, packages, false, &opts);
 }
 
 #[test]

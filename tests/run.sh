@@ -3,10 +3,13 @@
 #
 # 1. starts the local Redis / NATS / PostgreSQL if they are installed but not
 #    running (never fails because of them);
-# 2. installs the interop SDKs (npm `centrifuge` + `ws` into
-#    tests/interop/node_modules, PyPI `centrifuge-python` into
-#    tests/interop/.venv) when missing or when package-lock.json /
+# 2. installs the interop SDKs (npm `centrifuge`, `ws`, `eventsource`,
+#    `playwright-core`, ... into tests/interop/node_modules, PyPI
+#    `centrifuge-python` into tests/interop/.venv) when missing or when package-lock.json /
 #    requirements.txt changed (stamp: tests/interop/.deps-stamp);
+#    installs Chromium (Debian package `chromium`, for tests/interop_browser.rs)
+#    when it is missing and we are root with apt-get (never fails the run: the
+#    browser tests then fail loudly under ROTOR_REQUIRE_INTEROP=1);
 # 3. builds and runs every test target (the binaries included) with
 #    ROTOR_REQUIRE_INTEROP=1, so a missing SDK is a failure, not a skip.
 #
@@ -106,6 +109,20 @@ if [ "$want" != "$have" ] \
   echo "$want" > "$INTEROP/.deps-stamp"
 else
   say "interop SDKs up to date"
+fi
+
+# --- Chromium for the browser interop tests (tests/interop_browser.rs) -----
+chromium_bin="${ROTOR_CHROMIUM:-/usr/bin/chromium}"
+if [ -x "$chromium_bin" ]; then
+  say "chromium: $chromium_bin"
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  say "installing chromium (apt-get)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y chromium >/dev/null 2>&1 \
+    || { apt-get update >/dev/null 2>&1 && apt-get install -y chromium >/dev/null 2>&1; } \
+    || warn "could not install chromium: the browser interop tests will fail"
+else
+  warn "$chromium_bin is missing and cannot be installed here (not root or no apt-get): the browser interop tests will fail"
 fi
 
 # --- build and test --------------------------------------------------------

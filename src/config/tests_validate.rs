@@ -310,3 +310,17 @@ fn insecure_options_warn() {
         assert!(w.iter().any(|m| m.contains(key)), "{key}");
     }
 }
+
+#[test]
+fn enabled_endpoints_need_distinct_paths() {
+    let (key, msg) = error_of(|c| {
+        c.sse.enabled = true;
+        c.sse.handler_prefix = "/connection/websocket".into();
+    });
+    assert_eq!(key, "sse.handler_prefix");
+    assert!(msg.contains("websocket.handler_prefix"), "{msg}");
+    // A disabled endpoint's path may be anything.
+    let mut c = Config::default();
+    c.uni_sse.handler_prefix = "/connection/websocket".into();
+    assert!(validate(&c).is_ok());
+}

@@ -117,30 +117,76 @@ fn check_http(cfg: &Config) -> Check {
             "cannot be used together with http_server.tls",
         ));
     }
-    // Routes are registered from these; a path must be absolute.
-    for (key, prefix) in [
-        ("websocket.handler_prefix", &cfg.websocket.handler_prefix),
-        ("sse.handler_prefix", &cfg.sse.handler_prefix),
+    // Routes are registered from these; a path must be absolute, and two
+    // enabled endpoints cannot share one.
+    let emulation = cfg.sse.enabled || cfg.http_stream.enabled;
+    let mut enabled: Vec<(&str, &str)> = Vec::new();
+    for (key, prefix, on) in [
+        (
+            "websocket.handler_prefix",
+            &cfg.websocket.handler_prefix,
+            !cfg.websocket.disabled,
+        ),
+        (
+            "sse.handler_prefix",
+            &cfg.sse.handler_prefix,
+            cfg.sse.enabled,
+        ),
         (
             "http_stream.handler_prefix",
             &cfg.http_stream.handler_prefix,
+            cfg.http_stream.enabled,
         ),
-        ("emulation.handler_prefix", &cfg.emulation.handler_prefix),
+        (
+            "emulation.handler_prefix",
+            &cfg.emulation.handler_prefix,
+            emulation,
+        ),
         (
             "uni_websocket.handler_prefix",
             &cfg.uni_websocket.handler_prefix,
+            cfg.uni_websocket.enabled,
         ),
-        ("uni_sse.handler_prefix", &cfg.uni_sse.handler_prefix),
+        (
+            "uni_sse.handler_prefix",
+            &cfg.uni_sse.handler_prefix,
+            cfg.uni_sse.enabled,
+        ),
         (
             "uni_http_stream.handler_prefix",
             &cfg.uni_http_stream.handler_prefix,
+            cfg.uni_http_stream.enabled,
         ),
-        ("http_api.handler_prefix", &cfg.http_api.handler_prefix),
-        ("prometheus.handler_prefix", &cfg.prometheus.handler_prefix),
-        ("health.handler_prefix", &cfg.health.handler_prefix),
-        ("swagger.handler_prefix", &cfg.swagger.handler_prefix),
-        ("debug.handler_prefix", &cfg.debug.handler_prefix),
-        ("init.handler_prefix", &cfg.init.handler_prefix),
+        (
+            "http_api.handler_prefix",
+            &cfg.http_api.handler_prefix,
+            !cfg.http_api.disabled,
+        ),
+        (
+            "prometheus.handler_prefix",
+            &cfg.prometheus.handler_prefix,
+            cfg.prometheus.enabled,
+        ),
+        (
+            "health.handler_prefix",
+            &cfg.health.handler_prefix,
+            cfg.health.enabled,
+        ),
+        (
+            "swagger.handler_prefix",
+            &cfg.swagger.handler_prefix,
+            cfg.swagger.enabled,
+        ),
+        (
+            "debug.handler_prefix",
+            &cfg.debug.handler_prefix,
+            cfg.debug.enabled,
+        ),
+        (
+            "init.handler_prefix",
+            &cfg.init.handler_prefix,
+            cfg.init.enabled,
+        ),
     ] {
         if !prefix.starts_with('/') {
             return Err(invalid(
@@ -148,6 +194,16 @@ fn check_http(cfg: &Config) -> Check {
                 format!("must start with \"/\", got {prefix:?}"),
             ));
         }
+        if !on {
+            continue;
+        }
+        if let Some((other, _)) = enabled.iter().find(|(_, p)| *p == prefix.as_str()) {
+            return Err(invalid(
+                key,
+                format!("{prefix:?} is already the path of {other}"),
+            ));
+        }
+        enabled.push((key, prefix));
     }
     for (key, mode) in [
         ("http_api.error_mode", &cfg.http_api.error_mode),

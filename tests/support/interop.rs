@@ -8,8 +8,14 @@
 //! loud SKIP line and passes, unless `ROTOR_REQUIRE_INTEROP=1` (set by
 //! `tests/run.sh`), in which case it fails.
 //!
-//! Scripts get `ROTOR_WS_URL`, `ROTOR_HMAC_SECRET`, `ROTOR_ENCODING`,
-//! `ROTOR_API_URL`, `ROTOR_API_KEY`, `ROTOR_GRPC_ADDR`, `ROTOR_GRPC_API_KEY`.
+//! Scripts get `ROTOR_WS_URL`, `ROTOR_HTTP_URL` (the server's base
+//! `http://127.0.0.1:port`), `ROTOR_HMAC_SECRET`, `ROTOR_ENCODING`,
+//! `ROTOR_API_URL`, `ROTOR_API_KEY`, `ROTOR_GRPC_ADDR`, `ROTOR_GRPC_API_KEY`,
+//! and `ROTOR_TRANSPORT` when the case names a transport ([`CaseOpts`]).
+//!
+//! [`run_case_with`] takes [`CaseOpts`]: the client transport, a patch
+//! merged into the config, extra environment, another script, and files the
+//! case needs (e.g. the Chromium binary of `tests/interop_browser.rs`).
 //!
 //! [`run_proxy_case`] first starts the gRPC proxy backend
 //! `tests/interop/python/proxy_backend.py` (the venv's `grpcio`) and runs the
@@ -122,7 +128,8 @@ fn config_str(pointer: &str) -> String {
         .to_string()
 }
 
-fn free_port() -> u16 {
+/// A loopback TCP port that was free a moment ago.
+pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().expect("local addr").port()
 }
@@ -342,12 +349,9 @@ impl Backend {
         backend
     }
 
-    /// `config.json` with the connect proxy and the namespace-less rpc
-    /// proxy pointing at this backend, written into `dir`.
-    fn config_in(&self, dir: &Path) -> PathBuf {
-        let text = fs::read_to_string(config_path()).expect("read tests/interop/config.json");
-        let mut v: serde_json::Value =
-            serde_json::from_str(&text).expect("tests/interop/config.json is JSON");
+    /// Points the connect proxy and the namespace-less rpc proxy of the
+    /// config `v` at this backend.
+    fn configure(&self, v: &mut serde_json::Value) {
         let endpoint = format!("grpc://127.0.0.1:{}", self.port);
         v["client"]["proxy"] = serde_json::json!({
             "connect": {"enabled": true, "endpoint": endpoint, "timeout": "5s"}
@@ -356,10 +360,47 @@ impl Backend {
             "proxy": {"endpoint": endpoint, "timeout": "5s"},
             "without_namespace": {"proxy_enabled": true}
         });
-        let path = dir.join("config.json");
-        fs::write(&path, v.to_string()).expect("write the proxy config");
-        path
     }
+}
+
+/// `tests/interop/config.json` as JSON.
+fn base_config() -> serde_json::Value {
+    let text = fs::read_to_string(config_path()).expect("read tests/interop/config.json");
+    serde_json::from_str(&text).expect("tests/interop/config.json is JSON")
+}
+
+/// Merges `patch` into `v`: objects key by key (recursively), anything else
+/// replaces what was there.
+fn merge(v: &mut serde_json::Value, patch: &serde_json::Value) {
+    match (v, patch) {
+        (serde_json::Value::Object(dst), serde_json::Value::Object(src)) => {
+            for (k, pv) in src {
+                merge(dst.entry(k.clone()).or_insert(serde_json::Value::Null), pv);
+            }
+        }
+        (dst, pv) => *dst = pv.clone(),
+    }
+}
+
+/// What a case changes beyond SDK, scenario and encoding. The default is a
+/// plain case: the SDK's default transport (websocket), `config.json` as is,
+/// `js/<scenario>.mjs` or `python/<scenario>.py`.
+#[derive(Clone, Debug, Default)]
+pub struct CaseOpts {
+    /// `ROTOR_TRANSPORT` for the script (`websocket`, `http_stream`, `sse`).
+    pub transport: Option<String>,
+    /// Merged into `config.json` (objects key by key) before the server starts.
+    pub config_patch: Option<serde_json::Value>,
+    /// Extra environment for the script.
+    pub env: Vec<(String, String)>,
+    /// The script, relative to `tests/interop`, instead of the scenario's own.
+    pub script: Option<String>,
+    /// Files the case needs besides the SDK packages, each with what to do
+    /// when it is missing; a missing one skips (or, with
+    /// `ROTOR_REQUIRE_INTEROP=1`, fails) the case like a missing SDK.
+    pub needs: Vec<(PathBuf, String)>,
+    /// The label in SKIP and FAILED messages, instead of `sdk/encoding/scenario`.
+    pub label: Option<String>,
 }
 
 /// Why the case cannot run here, if it cannot: the SDK's own packages, and
@@ -377,67 +418,47 @@ fn missing_case_deps(sdk: Sdk, packages: &[&str], backend: bool) -> Option<Strin
 /// `packages` are what the script imports beyond the interpreter.
 #[allow(dead_code)] // tests/interop_proxy.rs uses run_proxy_case only
 pub fn run_case(sdk: Sdk, scenario: &str, encoding: &str, packages: &[&str]) {
-    run(sdk, scenario, encoding, packages, false, None);
+    run(sdk, scenario, encoding, packages, false);
 }
 
 /// Like [`run_case`], with the server's connect and rpc proxies served by
 /// `tests/interop/python/proxy_backend.py` (started first).
 #[allow(dead_code)] // only tests/interop_proxy.rs uses it
 pub fn run_proxy_case(sdk: Sdk, scenario: &str, encoding: &str, packages: &[&str]) {
-    run(sdk, scenario, encoding, packages, true, None);
+    run(sdk, scenario, encoding, packages, true);
 }
 
-/// Like [`run_case`], with the server's config being
-/// `tests/interop/config.json` with the top-level sections of `overrides`
-/// merged over it (keys of a section replace the file's keys one by one).
-#[allow(dead_code)] // only tests/interop_compression.rs uses it
+fn run(sdk: Sdk, scenario: &str, encoding: &str, packages: &[&str], proxy: bool) {
+    run_case_with(
+        sdk,
+        scenario,
+        encoding,
+        packages,
+        proxy,
+        &CaseOpts::default(),
+    );
+}
+
+/// Like [`run_case`] (or [`run_proxy_case`] when `proxy`), changed by `opts`.
 pub fn run_case_with(
     sdk: Sdk,
     scenario: &str,
     encoding: &str,
     packages: &[&str],
-    overrides: &serde_json::Value,
-) {
-    run(sdk, scenario, encoding, packages, false, Some(overrides));
-}
-
-/// `config.json` with `overrides` merged in, written into `dir`.
-fn config_with(dir: &Path, overrides: &serde_json::Value) -> PathBuf {
-    let text = fs::read_to_string(config_path()).expect("read tests/interop/config.json");
-    let mut v: serde_json::Value =
-        serde_json::from_str(&text).expect("tests/interop/config.json is JSON");
-    if let (Some(base), Some(over)) = (v.as_object_mut(), overrides.as_object()) {
-        for (section, keys) in over {
-            match (
-                base.get_mut(section).and_then(|b| b.as_object_mut()),
-                keys.as_object(),
-            ) {
-                (Some(b), Some(k)) => {
-                    for (key, value) in k {
-                        b.insert(key.clone(), value.clone());
-                    }
-                }
-                _ => {
-                    base.insert(section.clone(), keys.clone());
-                }
-            }
-        }
-    }
-    let path = dir.join("config.json");
-    fs::write(&path, v.to_string()).expect("write the config with overrides");
-    path
-}
-
-fn run(
-    sdk: Sdk,
-    scenario: &str,
-    encoding: &str,
-    packages: &[&str],
     proxy: bool,
-    overrides: Option<&serde_json::Value>,
+    opts: &CaseOpts,
 ) {
-    let label = format!("{sdk:?}/{encoding}/{scenario}").to_lowercase();
-    if let Some(why) = missing_case_deps(sdk, packages, proxy) {
+    let label = opts.label.clone().unwrap_or_else(|| match &opts.transport {
+        Some(t) => format!("{sdk:?}/{t}/{encoding}/{scenario}").to_lowercase(),
+        None => format!("{sdk:?}/{encoding}/{scenario}").to_lowercase(),
+    });
+    let missing = missing_case_deps(sdk, packages, proxy).or_else(|| {
+        opts.needs
+            .iter()
+            .find(|(path, _)| !path.exists())
+            .map(|(path, hint)| format!("{} is missing ({hint})", path.display()))
+    });
+    if let Some(why) = missing {
         if std::env::var("ROTOR_REQUIRE_INTEROP").as_deref() == Ok("1") {
             panic!(
                 "interop {label}: {why}. Run `bash tests/run.sh` (it installs the SDKs into \
@@ -453,21 +474,34 @@ fn run(
 
     let scratch = tempfile::tempdir().expect("tempdir");
     let backend = proxy.then(Backend::start);
-    let config = match (&backend, overrides) {
-        (Some(b), _) => b.config_in(scratch.path()),
-        (None, Some(o)) => config_with(scratch.path(), o),
-        (None, None) => config_path(),
+    let config = if backend.is_none() && opts.config_patch.is_none() {
+        config_path()
+    } else {
+        let mut v = base_config();
+        if let Some(b) = &backend {
+            b.configure(&mut v);
+        }
+        if let Some(patch) = &opts.config_patch {
+            merge(&mut v, patch);
+        }
+        let path = scratch.path().join("config.json");
+        fs::write(&path, v.to_string()).expect("write the case's config");
+        path
     };
     let server = Server::start(&config);
+    let script = |dir: &str, ext: &str| match &opts.script {
+        Some(s) => interop_dir().join(s),
+        None => interop_dir().join(dir).join(format!("{scenario}.{ext}")),
+    };
     let mut cmd = match sdk {
         Sdk::Js => {
             let mut c = Command::new("node");
-            c.arg(interop_dir().join("js").join(format!("{scenario}.mjs")));
+            c.arg(script("js", "mjs"));
             c
         }
         Sdk::Python => {
             let mut c = Command::new(venv_python());
-            c.arg(interop_dir().join("python").join(format!("{scenario}.py")));
+            c.arg(script("python", "py"));
             c.env("PYTHONDONTWRITEBYTECODE", "1")
                 .env("PYTHONUNBUFFERED", "1");
             c
@@ -477,6 +511,7 @@ fn run(
     cmd.arg(encoding)
         .current_dir(interop_dir())
         .env("ROTOR_WS_URL", format!("ws://{http}/connection/websocket"))
+        .env("ROTOR_HTTP_URL", format!("http://{http}"))
         .env(
             "ROTOR_HMAC_SECRET",
             config_str("/client/token/hmac_secret_key"),
@@ -486,6 +521,10 @@ fn run(
         .env("ROTOR_API_KEY", config_str("/http_api/key"))
         .env("ROTOR_GRPC_ADDR", format!("127.0.0.1:{}", server.grpc_port))
         .env("ROTOR_GRPC_API_KEY", config_str("/grpc_api/key"));
+    if let Some(t) = &opts.transport {
+        cmd.env("ROTOR_TRANSPORT", t);
+    }
+    cmd.envs(opts.env.iter().map(|(k, v)| (k, v)));
     let out = run_script(cmd);
     let passed = !out.timed_out && out.status.map(|s| s.success()).unwrap_or(false);
     if passed {

@@ -1,18 +1,19 @@
 // Scenario: connect with a JWT.
 //  - a subscription made before connect() rides in the same frame as connect;
-//  - `connected` fires with a non-empty client id over the websocket transport;
+//  - `connected` fires with a non-empty client id over the scenario's transport
+//    (ROTOR_TRANSPORT: websocket, http_stream or sse);
 //  - two connections get different client ids;
 //  - an expired token gets connect error 109, the SDK calls getToken and connects;
 //  - a token with a bad signature is refused with disconnect 3500 (terminal).
 import {
-  run, newClient, connect, connToken, jwt, now, check, checkEqual, waitEvent, record, sleep,
+  run, newClient, connect, connToken, jwt, now, check, checkEqual, waitEvent, record, sleep, TRANSPORT,
 } from './lib.mjs';
 
 await run(async () => {
   const a = newClient({ token: connToken('alice') });
   const ctx = await connect(a, 'alice');
   check(typeof ctx.client === 'string' && ctx.client.length > 0, 'connected event carries a client id', ctx);
-  checkEqual(ctx.transport, 'websocket', 'connected over the websocket transport');
+  checkEqual(ctx.transport, TRANSPORT, `connected over the ${TRANSPORT} transport`);
   checkEqual(a.state, 'connected', 'client state is connected');
 
   const b = newClient({ token: connToken('bob') });

@@ -6,13 +6,18 @@
 //   ROTOR_HMAC_SECRET=... node tests/interop/js/pubsub.mjs [json|protobuf]
 //
 // The encoding comes from the first CLI argument, or env ROTOR_ENCODING, or
-// defaults to json. Each check prints one line ("ok - ..."); the first failure
+// defaults to json. The transport comes from ROTOR_TRANSPORT: `websocket`
+// (default), `http_stream` or `sse` (the bidirectional emulation: the SDK
+// gets a transports list with `${ROTOR_HTTP_URL}/connection/<transport>` and
+// the absolute emulation endpoint `${ROTOR_HTTP_URL}/emulation`; SSE is
+// JSON-only). Each check prints one line ("ok - ..."); the first failure
 // prints "FAIL - ..." and exits 1. A global deadline (ROTOR_SCENARIO_TIMEOUT_MS,
 // default 20000) makes sure nothing hangs.
 
 import { createHmac, randomBytes } from 'node:crypto';
 import { isDeepStrictEqual, inspect } from 'node:util';
 import WebSocket from 'ws';
+import { EventSource } from 'eventsource';
 
 export const WS_URL = process.env.ROTOR_WS_URL || 'ws://127.0.0.1:8000/connection/websocket';
 export const SECRET = process.env.ROTOR_HMAC_SECRET || '';
@@ -22,7 +27,23 @@ if (ENCODING !== 'json' && ENCODING !== 'protobuf') {
   process.exit(2);
 }
 export const PROTOBUF = ENCODING === 'protobuf';
-const SCENARIO = process.argv[1] ? process.argv[1].split('/').pop().replace(/\.mjs$/, '') : 'scenario';
+/** The transport every client of the scenario uses: websocket, http_stream or sse. */
+export const TRANSPORT = (process.env.ROTOR_TRANSPORT || 'websocket').toLowerCase();
+if (!['websocket', 'http_stream', 'sse'].includes(TRANSPORT)) {
+  console.error(`unknown transport ${TRANSPORT} (want websocket, http_stream or sse)`);
+  process.exit(2);
+}
+if (TRANSPORT === 'sse' && PROTOBUF) {
+  console.error('the sse transport is JSON-only');
+  process.exit(2);
+}
+/** The server's base URL (`http://127.0.0.1:port`) for the emulation transports. */
+export const HTTP_URL = (process.env.ROTOR_HTTP_URL
+  || WS_URL.replace(/^ws/, 'http').replace(/\/connection\/websocket$/, '')).replace(/\/+$/, '');
+// ROTOR_SCENARIO_NAME names a runner whose file name says little (browser/run.mjs).
+const SCENARIO = process.env.ROTOR_SCENARIO_NAME
+  || (process.argv[1] ? process.argv[1].split('/').pop().replace(/\.mjs$/, '') : 'scenario');
+const LABEL = TRANSPORT === 'websocket' ? `js/${ENCODING}/${SCENARIO}` : `js/${TRANSPORT}/${ENCODING}/${SCENARIO}`;
 const TIMEOUT_MS = Number(process.env.ROTOR_SCENARIO_TIMEOUT_MS || 20000);
 const DEBUG = process.env.ROTOR_INTEROP_DEBUG === '1';
 
@@ -46,7 +67,7 @@ export function log(line) {
 }
 
 export function fail(message) {
-  console.log(`FAIL - [js/${ENCODING}/${SCENARIO}] ${message}`);
+  console.log(`FAIL - [${LABEL}] ${message}`);
   for (const c of clients) {
     try { c.disconnect(); } catch { /* ignore */ }
   }
@@ -85,7 +106,7 @@ process.on('uncaughtException', (e) => fail(`uncaught exception: ${e && e.stack 
 
 /** Run the scenario body, then disconnect every client and exit 0. */
 export async function run(body) {
-  log(`# js ${ENCODING} ${SCENARIO} against ${WS_URL}`);
+  log(`# ${LABEL} against ${TRANSPORT === 'websocket' ? WS_URL : `${HTTP_URL}/connection/${TRANSPORT}`}`);
   try {
     await body();
   } catch (e) {
@@ -165,10 +186,28 @@ export function tryDec(data) {
 // ---------------------------------------------------------------------------
 // Clients and waiting
 
+/**
+ * What `new Centrifuge(endpoint, …)` gets for `transport`: the WebSocket URL,
+ * or a one-entry transports list for the emulation transports.
+ */
+export function endpointFor(transport) {
+  if (transport === 'websocket') return WS_URL;
+  return [{ transport, endpoint: `${HTTP_URL}/connection/${transport}` }];
+}
+
+/**
+ * A client of the scenario's encoding and transport (`otherEncoding`: of the
+ * other encoding; a protobuf client of an SSE scenario uses http_stream, SSE
+ * being JSON-only).
+ */
 export function newClient(opts = {}, { otherEncoding = false } = {}) {
   const Ctor = otherEncoding ? OtherCentrifuge : Centrifuge;
-  const c = new Ctor(WS_URL, {
+  const protobuf = otherEncoding ? !PROTOBUF : PROTOBUF;
+  const transport = TRANSPORT === 'sse' && protobuf ? 'http_stream' : TRANSPORT;
+  const c = new Ctor(endpointFor(transport), {
     websocket: WebSocket,
+    eventsource: EventSource,
+    emulationEndpoint: `${HTTP_URL}/emulation`,
     timeout: 5000,
     debug: DEBUG,
     // Tests must not reconnect for long behind our back.

@@ -73,8 +73,9 @@ await run(async () => {
   subX.unsubscribe();
   recA.publication.splice(payloads.length, 2);
 
-  // Several commands in one WebSocket frame (JSON: newline-separated,
-  // protobuf: varint-length-prefixed) via the SDK's batching mode.
+  // Several commands in one WebSocket frame or one emulation request (JSON:
+  // newline-separated, protobuf: varint-length-prefixed) via the SDK's
+  // batching mode.
   const n0 = recA.publication.length;
   b.startBatching();
   const batch = [1, 2, 3].map((k) => subB.publish(enc({ batch: k })));
