@@ -1,7 +1,8 @@
 //! WebSocket permessage-deflate (RFC 7692) on `/connection/websocket`:
 //! negotiation, compressed frames both ways, the inflate limit (a
 //! decompression bomb closes with 1009 and the server stays up), and no
-//! extension when compression is off. The deflating client is written here
+//! extension when compression is off; `/connection/uni_websocket` follows
+//! its own `uni_websocket.compression`. The deflating client is written here
 //! frame by frame (tokio-tungstenite has no permessage-deflate); flate2
 //! inflates and deflates for it.
 
