@@ -9,3 +9,4 @@ pub mod uni_grpc;
 pub mod uni_stream;
 pub mod uni_websocket;
 pub mod websocket;
+pub mod ws;

@@ -1,10 +1,11 @@
 //! Bidirectional WebSocket (`/connection/websocket`), JSON or Protobuf.
 //!
 //! The upgrade picks the encoding (subprotocol `centrifuge-protobuf`, or
-//! `?cf_protocol=protobuf` / `?format=protobuf`) and checks the origin; the
-//! connection is then served by [`driver::drive`] through a [`Link`] over
-//! the socket. A disconnect becomes the close frame's code and reason. The
-//! WebSocket library (tungstenite) stays inside this file.
+//! `?cf_protocol=protobuf` / `?format=protobuf`), checks the origin and,
+//! when `websocket.compression` is on, negotiates permessage-deflate. The
+//! connection is then served by [`driver::drive`] over our own WebSocket
+//! codec ([`super::ws`], whose connection is the [`driver::Link`]). A
+//! disconnect becomes the close frame's code and reason.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,15 +14,11 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::{SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
-use super::driver::{self, CLOSE_WAIT, DriveOptions, Inbound, Link, LinkGone};
+use super::driver::{self, DriveOptions, LinkGone};
 use super::origin::OriginCheck;
+use super::ws::{self, Read, WsConn, deflate, handshake};
 use crate::node::Node;
 use crate::protocol::codec::Framing;
 use crate::protocol::{Disconnect, Encoding};
@@ -29,8 +26,6 @@ use crate::session::{Session, TransportInfo};
 
 /// Largest frame the writer builds from queued messages.
 const MAX_FRAME: usize = 64 * 1024;
-/// Bytes read from the socket at a time; small to keep idle connections lean.
-const READ_BUFFER: usize = 1024;
 
 /// State the upgrade handler needs.
 #[derive(Clone)]
@@ -50,6 +45,18 @@ pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response
         Err(refused) => return refused,
     };
     let (encoding, subprotocol) = choose_encoding(req.headers(), req.uri().query());
+    let cfg = &state.node.config().websocket;
+    let deflate = cfg.compression.then(|| {
+        deflate_settings(
+            cfg.compression_level,
+            cfg.compression_min_size,
+            match cfg.decompressed_message_size_limit {
+                0 => cfg.message_size_limit.saturating_mul(10),
+                n => n,
+            },
+        )
+    });
+    let deflate = deflate.filter(|_| offers_deflate(req.headers()));
     // The slot admitted by the client stack's connection-limit layer.
     let permit = match crate::middleware::conn_limit::take_permit(&mut req, &state.node.admission) {
         Ok(p) => p,
@@ -57,8 +64,13 @@ pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response
     };
     let cfg = &state.node.config().websocket;
     let limit = cfg.message_size_limit;
-    let ws_config = ws_config(limit);
     let write_timeout = cfg.write_timeout.get();
+    let opts = ws::Options {
+        text: encoding == Encoding::Json,
+        max_message: limit,
+        deflate,
+        write_timeout,
+    };
     let call = call_context(&state.node, &req);
     let on_upgrade = hyper::upgrade::on(&mut req);
     let tracker = state.tracker.clone();
@@ -67,12 +79,7 @@ pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response
         let _permit = permit;
         match on_upgrade.await {
             Ok(upgraded) => {
-                let ws = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    Role::Server,
-                    Some(ws_config),
-                )
-                .await;
+                let ws = WsConn::new(TokioIo::new(upgraded), opts);
                 let info = TransportInfo {
                     name: "websocket",
                     encoding,
@@ -86,7 +93,26 @@ pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }
     });
-    switching_protocols(&key, subprotocol)
+    switching_protocols(&key, subprotocol, deflate.is_some())
+}
+
+/// Whether the request offers a permessage-deflate we can honour.
+fn offers_deflate(headers: &HeaderMap) -> bool {
+    handshake::accepts_deflate(
+        headers
+            .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    )
+}
+
+/// permessage-deflate settings from a section's config keys.
+fn deflate_settings(level: i32, min_size: usize, max_inflated: usize) -> ws::Deflate {
+    ws::Deflate {
+        level: deflate::level(level),
+        min_size,
+        max_inflated,
+    }
 }
 
 /// The checks every WebSocket upgrade passes: upgrade headers, version 13,
@@ -126,25 +152,25 @@ fn check_upgrade(state: &WsState, headers: &HeaderMap) -> Result<HeaderValue, Re
     Ok(key)
 }
 
-fn ws_config(limit: usize) -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
-        .max_message_size(Some(limit))
-        .max_frame_size(Some(limit))
-}
-
 /// The 101 answer to a checked upgrade request.
-fn switching_protocols(key: &HeaderValue, subprotocol: Option<&'static str>) -> Response {
+fn switching_protocols(
+    key: &HeaderValue,
+    subprotocol: Option<&'static str>,
+    deflate: bool,
+) -> Response {
     let mut resp = Response::new(Body::empty());
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = resp.headers_mut();
     h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    if let Ok(accept) = HeaderValue::from_str(
-        &tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes()),
-    ) {
+    if let Ok(accept) = HeaderValue::from_str(&handshake::accept_key(key.as_bytes())) {
         h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    if deflate {
+        h.insert(
+            header::SEC_WEBSOCKET_EXTENSIONS,
+            HeaderValue::from_static(handshake::DEFLATE_RESPONSE),
+        );
     }
     if let Some(p) = subprotocol {
         h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(p));
@@ -153,8 +179,8 @@ fn switching_protocols(key: &HeaderValue, subprotocol: Option<&'static str>) -> 
 }
 
 /// A server WebSocket for the transports built on this one (the uni
-/// WebSocket), so that the WebSocket library stays in this file.
-pub(crate) struct Socket(WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>);
+/// WebSocket): our codec's connection with the calls they need.
+pub(crate) struct Socket(WsConn<TokioIo<hyper::upgrade::Upgraded>>);
 
 /// What a [`Socket`] read.
 #[derive(Debug)]
@@ -172,39 +198,36 @@ pub(crate) enum SocketIn {
 impl Socket {
     /// The next event; cancel-safe.
     pub(crate) async fn next(&mut self) -> SocketIn {
-        loop {
-            return match self.0.next().await {
-                Some(Ok(Message::Text(t))) => SocketIn::Message(bytes::Bytes::from(t)),
-                Some(Ok(Message::Binary(b))) => SocketIn::Message(b),
-                Some(Ok(Message::Pong(_))) => SocketIn::Pong,
-                Some(Ok(Message::Close(_))) | None => SocketIn::Gone,
-                Some(Ok(_)) => continue,
-                Some(Err(WsError::Capacity(_))) => SocketIn::TooBig,
-                Some(Err(e)) => {
-                    tracing::debug!(error = %e, "websocket read failed");
-                    SocketIn::Gone
-                }
-            };
+        match self.0.read().await {
+            Read::Message(b) => SocketIn::Message(b),
+            Read::Pong => SocketIn::Pong,
+            Read::Gone => SocketIn::Gone,
+            Read::Fail(f) if f.code == 1009 => SocketIn::TooBig,
+            Read::Fail(f) => {
+                // A protocol error: our close frame goes out (cancel-safe,
+                // it waits in the connection), then the client is gone.
+                tracing::debug!(code = f.code, reason = f.reason, "websocket protocol error");
+                self.0.fail(f);
+                self.0.read().await;
+                SocketIn::Gone
+            }
         }
     }
 
-    /// Sends a text message (`text` must be UTF-8).
+    /// Sends a text message (the session's JSON).
     pub(crate) async fn send_text(&mut self, text: bytes::Bytes) -> Result<(), LinkGone> {
-        let text = Utf8Bytes::try_from(text).map_err(|_| LinkGone)?;
-        self.0.send(Message::Text(text)).await.map_err(|_| LinkGone)
+        self.0.write(text).await.map_err(|_| LinkGone)
     }
 
     /// Sends a ping frame.
     pub(crate) async fn ping(&mut self) -> Result<(), LinkGone> {
-        self.0
-            .send(Message::Ping(bytes::Bytes::new()))
-            .await
-            .map_err(|_| LinkGone)
+        self.0.ping().await.map_err(|_| LinkGone)
     }
 
-    /// Sends the close frame and waits for the peer's (see [`WsLink`]).
+    /// Sends the close frame and waits for the peer's.
     pub(crate) async fn close(&mut self, d: Disconnect) {
-        close_socket(&mut self.0, d).await;
+        let code = u16::try_from(d.code).unwrap_or(1011);
+        self.0.close_with(code, &d.reason).await;
     }
 }
 
@@ -224,23 +247,32 @@ where
         Ok(p) => p,
         Err(refused) => return refused,
     };
+    // The uni WebSocket's own section: compression keys and write timeout.
+    let cfg = &state.node.config().uni_websocket;
+    let deflate = (cfg.compression && offers_deflate(req.headers())).then(|| {
+        deflate_settings(
+            cfg.compression_level,
+            cfg.compression_min_size,
+            limit.saturating_mul(10),
+        )
+    });
+    let opts = ws::Options {
+        text: true,
+        max_message: limit,
+        deflate,
+        write_timeout: cfg.write_timeout.get(),
+    };
     let on_upgrade = hyper::upgrade::on(&mut req);
     state.tracker.spawn(async move {
         let _permit = permit;
         match on_upgrade.await {
             Ok(upgraded) => {
-                let ws = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    Role::Server,
-                    Some(ws_config(limit)),
-                )
-                .await;
-                serve(Socket(ws)).await;
+                serve(Socket(WsConn::new(TokioIo::new(upgraded), opts))).await;
             }
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }
     });
-    switching_protocols(&key, None)
+    switching_protocols(&key, None, deflate.is_some())
 }
 
 /// What proxies may forward of the upgrade request: its headers and the
@@ -298,82 +330,18 @@ fn choose_encoding(headers: &HeaderMap, query: Option<&str>) -> (Encoding, Optio
     (Encoding::Json, json_proto)
 }
 
-/// A tungstenite WebSocket as a [`Link`].
-struct WsLink<S> {
-    ws: WebSocketStream<S>,
-    encoding: Encoding,
-}
-
-impl<S> Link for WsLink<S>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
-{
-    async fn recv(&mut self) -> Inbound {
-        loop {
-            return match self.ws.next().await {
-                Some(Ok(Message::Text(t))) => Inbound::Frame(bytes::Bytes::from(t)),
-                Some(Ok(Message::Binary(b))) => Inbound::Frame(b),
-                Some(Ok(Message::Close(_))) | None => Inbound::Gone,
-                Some(Ok(_)) => continue,
-                Some(Err(WsError::Capacity(_))) => {
-                    Inbound::Close(Disconnect::new(1009, "message too big"))
-                }
-                Some(Err(e)) => {
-                    tracing::debug!(error = %e, "websocket read failed");
-                    Inbound::Gone
-                }
-            };
-        }
-    }
-
-    async fn send(&mut self, frame: bytes::Bytes) -> Result<(), LinkGone> {
-        let msg = match self.encoding {
-            // The session only queues JSON it encoded itself.
-            Encoding::Json => Message::Text(Utf8Bytes::try_from(frame).map_err(|_| LinkGone)?),
-            Encoding::Protobuf => Message::Binary(frame),
-        };
-        self.ws.send(msg).await.map_err(|_| LinkGone)
-    }
-
-    /// Sends the close frame with the disconnect's code and reason, then
-    /// gives the client a moment to answer with its own (the driver bounds
-    /// the whole).
-    async fn close(&mut self, d: Disconnect) {
-        close_socket(&mut self.ws, d).await;
-    }
-}
-
-async fn close_socket<S>(ws: &mut WebSocketStream<S>, d: Disconnect)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    let close = CloseFrame {
-        code: CloseCode::from(d.code as u16),
-        reason: Utf8Bytes::from(d.reason.into_owned()),
-    };
-    if ws.close(Some(close)).await.is_err() {
-        return;
-    }
-    let _ = tokio::time::timeout(CLOSE_WAIT, async {
-        while let Some(Ok(_)) = ws.next().await {}
-    })
-    .await;
-}
-
 /// The connection's task. Not an `async fn`: its arguments would be kept
 /// in the task beside the driver's copy of them.
 fn serve_connection<S>(
     node: Arc<Node>,
-    ws: WebSocketStream<S>,
+    ws: WsConn<S>,
     info: TransportInfo,
     write_timeout: Duration,
 ) -> impl Future<Output = ()> + Send
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
 {
-    let encoding = info.encoding;
     let session = Session::new(node.clone(), info);
-    let link = WsLink { ws, encoding };
     let opts = DriveOptions {
         framing: Framing::Message,
         uni: false,
@@ -381,7 +349,7 @@ where
         write_timeout,
         transport: "websocket",
     };
-    driver::drive(node, session, link, opts)
+    driver::drive(node, session, ws, opts)
 }
 
 #[cfg(test)]
@@ -393,8 +361,13 @@ mod tests {
             .await
             .expect("node");
         let (a, _b) = tokio::io::duplex(64);
-        let ws =
-            tokio_tungstenite::WebSocketStream::from_raw_socket(a, super::Role::Server, None).await;
+        let opts = super::ws::Options {
+            text: true,
+            max_message: 65536,
+            deflate: Some(super::deflate_settings(1, 0, 655_360)),
+            write_timeout: std::time::Duration::from_secs(1),
+        };
+        let ws = super::WsConn::new(a, opts);
         let info = crate::session::TransportInfo {
             name: "test",
             encoding: crate::protocol::Encoding::Json,
@@ -404,6 +377,10 @@ mod tests {
             call: Default::default(),
         };
         let fut = super::serve_connection(node, ws, info, std::time::Duration::from_secs(1));
+        eprintln!(
+            "idle connection future: {} bytes",
+            std::mem::size_of_val(&fut)
+        );
         assert!(
             std::mem::size_of_val(&fut) <= 2048,
             "{} bytes",

@@ -253,14 +253,15 @@ async fn frame_over_message_size_limit_is_ws_close_1009() {
     srv.stop().await;
 }
 
-/// permessage-deflate is not negotiated, so a compressed (RSV1) frame is a
-/// protocol violation: the connection is refused, whatever it would inflate
-/// to, and nothing is inflated.
+/// permessage-deflate is not negotiated (compression is off), so a
+/// compressed (RSV1) frame is a protocol violation: the connection is
+/// refused, whatever it would inflate to, and nothing is inflated. With
+/// compression on, the bomb is tested in `tests/websocket_compression.rs`.
 #[tokio::test]
 async fn compressed_frame_without_negotiated_deflate_is_refused() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut cfg = base_config();
-    cfg.websocket.compression = true;
+    cfg.websocket.compression = false;
     let srv = TestServer::start(cfg).await;
     let mut s = tokio::net::TcpStream::connect(srv.addr).await.expect("tcp");
     let req = format!(

@@ -1,0 +1,10 @@
+//! Our own server-side WebSocket: RFC 6455 framing and RFC 7692
+//! permessage-deflate, over a socket hyper upgraded. Lean by design: no
+//! per-connection zlib state, a 1 KiB read buffer, one write per frame.
+
+pub mod conn;
+pub mod deflate;
+pub mod frame;
+pub mod handshake;
+
+pub use conn::{Deflate, Options, Read, WsConn};
