@@ -196,6 +196,20 @@ async fn api_disconnect_reaches_a_user_on_another_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_refresh_expires_a_user_on_another_node() {
+    let p = prefix();
+    let a = Proc::start("node-a", &p).await;
+    let b = Proc::start("node-b", &p).await;
+    let mut client = b.ws_user("erin").await;
+    a.api("refresh", json!({"user": "erin", "expired": true}))
+        .await;
+    let (code, _) = tokio::time::timeout(Duration::from_secs(5), client.closed())
+        .await
+        .expect("closed in time");
+    assert_eq!(code, 3005);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_side_subscribe_and_unsubscribe_on_another_node() {
     let p = prefix();
     let a = Proc::start("node-a", &p).await;
