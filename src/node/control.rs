@@ -8,13 +8,15 @@
 //! work through its `Shared` half (pending + signal), so the session task
 //! performs it in order with its own commands (see
 //! [`crate::session::server_side`] for what each operation does to a
-//! connection). On one node they cannot fail; with a cluster engine they
-//! become control messages to every node, hence the `Result`.
+//! connection). On one node they cannot fail; in a cluster they are also
+//! published as control messages to every other node (see
+//! [`super::cluster`]), which can fail, hence the `Result`.
 //!
 //! A call returns once every targeted session on this node has applied the
 //! operation (for a disconnect: has closed and cleaned up), as Centrifugo's
-//! API does, but waits at most [`CONTROL_WAIT`] in all: a session stuck
-//! writing to a client that does not read cannot hang the API. Work not
+//! API does (other nodes of a cluster apply it asynchronously), but waits
+//! at most [`CONTROL_WAIT`] in all: a session stuck writing to a client that
+//! does not read cannot hang the API. Work not
 //! applied by then stays queued and is applied later (or dropped if the
 //! connection closes first). A user without connections here returns at
 //! once. Disconnects close the outbound queue directly, so nothing queued
@@ -31,6 +33,7 @@ use crate::session::server_side::Control;
 use crate::session::shared::{Ack, Shared};
 
 use super::Node;
+use super::cluster::wire::{self, Kind};
 
 /// Longest a control call waits for the targeted sessions to apply it.
 pub const CONTROL_WAIT: Duration = Duration::from_secs(2);
@@ -114,31 +117,32 @@ pub struct NodeInfo {
 }
 
 impl Node {
-    /// Subscribes the target's connections to a channel (Subscribe push).
+    /// Subscribes the target's connections to a channel (Subscribe push),
+    /// on every node of a cluster.
     pub async fn subscribe_user(&self, req: ServerSubscribe) -> Result<(), EngineError> {
-        let sessions = self.targets(&req.target, &[]);
-        let req = Arc::new(req);
-        self.run_control(&sessions, || Control::Subscribe(req.clone()))
-            .await;
+        self.broadcast(Kind::Subscribe(wire::SubscribeMsg::from(&req)))
+            .await?;
+        self.local_subscribe(req).await;
         Ok(())
     }
 
     /// Unsubscribes the target's connections from a channel (Unsubscribe
-    /// push with code 2000, "server unsubscribe").
+    /// push with code 2000, "server unsubscribe"), on every node.
     pub async fn unsubscribe_user(
         &self,
         channel: &str,
         target: &Target,
     ) -> Result<(), EngineError> {
-        let sessions = self.targets(target, &[]);
-        let channel: Arc<str> = Arc::from(channel);
-        self.run_control(&sessions, || Control::Unsubscribe(channel.clone()))
-            .await;
+        self.broadcast(Kind::Unsubscribe(wire::UnsubscribeMsg::new(
+            channel, target,
+        )))
+        .await?;
+        self.local_unsubscribe(channel, target).await;
         Ok(())
     }
 
     /// Disconnects the target's connections, except the client ids in
-    /// `whitelist`, with `code` and `reason`.
+    /// `whitelist`, with `code` and `reason`, on every node.
     pub async fn disconnect_user(
         &self,
         target: &Target,
@@ -146,27 +150,66 @@ impl Node {
         code: u32,
         reason: &str,
     ) -> Result<(), EngineError> {
-        let sessions = self.targets(target, whitelist);
-        self.close_sessions(&sessions, Disconnect::custom(code, reason))
-            .await;
+        self.broadcast(Kind::Disconnect(wire::DisconnectMsg::new(
+            target, whitelist, code, reason,
+        )))
+        .await?;
+        self.local_disconnect(target, whitelist, code, reason).await;
         Ok(())
     }
 
-    /// Refreshes the target's connections (expiry, info) or expires them.
+    /// Refreshes the target's connections (expiry, info) or expires them,
+    /// on every node.
     pub async fn refresh_user(
         &self,
         target: &Target,
         refresh: ServerRefresh,
     ) -> Result<(), EngineError> {
+        self.broadcast(Kind::Refresh(wire::RefreshMsg::new(target, &refresh)))
+            .await?;
+        self.local_refresh(target, refresh).await;
+        Ok(())
+    }
+
+    /// [`Node::subscribe_user`] on this node's connections only.
+    pub(crate) async fn local_subscribe(&self, req: ServerSubscribe) {
+        let sessions = self.targets(&req.target, &[]);
+        let req = Arc::new(req);
+        self.run_control(&sessions, || Control::Subscribe(req.clone()))
+            .await;
+    }
+
+    /// [`Node::unsubscribe_user`] on this node's connections only.
+    pub(crate) async fn local_unsubscribe(&self, channel: &str, target: &Target) {
+        let sessions = self.targets(target, &[]);
+        let channel: Arc<str> = Arc::from(channel);
+        self.run_control(&sessions, || Control::Unsubscribe(channel.clone()))
+            .await;
+    }
+
+    /// [`Node::disconnect_user`] on this node's connections only.
+    pub(crate) async fn local_disconnect(
+        &self,
+        target: &Target,
+        whitelist: &[String],
+        code: u32,
+        reason: &str,
+    ) {
+        let sessions = self.targets(target, whitelist);
+        self.close_sessions(&sessions, Disconnect::custom(code, reason))
+            .await;
+    }
+
+    /// [`Node::refresh_user`] on this node's connections only.
+    pub(crate) async fn local_refresh(&self, target: &Target, refresh: ServerRefresh) {
         let sessions = self.targets(target, &[]);
         if refresh.expired {
             self.close_sessions(&sessions, Disconnect::EXPIRED).await;
-            return Ok(());
+            return;
         }
         let refresh = Arc::new(refresh);
         self.run_control(&sessions, || Control::Refresh(refresh.clone()))
             .await;
-        Ok(())
     }
 
     /// This node's counters.

@@ -23,6 +23,7 @@ use crate::protocol::Disconnect;
 use crate::proxy::Proxies;
 use crate::session::shared::Shared;
 
+pub mod cluster;
 pub mod control;
 pub mod emulation;
 pub mod limits;
@@ -94,6 +95,8 @@ pub struct Node {
     proxies: Proxies,
     /// Emulated connections' inboxes and the cluster forwarder.
     pub emulation: emulation::Emulation,
+    /// Other nodes of the cluster and the control bus (none on one node).
+    pub cluster: cluster::Cluster,
 }
 
 impl std::fmt::Debug for Node {
@@ -108,6 +111,7 @@ impl std::fmt::Debug for Node {
 impl Node {
     /// Builds a node on the engine the config names.
     pub async fn new(config: Config) -> Result<Arc<Self>, String> {
+        let mut bus: Option<Arc<dyn cluster::ControlBus>> = None;
         let (broker, presence): (Arc<dyn Broker>, Arc<dyn PresenceManager>) =
             if config.engine.kind == "redis" {
                 let settings = RedisSettings::from_json(&config.engine.redis)
@@ -115,6 +119,7 @@ impl Node {
                 let (broker, presence) = crate::engine::redis::connect_engine(&settings)
                     .await
                     .map_err(|e| format!("engine: {e}"))?;
+                bus = Some(broker.control_bus());
                 (Arc::new(broker), Arc::new(presence))
             } else {
                 (
@@ -122,7 +127,13 @@ impl Node {
                     Arc::new(MemoryPresenceManager::new()),
                 )
             };
-        Self::with_engine(config, broker, presence).await
+        let node = Self::with_engine(config, broker, presence).await?;
+        if let Some(bus) = bus {
+            cluster::start(&node, bus)
+                .await
+                .map_err(|e| format!("engine: control channel: {e}"))?;
+        }
+        Ok(node)
     }
 
     /// Builds a node on the given engine.
@@ -168,6 +179,7 @@ impl Node {
             started: std::time::Instant::now(),
             proxies,
             emulation: emulation::Emulation::default(),
+            cluster: cluster::Cluster::default(),
         }))
     }
 

@@ -1,13 +1,13 @@
 //! `info` and `channels`: counters of the running node and the channels
 //! with live subscribers.
 //!
-//! With the node-local engines there is one node; a cluster engine will
-//! add the other nodes' reports here. `metrics` (the aggregated Prometheus
+//! In a cluster (Redis engine) `info` lists every live node from their
+//! heartbeats and `channels` surveys every node (see
+//! [`crate::node::cluster`]). `metrics` (the aggregated Prometheus
 //! snapshot) and `process` (PRO only) are not reported.
 
 use super::{Executor, Glob};
 use crate::api::errors::ApiError;
-use crate::node::VERSION;
 use crate::proto::api::{
     ChannelInfo, ChannelsRequest, ChannelsResult, InfoRequest, InfoResult, NodeResult,
 };
@@ -15,20 +15,27 @@ use crate::proto::api::{
 impl Executor {
     /// One report per running node: name, id, version and counters.
     pub async fn info(&self, _req: InfoRequest) -> Result<InfoResult, ApiError> {
-        let info = self.node.info();
-        let node = NodeResult {
-            uid: info.uid,
-            name: info.name,
-            version: format!("{VERSION} OSS"),
-            num_clients: info.num_clients,
-            num_users: info.num_users,
-            num_channels: info.num_channels,
-            uptime: info.uptime,
-            metrics: None,
-            process: None,
-            num_subs: info.num_subs,
-        };
-        Ok(InfoResult { nodes: vec![node] })
+        let nodes = self
+            .node
+            .cluster_info()
+            .into_iter()
+            .map(|report| {
+                let info = report.info;
+                NodeResult {
+                    uid: info.uid,
+                    name: info.name,
+                    version: format!("{} OSS", report.version),
+                    num_clients: info.num_clients,
+                    num_users: info.num_users,
+                    num_channels: info.num_channels,
+                    uptime: info.uptime,
+                    metrics: None,
+                    process: None,
+                    num_subs: info.num_subs,
+                }
+            })
+            .collect();
+        Ok(InfoResult { nodes })
     }
 
     /// Channels with at least one subscriber whose name matches the
@@ -45,7 +52,12 @@ impl Executor {
         };
         let channels = self
             .node
-            .channel_counts()
+            .cluster_channels()
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "server API: channels survey");
+                ApiError::internal()
+            })?
             .into_iter()
             .filter(|(name, _)| glob.as_ref().is_none_or(|g| g.is_match(name)))
             .map(|(name, num_clients)| (name, ChannelInfo { num_clients }))

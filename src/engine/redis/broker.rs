@@ -46,6 +46,14 @@ impl RedisBroker {
         Self { shard, delivery }
     }
 
+    /// The cluster control bus on this broker's connections.
+    pub fn control_bus(&self) -> Arc<dyn crate::node::cluster::ControlBus> {
+        Arc::new(super::RedisControlBus::new(
+            self.shard.clone(),
+            self.delivery.clone(),
+        ))
+    }
+
     async fn publish_event(&self, channel: &str, payload: Vec<u8>) -> Result<(), EngineError> {
         let key = self.shard.keys.pubsub(channel);
         self.shard

@@ -33,6 +33,9 @@
 //!
 //! Epochs are alphanumeric, so the two `:` separators are unambiguous.
 //!
+//! Cluster control messages (`crate::node::cluster`) travel on PUB/SUB
+//! channel `<p>.control` (Centrifugo's name) over the same connections.
+//!
 //! # Connections and timeouts
 //!
 //! One multiplexed command connection (commands from concurrent callers are
@@ -60,12 +63,14 @@ use super::EngineError;
 mod batch;
 mod broker;
 mod config;
+mod control;
 mod presence;
 mod pubsub;
 mod scripts;
 
 pub use broker::RedisBroker;
 pub use config::RedisSettings;
+pub use control::RedisControlBus;
 pub use presence::RedisPresenceManager;
 
 /// Stream meta lifetime when neither the publish nor the read gives one.
@@ -110,6 +115,10 @@ impl Keys {
     }
     fn result(&self, channel: &str, key: &str) -> String {
         format!("{}.result.{channel}.{key}", self.prefix)
+    }
+    /// The PUB/SUB channel of cluster control messages.
+    fn control(&self) -> String {
+        format!("{}.control", self.prefix)
     }
     fn pubsub(&self, channel: &str) -> String {
         format!("{}.client.{channel}", self.prefix)

@@ -29,6 +29,8 @@ pub(super) struct Delivery {
     handler: OnceLock<Arc<dyn BrokerEventHandler>>,
     subscribed: Mutex<HashSet<String>>,
     batcher: Batcher,
+    /// Where messages on the control channel go (see `super::control`).
+    control: OnceLock<tokio::sync::mpsc::UnboundedSender<bytes::Bytes>>,
 }
 
 impl Delivery {
@@ -47,6 +49,7 @@ impl Delivery {
             call_timeout,
             handler: OnceLock::new(),
             subscribed: Mutex::new(HashSet::new()),
+            control: OnceLock::new(),
         });
         tokio::spawn(read_loop(Arc::downgrade(&delivery), pushes));
         tokio::spawn(probe_loop(Arc::downgrade(&delivery)));
@@ -84,6 +87,16 @@ impl Delivery {
         self.command(false, channel).await
     }
 
+    /// Subscribes the control channel; its messages go to `sink` from now
+    /// on (a second call keeps the first sink).
+    pub(super) async fn subscribe_control(
+        &self,
+        sink: tokio::sync::mpsc::UnboundedSender<bytes::Bytes>,
+    ) -> Result<(), EngineError> {
+        let _ = self.control.set(sink);
+        self.batcher.send(true, self.keys.control()).await
+    }
+
     fn dispatch(&self, push: PushInfo) {
         if push.kind == PushKind::Disconnection {
             tracing::warn!("redis PUB/SUB connection lost; reconnecting and resubscribing");
@@ -101,6 +114,12 @@ impl Delivery {
         let Ok(name) = std::str::from_utf8(name) else {
             return;
         };
+        if name == self.keys.control() {
+            if let Some(sink) = self.control.get() {
+                let _ = sink.send(bytes::Bytes::copy_from_slice(payload));
+            }
+            return;
+        }
         let Some(channel) = self.keys.channel_of(name) else {
             return;
         };

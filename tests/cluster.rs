@@ -1,0 +1,336 @@
+//! Several real `rotor` processes on one Redis (127.0.0.1:6379 or
+//! `ROTOR_TEST_REDIS`, a random key prefix per test) act as one cluster:
+//! `info` lists every live node and drops a killed one, the server API's
+//! disconnect / subscribe / unsubscribe reach connections on another node,
+//! `channels` surveys every node, and an `/emulation` request that lands on
+//! the wrong node is forwarded to the session's node.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use serde_json::{Value, json};
+use support::{SECRET, WsClient, token};
+
+const API_KEY: &str = "cluster-key";
+
+/// A `rotor` process, killed when dropped.
+struct Proc {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn prefix() -> String {
+    let p: String = rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(10)
+        .map(char::from)
+        .collect();
+    format!("rotor-cluster-{p}")
+}
+
+impl Proc {
+    /// Starts node `name` on Redis keys under `prefix`; returns once it
+    /// serves HTTP.
+    async fn start(name: &str, prefix: &str) -> Self {
+        let address =
+            std::env::var("ROTOR_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let cfg = json!({
+            "client": {"token": {"hmac_secret_key": SECRET}},
+            "http_api": {"key": API_KEY},
+            "http_stream": {"enabled": true},
+            "channel": {"without_namespace": {"allow_subscribe_for_client": true}},
+            "engine": {"type": "redis", "redis": {"address": address, "prefix": prefix}},
+            "node": {"name": name},
+            "log": {"level": "warn"}
+        });
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, cfg.to_string()).expect("write config");
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_rotor"))
+            .args([
+                "--config",
+                path.to_str().expect("utf-8 path"),
+                "--http_server.port",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn rotor");
+        let proc = Self {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "node {name} did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        proc
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    async fn api(&self, method: &str, body: Value) -> Value {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/api/{method}", self.base()))
+            .header("X-API-Key", API_KEY)
+            .json(&body)
+            .send()
+            .await
+            .expect("api request");
+        assert_eq!(resp.status(), 200, "{method}");
+        let reply: Value = resp.json().await.expect("api json");
+        assert!(reply.get("error").is_none(), "{method}: {reply}");
+        reply
+    }
+
+    async fn node_names(&self) -> Vec<String> {
+        let info = self.api("info", json!({})).await;
+        let mut names: Vec<String> = info["result"]["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .map(|n| n["name"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Waits until `info` lists exactly `names`; returns how long it took.
+    async fn wait_nodes(&self, names: &[&str], within: Duration) -> Duration {
+        let start = Instant::now();
+        loop {
+            let got = self.node_names().await;
+            if got == names {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < within,
+                "info lists {got:?}, want {names:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn ws_user(&self, user: &str) -> WsClient {
+        let url = format!("ws://127.0.0.1:{}/connection/websocket", self.port);
+        let mut c = WsClient::open(&url, false, None).await.expect("ws");
+        let reply = c.connect(&token(user, 3600)).await;
+        assert!(reply.error.is_none(), "connect: {reply:?}");
+        c
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn info_lists_live_nodes_and_drops_a_killed_one() {
+    let p = prefix();
+    let a = Proc::start("node-a", &p).await;
+    let b = Proc::start("node-b", &p).await;
+    let mut c = Proc::start("node-c", &p).await;
+    let all = ["node-a", "node-b", "node-c"];
+    a.wait_nodes(&all, Duration::from_secs(10)).await;
+    b.wait_nodes(&all, Duration::from_secs(10)).await;
+    let _ = c.child.kill();
+    let _ = c.child.wait();
+    // Gone within 7 s of its last heartbeat (sent at most 3 s before the
+    // kill), polled every 200 ms.
+    let took = a
+        .wait_nodes(&["node-a", "node-b"], Duration::from_secs(12))
+        .await;
+    assert!(took <= Duration::from_secs(11), "took {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_disconnect_reaches_a_user_on_another_node() {
+    let p = prefix();
+    let a = Proc::start("node-a", &p).await;
+    let b = Proc::start("node-b", &p).await;
+    let mut client = b.ws_user("alice").await;
+    let _bob = b.ws_user("bob").await;
+    a.api(
+        "disconnect",
+        json!({"user": "alice", "disconnect": {"code": 4500, "reason": "go away"}}),
+    )
+    .await;
+    let (code, reason) = tokio::time::timeout(Duration::from_secs(5), client.closed())
+        .await
+        .expect("closed in time");
+    assert_eq!((code, reason.as_str()), (4500, "go away"));
+    // Bob, on the same node, stays connected (node B's own counters).
+    let info = b.api("info", json!({})).await;
+    let me = info["result"]["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|n| n["name"] == "node-b")
+        .cloned()
+        .expect("node-b listed");
+    assert_eq!(me["num_clients"], json!(1), "{info}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_refresh_expires_a_user_on_another_node() {
+    let p = prefix();
+    let a = Proc::start("node-a", &p).await;
+    let b = Proc::start("node-b", &p).await;
+    let mut client = b.ws_user("erin").await;
+    a.api("refresh", json!({"user": "erin", "expired": true}))
+        .await;
+    let (code, _) = tokio::time::timeout(Duration::from_secs(5), client.closed())
+        .await
+        .expect("closed in time");
+    assert_eq!(code, 3005);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_subscribe_and_unsubscribe_on_another_node() {
+    let p = prefix();
+    let a = Proc::start("node-a", &p).await;
+    let b = Proc::start("node-b", &p).await;
+    a.wait_nodes(&["node-a", "node-b"], Duration::from_secs(10))
+        .await;
+    let mut client = b.ws_user("carol").await;
+    a.api("subscribe", json!({"user": "carol", "channel": "room"}))
+        .await;
+    let push = tokio::time::timeout(Duration::from_secs(5), client.push())
+        .await
+        .expect("subscribe push in time");
+    assert_eq!(push.channel, "room");
+    assert!(push.subscribe.is_some(), "{push:?}");
+
+    // `channels` on node A sees node B's subscriber (survey).
+    let channels = a.api("channels", json!({})).await;
+    assert_eq!(
+        channels["result"]["channels"]["room"]["num_clients"],
+        json!(1),
+        "{channels}"
+    );
+
+    a.api("unsubscribe", json!({"user": "carol", "channel": "room"}))
+        .await;
+    let push = tokio::time::timeout(Duration::from_secs(5), client.push())
+        .await
+        .expect("unsubscribe push in time");
+    assert_eq!(push.channel, "room");
+    let unsub = push.unsubscribe.expect("unsubscribe push");
+    assert_eq!(unsub.code, 2000);
+}
+
+/// Reads newline-delimited JSON replies of an HTTP-streaming response.
+struct JsonStream {
+    resp: reqwest::Response,
+    buf: Vec<u8>,
+}
+
+impl JsonStream {
+    async fn next(&mut self) -> Value {
+        loop {
+            if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=pos).collect();
+                let text = String::from_utf8_lossy(&line);
+                if text.trim().is_empty() {
+                    continue;
+                }
+                return serde_json::from_str(text.trim()).expect("json reply");
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(5), self.resp.chunk())
+                .await
+                .expect("stream data in time")
+                .expect("stream readable")
+                .expect("stream not ended");
+            self.buf.extend_from_slice(&chunk);
+        }
+    }
+
+    /// The reply to command `id`, skipping pings and pushes.
+    async fn reply_to(&mut self, id: u64) -> Value {
+        loop {
+            let v = self.next().await;
+            if v["id"] == json!(id) {
+                return v;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emulation_request_to_the_wrong_node_is_forwarded() {
+    let p = prefix();
+    let a = Proc::start("node-a", &p).await;
+    let b = Proc::start("node-b", &p).await;
+    a.wait_nodes(&["node-a", "node-b"], Duration::from_secs(10))
+        .await;
+    let http = reqwest::Client::new();
+    let connect = json!({"id": 1, "connect": {"token": token("dave", 3600)}});
+    let resp = http
+        .post(format!("{}/connection/http_stream", b.base()))
+        .header("content-type", "application/json")
+        .body(connect.to_string())
+        .send()
+        .await
+        .expect("stream opened");
+    assert_eq!(resp.status(), 200);
+    let mut stream = JsonStream {
+        resp,
+        buf: Vec::new(),
+    };
+    let reply = stream.reply_to(1).await;
+    let session = reply["connect"]["session"]
+        .as_str()
+        .expect("session")
+        .to_owned();
+    let node = reply["connect"]["node"].as_str().expect("node").to_owned();
+
+    // The command goes to node A, which does not have the session.
+    let sub = json!({"id": 2, "subscribe": {"channel": "lobby"}});
+    let body = json!({"session": session, "node": node, "data": sub.to_string()});
+    let resp = http
+        .post(format!("{}/emulation", a.base()))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("emulation request");
+    assert_eq!(resp.status(), 204);
+    let reply = stream.reply_to(2).await;
+    assert!(reply.get("error").is_none(), "{reply}");
+    assert!(reply.get("subscribe").is_some(), "{reply}");
+
+    // An unknown node id is a 404, as on a single node.
+    let body = json!({"session": session, "node": "no-such-node", "data": sub.to_string()});
+    let resp = http
+        .post(format!("{}/emulation", a.base()))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("emulation request");
+    assert_eq!(resp.status(), 404);
+}
