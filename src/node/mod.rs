@@ -122,6 +122,14 @@ impl Node {
                     Arc::new(MemoryPresenceManager::new()),
                 )
             };
+        let broker: Arc<dyn Broker> = if config.broker.enabled && config.broker.kind == "nats" {
+            let settings = crate::engine::nats::NatsSettings::from_json(&config.broker.nats)
+                .map_err(|(key, e)| format!("broker.nats.{key}: {e}"))?;
+            let nats = crate::engine::nats::NatsBroker::connect(&settings).await;
+            Arc::new(nats.map_err(|e| format!("broker: {e}"))?)
+        } else {
+            broker
+        };
         Self::with_engine(config, broker, presence).await
     }
 
