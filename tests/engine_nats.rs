@@ -238,6 +238,7 @@ impl NatsServer {
 
 impl Drop for NatsServer {
     fn drop(&mut self) {
+        self.signal_quietly("CONT");
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -363,7 +364,81 @@ async fn dead_nats_fails_publishes_then_recovers() {
     }
 }
 
+/// NATS stops answering without closing the connection (the server process
+/// is frozen): publishes start failing within ~5 s, and work again once it
+/// answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frozen_nats_fails_publishes_within_seconds() {
+    let server = NatsServer::start().await;
+    let s = NatsSettings {
+        url: format!("nats://127.0.0.1:{}", server.port),
+        ..settings()
+    };
+    let broker = broker(&s).await;
+    let handler = conformance::start(&broker).await;
+    let channel = conformance::unique_channel("frozen");
+    let opts = PublishOptions::default();
+    broker.subscribe(&channel).await.expect("subscribe");
+    broker
+        .publish(&channel, conformance::payload(1), &opts)
+        .await
+        .expect("publish while up");
+    handler.wait_for(&channel, 1).await;
+
+    server.signal("STOP");
+    let started = Instant::now();
+    let err = loop {
+        let call = Instant::now();
+        let result = broker
+            .publish(&channel, conformance::payload(2), &opts)
+            .await;
+        assert!(call.elapsed() < Duration::from_secs(2), "publish hung");
+        match result {
+            Err(e) => break e,
+            Ok(_) => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(8),
+                    "publishes still succeed 8 s after NATS froze"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert!(matches!(err, EngineError::Unavailable(_)), "{err:?}");
+
+    server.signal("CONT");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        assert!(Instant::now() < deadline, "deliveries did not resume");
+        let _ = broker
+            .publish(&channel, conformance::payload(3), &opts)
+            .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if handler
+            .events_for(&channel)
+            .iter()
+            .any(|e| index_of(e) == 3)
+        {
+            break;
+        }
+    }
+}
+
 impl NatsServer {
+    fn signal_quietly(&self, name: &str) {
+        let _ = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status();
+    }
+
+    fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{name}");
+    }
+
     async fn start_on(port: u16) -> Self {
         let child = std::process::Command::new("nats-server")
             .args(["-a", "127.0.0.1", "-p", &port.to_string()])
@@ -394,8 +469,14 @@ const E2E_API_KEY: &str = "nats-e2e-api-key";
 
 /// Starts `rotor` with the NATS broker under `prefix`; returns it and its
 /// port once it serves HTTP.
-async fn start_binary(dir: &std::path::Path, prefix: &str, name: &str) -> (Server, u16) {
+async fn start_binary(
+    dir: &std::path::Path,
+    prefix: &str,
+    name: &str,
+    engine: serde_json::Value,
+) -> (Server, u16) {
     let cfg = serde_json::json!({
+        "engine": engine,
         "client": {"token": {"hmac_secret_key": E2E_SECRET}},
         "http_api": {"key": E2E_API_KEY},
         "broker": {"enabled": true, "type": "nats", "nats": {
@@ -447,8 +528,9 @@ async fn api(port: u16, method: &str, body: serde_json::Value) -> serde_json::Va
 async fn binary_nodes_share_nats() {
     let dir = tempfile::tempdir().expect("tempdir");
     let prefix = format!("rotor-e2e-{}", random(10));
-    let (_a, port_a) = start_binary(dir.path(), &prefix, "a").await;
-    let (_b, port_b) = start_binary(dir.path(), &prefix, "b").await;
+    let memory = serde_json::json!({"type": "memory"});
+    let (_a, port_a) = start_binary(dir.path(), &prefix, "a", memory.clone()).await;
+    let (_b, port_b) = start_binary(dir.path(), &prefix, "b", memory).await;
 
     let url = format!("ws://127.0.0.1:{port_a}/connection/websocket");
     let mut client = WsClient::open(&url, false, None).await.expect("ws");
@@ -505,4 +587,46 @@ async fn binary_nodes_share_nats() {
     )
     .await;
     assert_eq!(history["error"]["code"], 108, "{history}");
+}
+
+/// `engine.type: redis` with the NATS broker: publications travel over NATS
+/// while presence is the engine's, shared through Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_nodes_nats_broker_redis_presence() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let prefix = format!("rotor-e2e-{}", random(10));
+    let engine = serde_json::json!({
+        "type": "redis", "redis": {"address": "127.0.0.1:6379", "prefix": prefix}
+    });
+    let (_a, port_a) = start_binary(dir.path(), &prefix, "a", engine.clone()).await;
+    let (_b, port_b) = start_binary(dir.path(), &prefix, "b", engine).await;
+
+    let url = format!("ws://127.0.0.1:{port_a}/connection/websocket");
+    let mut client = WsClient::open(&url, false, None).await.expect("ws");
+    let token = support::sign(E2E_SECRET, serde_json::json!({"sub": "alice"}));
+    client.connect(&token).await.connect.expect("connected");
+    client
+        .subscribe("chat:r")
+        .await
+        .subscribe
+        .expect("subscribed");
+
+    api(
+        port_b,
+        "publish",
+        serde_json::json!({"channel": "chat:r", "data": {"i": 1}}),
+    )
+    .await;
+    let publication = client.publication("chat:r").await;
+    assert_eq!(publication.offset, 0);
+    assert_eq!(&publication.data[..], br#"{"i":1}"#);
+
+    let presence = api(port_b, "presence", serde_json::json!({"channel": "chat:r"})).await;
+    let clients = presence["result"]["presence"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(clients.len(), 1, "{presence}");
+    let entry = clients.values().next().expect("one client");
+    assert_eq!(entry["user"], "alice");
 }

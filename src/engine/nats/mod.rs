@@ -17,8 +17,9 @@
 //!   `subscribe` returns once the server has the subscription (a round trip
 //!   after the `SUB`), so a publish from any node after it is delivered.
 //! * A dead or unreachable NATS fails publishes at once while disconnected
-//!   and within `write_timeout` otherwise; the client reconnects forever
-//!   and re-subscribes by itself.
+//!   and within `write_timeout` otherwise; a NATS that stops answering
+//!   without closing the connection is noticed by PINGs within ~5 s. The
+//!   client reconnects forever and re-subscribes by itself.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -45,6 +46,11 @@ pub use config::NatsSettings;
 /// Tag under which Centrifugo attaches an epoch to a publication that
 /// carries an offset (only the experimental Redis+NATS broker sends one).
 const EPOCH_TAG: &str = "__centrifugo_epoch";
+
+/// PING period: a server that stops answering without closing the
+/// connection is dropped after three unanswered PINGs (~4.5 s), after which
+/// publishes fail at once instead of vanishing into a dead socket.
+const PING_INTERVAL: std::time::Duration = std::time::Duration::from_millis(1500);
 
 fn unavailable(e: impl std::fmt::Display) -> EngineError {
     EngineError::Unavailable(format!("nats: {e}"))
@@ -84,6 +90,7 @@ impl NatsBroker {
             .connection_timeout(settings.dial_timeout)
             .request_timeout(Some(settings.write_timeout))
             .max_reconnects(None)
+            .ping_interval(PING_INTERVAL)
             .event_callback(move |event| {
                 let url = url.clone();
                 async move {
