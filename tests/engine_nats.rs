@@ -8,11 +8,14 @@
 //! apply and are listed below with the reason; NATS-specific equivalents of
 //! the delivery ones follow.
 
+#[path = "engine_nats/nats_server.rs"]
+mod nats_server;
 mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use nats_server::{NatsServer, free_port, wait_listening};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use rotor::engine::conformance::{self, Event};
@@ -216,52 +219,6 @@ async fn order_per_publisher_across_nodes() {
     }
 }
 
-/// A private nats-server on a free port, killed on drop.
-struct NatsServer {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl NatsServer {
-    async fn start() -> Self {
-        let port = free_port();
-        let child = std::process::Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("nats-server on PATH");
-        wait_listening(port, "nats-server").await;
-        Self { child, port }
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        self.signal_quietly("CONT");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn wait_listening(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "{what} did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 /// Nothing listening, or a listener that never speaks NATS: connecting fails
 /// within the dial timeout instead of hanging.
 #[tokio::test]
@@ -421,33 +378,6 @@ async fn frozen_nats_fails_publishes_within_seconds() {
         {
             break;
         }
-    }
-}
-
-impl NatsServer {
-    fn signal_quietly(&self, name: &str) {
-        let _ = std::process::Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status();
-    }
-
-    fn signal(&self, name: &str) {
-        let status = std::process::Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill -{name}");
-    }
-
-    async fn start_on(port: u16) -> Self {
-        let child = std::process::Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("nats-server on PATH");
-        wait_listening(port, "nats-server").await;
-        Self { child, port }
     }
 }
 
