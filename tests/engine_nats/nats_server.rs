@@ -17,12 +17,12 @@ impl NatsServer {
 
     /// Starts one on `port` (to bring a killed one back at its address).
     pub async fn start_on(port: u16) -> Self {
-        let child = std::process::Command::new("nats-server")
+        let child = std::process::Command::new(binary())
             .args(["-a", "127.0.0.1", "-p", &port.to_string()])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .expect("nats-server on PATH");
+            .expect("nats-server (Debian package nats-server)");
         wait_listening(port, "nats-server").await;
         Self { child, port }
     }
@@ -46,6 +46,19 @@ impl Drop for NatsServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `ROTOR_TEST_NATS_SERVER`, else Debian's `/usr/sbin/nats-server`, else
+/// `nats-server` on PATH.
+fn binary() -> String {
+    std::env::var("ROTOR_TEST_NATS_SERVER").unwrap_or_else(|_| {
+        let debian = "/usr/sbin/nats-server";
+        if std::path::Path::new(debian).exists() {
+            debian.to_owned()
+        } else {
+            "nats-server".to_owned()
+        }
+    })
 }
 
 /// Waits until something accepts TCP on `port`.
