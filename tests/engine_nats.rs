@@ -11,6 +11,8 @@
 #[path = "engine_nats/nats_server.rs"]
 mod nats_server;
 mod support;
+#[path = "engine_nats/tls.rs"]
+mod tls;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -17,8 +17,14 @@ impl NatsServer {
 
     /// Starts one on `port` (to bring a killed one back at its address).
     pub async fn start_on(port: u16) -> Self {
+        Self::start_with(port, &[]).await
+    }
+
+    /// Starts one on `port` with extra command-line arguments.
+    pub async fn start_with(port: u16, extra: &[&str]) -> Self {
         let child = std::process::Command::new(binary())
             .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .args(extra)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

@@ -3,10 +3,13 @@
 //!
 //! Keys follow Centrifugo v6: `url`, `prefix`, `dial_timeout`,
 //! `write_timeout`, `tls`, `allow_wildcards`, `raw_mode`. This build speaks
-//! plain NATS with Centrifugo's wire format; TLS, wildcard subscriptions and
-//! raw mode are refused with a clear "not supported yet" error rather than
-//! silently ignored.
+//! NATS with Centrifugo's wire format, over TLS with certificate files
+//! (`tls.server_ca_pem_file`, `tls.cert_pem_file` + `tls.key_pem_file`;
+//! system roots otherwise). Inline PEMs, skipping verification, wildcard
+//! subscriptions and raw mode are refused with a clear "not supported yet"
+//! error rather than silently ignored.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -33,6 +36,17 @@ pub struct NatsSettings {
     pub dial_timeout: Duration,
     /// Bound on queueing one publish and on the subscribe round trip.
     pub write_timeout: Duration,
+    /// TLS, when `tls.enabled`.
+    pub tls: Option<NatsTls>,
+}
+
+/// TLS to NATS from certificate files.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NatsTls {
+    /// CA bundle that signs the server certificate (system roots if unset).
+    pub server_ca_pem_file: Option<PathBuf>,
+    /// Client certificate and key for mutual TLS.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for NatsSettings {
@@ -42,6 +56,7 @@ impl Default for NatsSettings {
             prefix: DEFAULT_PREFIX.to_owned(),
             dial_timeout: DEFAULT_DIAL_TIMEOUT,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
+            tls: None,
         }
     }
 }
@@ -53,6 +68,7 @@ impl std::fmt::Debug for NatsSettings {
             .field("prefix", &self.prefix)
             .field("dial_timeout", &self.dial_timeout)
             .field("write_timeout", &self.write_timeout)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -111,9 +127,7 @@ impl NatsSettings {
                 *slot = d;
             }
         }
-        if flag(obj.get("tls"), "enabled") {
-            return Err(key_err("tls.enabled", "is not supported by this build yet"));
-        }
+        s.tls = tls(obj.get("tls"))?;
         if obj.get("allow_wildcards").and_then(Value::as_bool) == Some(true) {
             return Err(key_err(
                 "allow_wildcards",
@@ -128,6 +142,57 @@ impl NatsSettings {
         }
         Ok(s)
     }
+}
+
+/// Reads the TLS object; `None` unless `enabled`.
+fn tls(value: Option<&Value>) -> Result<Option<NatsTls>, (String, String)> {
+    let Some(obj) = value.filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let Value::Object(obj) = obj else {
+        return Err(key_err("tls", "must be an object"));
+    };
+    if !flag(value, "enabled") {
+        return Ok(None);
+    }
+    for key in ["cert_pem", "key_pem", "server_ca_pem", "server_name"] {
+        if !string(obj.get(key), &format!("tls.{key}"))?.is_empty() {
+            return Err(key_err(
+                &format!("tls.{key}"),
+                "is not supported by this build yet (use the *_pem_file keys)",
+            ));
+        }
+    }
+    if flag(value, "insecure_skip_verify") {
+        return Err(key_err(
+            "tls.insecure_skip_verify",
+            "is not supported by this build yet",
+        ));
+    }
+    let file = |key: &str| -> Result<Option<PathBuf>, (String, String)> {
+        let path = string(obj.get(key), &format!("tls.{key}"))?;
+        Ok((!path.is_empty()).then(|| PathBuf::from(path)))
+    };
+    let client_cert = match (file("cert_pem_file")?, file("key_pem_file")?) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(key_err(
+                "tls.key_pem_file",
+                "is required with cert_pem_file",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(key_err(
+                "tls.cert_pem_file",
+                "is required with key_pem_file",
+            ));
+        }
+    };
+    Ok(Some(NatsTls {
+        server_ca_pem_file: file("server_ca_pem_file")?,
+        client_cert,
+    }))
 }
 
 /// True when `subject` is a literal NATS subject: non-empty dot-separated
@@ -209,13 +274,43 @@ mod tests {
         assert_eq!(key(json!({"prefix": "a b"})), "prefix");
         assert_eq!(key(json!({"prefix": "a..b"})), "prefix");
         assert_eq!(key(json!({"write_timeout": "soon"})), "write_timeout");
-        assert_eq!(key(json!({"tls": {"enabled": true}})), "tls.enabled");
+        assert_eq!(
+            key(json!({"tls": {"enabled": true, "cert_pem": "x"}})),
+            "tls.cert_pem"
+        );
+        assert_eq!(
+            key(json!({"tls": {"enabled": true, "insecure_skip_verify": true}})),
+            "tls.insecure_skip_verify"
+        );
+        assert_eq!(
+            key(json!({"tls": {"enabled": true, "cert_pem_file": "c.pem"}})),
+            "tls.key_pem_file"
+        );
         assert_eq!(key(json!({"allow_wildcards": true})), "allow_wildcards");
         assert_eq!(
             key(json!({"raw_mode": {"enabled": true}})),
             "raw_mode.enabled"
         );
         assert_eq!(key(json!("x")), "");
+    }
+
+    #[test]
+    fn tls_from_files() {
+        let s = NatsSettings::from_json(&json!({"tls": {"enabled": false, "cert_pem": "x"}}))
+            .expect("disabled tls is not read");
+        assert_eq!(s.tls, None);
+        let s = NatsSettings::from_json(&json!({"tls": {
+            "enabled": true, "server_ca_pem_file": "ca.pem",
+            "cert_pem_file": "c.pem", "key_pem_file": "k.pem"
+        }}))
+        .expect("valid");
+        assert_eq!(
+            s.tls,
+            Some(NatsTls {
+                server_ca_pem_file: Some("ca.pem".into()),
+                client_cert: Some(("c.pem".into(), "k.pem".into())),
+            })
+        );
     }
 
     #[test]

@@ -41,7 +41,7 @@ use crate::proto::client::{Join, Leave, Push};
 
 pub mod config;
 
-pub use config::NatsSettings;
+pub use config::{NatsSettings, NatsTls};
 
 /// Tag under which Centrifugo attaches an epoch to a publication that
 /// carries an offset (only the experimental Redis+NATS broker sends one).
@@ -103,6 +103,19 @@ impl NatsBroker {
                     }
                 }
             });
+        let options = match &settings.tls {
+            None => options,
+            Some(tls) => {
+                let mut options = options.require_tls(true);
+                if let Some(ca) = &tls.server_ca_pem_file {
+                    options = options.add_root_certificates(ca.clone());
+                }
+                if let Some((cert, key)) = &tls.client_cert {
+                    options = options.add_client_certificate(cert.clone(), key.clone());
+                }
+                options
+            }
+        };
         let connect = options.connect(settings.url.as_str());
         let client = tokio::time::timeout(settings.dial_timeout * 2, connect)
             .await
