@@ -126,13 +126,13 @@ fn checkconfig_applies_env_and_dotenv() {
     assert!(stdout(&out).contains("log.level"), "{}", stdout(&out));
     std::fs::write(
         dir.path().join(".env"),
-        "CENTRIFUGO_BROKER_ENABLED=true\nCENTRIFUGO_BROKER_TYPE=nats\n",
+        "CENTRIFUGO_BROKER_ENABLED=true\nCENTRIFUGO_BROKER_TYPE=postgres\n",
     )
     .expect("write");
     let out = rotor(dir.path(), &["checkconfig"], &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stdout(&out).contains("broker.type: \"nats\" is not supported"),
+        stdout(&out).contains("broker.type: \"postgres\" is not supported"),
         "{}",
         stdout(&out)
     );
@@ -286,12 +286,18 @@ fn root_command_reports_config_errors_on_stderr() {
     assert_eq!(out.status.code(), Some(1));
     let out = rotor(
         dir.path(),
-        &["-c", "x.json", "--broker.enabled", "--broker.type", "nats"],
+        &[
+            "-c",
+            "x.json",
+            "--broker.enabled",
+            "--broker.type",
+            "postgres",
+        ],
         &[],
     );
     assert_eq!(
         stderr(&out),
-        "error: broker.type: \"nats\" is not supported by this build yet\n"
+        "error: broker.type: \"postgres\" is not supported by this build yet\n"
     );
 }
 

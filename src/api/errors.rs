@@ -166,6 +166,7 @@ impl From<EngineError> for ApiError {
         match err {
             EngineError::UnrecoverablePosition => Self::unrecoverable_position(),
             EngineError::BadRequest(_) => Self::bad_request(),
+            EngineError::NotAvailable => Self::not_available(),
             EngineError::Unavailable(_) => Self::internal(),
         }
     }

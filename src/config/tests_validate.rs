@@ -228,12 +228,19 @@ fn global_channel_and_backends() {
     );
     assert_eq!(key_of(|c| c.engine.kind = "etcd".into()), "engine.type");
     let mut c = Config::default();
-    c.broker.kind = "nats".into();
+    c.broker.kind = "postgres".into();
     assert!(validate(&c).is_ok(), "a disabled broker is not used");
     c.broker.enabled = true;
     assert_eq!(
-        validate(&c).expect_err("nats").to_string(),
-        "broker.type: \"nats\" is not supported by this build yet"
+        validate(&c).expect_err("postgres").to_string(),
+        "broker.type: \"postgres\" is not supported by this build yet"
+    );
+    c.broker.kind = "nats".into();
+    assert!(validate(&c).is_ok(), "the NATS broker is built");
+    c.broker.nats = json!({"raw_mode": {"enabled": true}});
+    assert_eq!(
+        validate(&c).expect_err("raw mode").to_string(),
+        "broker.nats.raw_mode.enabled: is not supported by this build yet"
     );
     assert_eq!(
         key_of(|c| {

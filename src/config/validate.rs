@@ -247,12 +247,23 @@ fn check_backends(cfg: &Config) -> Check {
             invalid(key, e)
         })?;
     }
+    let nats_broker = cfg.broker.enabled && cfg.broker.kind == "nats";
     backend(
         "broker.type",
         &cfg.broker.kind,
         &["memory", "redis", "nats", "postgres", "redisnats"],
-        cfg.broker.enabled,
+        cfg.broker.enabled && !nats_broker,
     )?;
+    if nats_broker {
+        crate::engine::nats::NatsSettings::from_json(&cfg.broker.nats).map_err(|(key, e)| {
+            let key = if key.is_empty() {
+                "broker.nats".to_owned()
+            } else {
+                format!("broker.nats.{key}")
+            };
+            invalid(key, e)
+        })?;
+    }
     backend(
         "presence_manager.type",
         &cfg.presence_manager.kind,

@@ -17,6 +17,7 @@ pub use crate::proto::client::{ClientInfo, Publication};
 
 pub mod conformance;
 pub mod memory;
+pub mod nats;
 pub mod redis;
 
 /// Position in a channel stream.
@@ -123,6 +124,10 @@ pub enum EngineError {
     /// The request is invalid (e.g. reverse with offset 0; error 107).
     #[error("bad request: {0}")]
     BadRequest(&'static str),
+    /// The engine does not provide this (history on the NATS broker;
+    /// error 108).
+    #[error("not available")]
+    NotAvailable,
     /// The backing store failed or timed out.
     #[error("engine unavailable: {0}")]
     Unavailable(String),

@@ -426,6 +426,7 @@ pub(super) fn engine_error(e: EngineError) -> Fail {
     match e {
         EngineError::UnrecoverablePosition => ClientError::UnrecoverablePosition.into(),
         EngineError::BadRequest(_) => ClientError::BadRequest.into(),
+        EngineError::NotAvailable => ClientError::NotAvailable.into(),
         EngineError::Unavailable(reason) => {
             tracing::warn!(%reason, "engine unavailable");
             ClientError::Internal.into()
