@@ -24,6 +24,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
+use super::call_context;
 use super::origin::OriginCheck;
 use crate::node::Node;
 use crate::proto::client::{ConnectRequest, Push};
@@ -80,23 +81,6 @@ pub fn parse_connect_request(data: &[u8]) -> Result<ConnectRequest, String> {
     serde_json::from_slice::<Option<ConnectRequest>>(data)
         .map(Option::unwrap_or_default)
         .map_err(|e| e.to_string())
-}
-
-/// Headers of the client's request for proxies, kept only when some proxy
-/// forwards headers.
-pub fn call_context(node: &Node, req: &Request) -> Arc<crate::proxy::CallContext> {
-    if !node.proxies().forwards_headers() {
-        return Arc::default();
-    }
-    let remote_addr = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0);
-    Arc::new(crate::proxy::CallContext {
-        headers: req.headers().clone(),
-        remote_addr,
-        ..Default::default()
-    })
 }
 
 /// `GET`/`POST /connection/uni_sse`.

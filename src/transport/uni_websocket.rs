@@ -23,8 +23,9 @@ use bytes::Bytes;
 use serde::Deserialize;
 use tokio::time::Instant;
 
+use super::call_context;
 use super::driver::{DriveOptions, Inbound, Link, LinkGone, drive};
-use super::uni_stream::{UniState, call_context, parse_connect_request};
+use super::uni_stream::{UniState, parse_connect_request};
 use super::websocket::{Socket, SocketIn, WsState, accept};
 use crate::node::Node;
 use crate::proto::client::{ConnectRequest, Push};

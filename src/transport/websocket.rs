@@ -16,6 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 
+use super::call_context;
 use super::driver::{self, DriveOptions, LinkGone};
 use super::origin::OriginCheck;
 use super::ws::{self, Read, WsConn, deflate, handshake};
@@ -273,26 +274,6 @@ where
         }
     });
     switching_protocols(&key, None, deflate.is_some())
-}
-
-/// What proxies may forward of the upgrade request: its headers and the
-/// TCP peer address. Kept only when some proxy forwards headers; otherwise
-/// every connection shares one empty context, so idle connections stay
-/// small.
-fn call_context(node: &Node, req: &Request) -> Arc<crate::proxy::CallContext> {
-    static EMPTY: std::sync::OnceLock<Arc<crate::proxy::CallContext>> = std::sync::OnceLock::new();
-    if !node.proxies().forwards_headers() {
-        return EMPTY.get_or_init(Arc::default).clone();
-    }
-    let remote_addr = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0);
-    Arc::new(crate::proxy::CallContext {
-        headers: req.headers().clone(),
-        remote_addr,
-        ..Default::default()
-    })
 }
 
 fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {

@@ -8,11 +8,12 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 
 use super::{
-    EmulationState, StreamStart, body_limit, call_context, cors, is_options, is_protobuf,
-    not_allowed, preflight, read_body, shutting_down, start_stream, valid_first_frame, with_cors,
+    EmulationState, StreamStart, body_limit, cors, is_options, is_protobuf, not_allowed, preflight,
+    read_body, shutting_down, start_stream, valid_first_frame, with_cors,
 };
 use crate::protocol::Encoding;
 use crate::protocol::codec::Framing;
+use crate::transport::call_context;
 
 /// Serves one HTTP-streaming request.
 pub(super) async fn handle(State(state): State<EmulationState>, mut req: Request) -> Response {

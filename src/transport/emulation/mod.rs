@@ -24,7 +24,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, options, post};
@@ -203,24 +202,6 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
         }
         tracing::debug!(error = %e, "emulation request body broke off");
         StatusCode::BAD_REQUEST
-    })
-}
-
-/// What proxies may forward of the stream request (as on WebSocket): its
-/// headers and peer address, kept only when some proxy forwards headers.
-fn call_context(node: &Node, req: &Request) -> Arc<crate::proxy::CallContext> {
-    static EMPTY: std::sync::OnceLock<Arc<crate::proxy::CallContext>> = std::sync::OnceLock::new();
-    if !node.proxies().forwards_headers() {
-        return EMPTY.get_or_init(Arc::default).clone();
-    }
-    let remote_addr = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0);
-    Arc::new(crate::proxy::CallContext {
-        headers: req.headers().clone(),
-        remote_addr,
-        ..Default::default()
     })
 }
 

@@ -11,11 +11,12 @@ use axum::response::Response;
 use bytes::Bytes;
 
 use super::{
-    EmulationState, StreamStart, body_limit, call_context, cors, is_options, not_allowed,
-    preflight, read_body, shutting_down, start_stream, valid_first_frame, with_cors,
+    EmulationState, StreamStart, body_limit, cors, is_options, not_allowed, preflight, read_body,
+    shutting_down, start_stream, valid_first_frame, with_cors,
 };
 use crate::protocol::Encoding;
 use crate::protocol::codec::Framing;
+use crate::transport::call_context;
 
 /// The query parameter carrying the connect command of a GET.
 const CONNECT_PARAM: &str = "cf_connect";
