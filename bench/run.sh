@@ -2,7 +2,12 @@
 # Reproduces the rows of BENCHMARKS.md: Rotor vs nats-server over WebSocket.
 #
 #   bench/run.sh            all scenarios
-#   bench/run.sh fanout     only fan-out    (also: idle, connect, api, proxy, transports)
+#   bench/run.sh fanout     only fan-out    (also: idle, connect, api, proxy, transports, cluster)
+#
+# `cluster` (Rotor JSON, engine.type redis, the local Redis on 6379,
+# bench/rotor-redis.json): 800/s fan-out with publisher and subscribers on one
+# node, then cross-node: 1,000 subscribers on node B (CPU 0, port 8000), the
+# publisher on node A (CPU 1 beside the load tool, port 8001).
 #
 # `transports` (Rotor JSON only): 800/s fan-out with subscribers on our raw
 # WebSocket client without and with permessage-deflate (bench/rotor.json vs
@@ -157,6 +162,22 @@ if [[ "$ONLY" == all || "$ONLY" == transports ]]; then
     ROTOR_CONFIG=bench/rotor-transports.json
     run fanout-800-ws-deflate rotor fanout --sub-transport raw-ws --subscribers "$SUBS" --rate 800 --duration "$DURATION"
     run fanout-800-uni-sse rotor fanout --sub-transport uni-sse --subscribers "$SUBS" --rate 800 --duration "$DURATION"
+    ROTOR_CONFIG=bench/rotor.json
+fi
+
+if [[ "$ONLY" == all || "$ONLY" == cluster ]]; then
+    redis-cli ping >/dev/null
+    ROTOR_CONFIG=bench/rotor-redis.json
+    run fanout-800-redis-1node rotor fanout --subscribers "$SUBS" --rate 800 --duration "$DURATION"
+    # Node A: where the publisher connects (the gRPC API port moved aside).
+    "${PRIO[@]}" taskset -c 1 target/release/rotor --config "$ROTOR_CONFIG" \
+        --http_server.port 8001 --grpc_api.port 10002 >>"$OUT/rotor-node-a.log" 2>&1 &
+    NODE_A=$!
+    wait_port 8001
+    run fanout-800-redis-cross-node rotor fanout --subscribers "$SUBS" --rate 800 \
+        --duration "$DURATION" --publish-url "ws://127.0.0.1:8001/connection/websocket"
+    kill "$NODE_A" 2>/dev/null || true
+    wait "$NODE_A" 2>/dev/null || true
     ROTOR_CONFIG=bench/rotor.json
 fi
 

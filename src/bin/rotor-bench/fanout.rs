@@ -275,7 +275,11 @@ pub async fn run(a: FanoutArgs) -> Result<(), String> {
     let setup_secs = setup_start.elapsed().as_secs_f64();
     let ready = live.ready.load(Ordering::Relaxed);
     let failed = live.failed.load(Ordering::Relaxed);
-    let mut publisher = Conn::open(&a.common.url, kind, &pub_token).await?;
+    let pub_url = a.publish_url.as_deref().unwrap_or(&a.common.url);
+    if !(pub_url.starts_with("ws://127.0.0.1:") || pub_url.starts_with("ws://localhost:")) {
+        return Err("--publish-url: loopback ws:// URLs only".into());
+    }
+    let mut publisher = Conn::open(pub_url, kind, &pub_token).await?;
     // Let the server settle after the connection burst.
     tokio::time::sleep(Duration::from_millis(500)).await;
 

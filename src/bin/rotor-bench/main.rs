@@ -159,6 +159,10 @@ pub struct FanoutArgs {
     /// Subscribers being set up at once.
     #[arg(long, default_value_t = 100)]
     pub connect_concurrency: usize,
+    /// Publish through another node (loopback ws:// URL of the same
+    /// cluster): cross-node fan-out. Default: the subscribers' `--url`.
+    #[arg(long)]
+    pub publish_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
