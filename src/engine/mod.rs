@@ -19,6 +19,7 @@ pub mod conformance;
 pub mod memory;
 pub mod nats;
 pub mod redis;
+pub mod settings;
 
 /// Position in a channel stream.
 ///

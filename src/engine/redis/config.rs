@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::config::Duration as GoDuration;
+use crate::engine::settings::{duration, key_err, string};
 
 /// Default address when none is configured.
 pub const DEFAULT_ADDRESS: &str = "redis://127.0.0.1:6379";
@@ -208,33 +208,6 @@ fn check_tls(tls: Option<&Value>) -> Result<(), (String, String)> {
         }
     }
     Ok(())
-}
-
-fn key_err(key: &str, message: &str) -> (String, String) {
-    (key.to_owned(), message.to_owned())
-}
-
-fn string(value: Option<&Value>, key: &str) -> Result<String, (String, String)> {
-    match value {
-        None | Some(Value::Null) => Ok(String::new()),
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => Err(key_err(key, "must be a string")),
-    }
-}
-
-fn duration(value: Option<&Value>, key: &str) -> Result<Option<Duration>, (String, String)> {
-    match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => GoDuration::parse(text)
-            .map(|d| Some(d.get()))
-            .map_err(|e| key_err(key, &e)),
-        // A bare number is nanoseconds, as Go reads it.
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .map(|ns| Some(Duration::from_nanos(ns)))
-            .ok_or_else(|| key_err(key, "must be a duration")),
-        Some(_) => Err(key_err(key, "must be a duration string")),
-    }
 }
 
 /// Accepts `redis://…`, `rediss://…`, `tcp://host:port` and bare
