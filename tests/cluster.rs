@@ -3,7 +3,9 @@
 //! `info` lists every live node and drops a killed one, the server API's
 //! disconnect / subscribe / unsubscribe reach connections on another node,
 //! `channels` surveys every node, and an `/emulation` request that lands on
-//! the wrong node is forwarded to the session's node.
+//! the wrong node is forwarded to the session's node. The same cluster runs
+//! over the NATS broker (nats-server at 127.0.0.1:4222 or
+//! `ROTOR_TEST_NATS`, a random subject prefix) on the memory engine.
 
 mod support;
 
@@ -47,21 +49,59 @@ fn prefix() -> String {
     format!("rotor-cluster-{p}")
 }
 
+/// What carries the cluster: the Redis engine, or the NATS broker on the
+/// memory engine.
+#[derive(Debug, Clone, Copy)]
+enum Bus {
+    Redis,
+    Nats,
+}
+
 impl Proc {
+    /// Starts node `name` on `bus` under `prefix`.
+    async fn start_on(bus: Bus, name: &str, prefix: &str) -> Self {
+        match bus {
+            Bus::Redis => Self::start(name, prefix).await,
+            Bus::Nats => Self::start_nats(name, prefix).await,
+        }
+    }
+
     /// Starts node `name` on Redis keys under `prefix`; returns once it
     /// serves HTTP.
     async fn start(name: &str, prefix: &str) -> Self {
         let address =
             std::env::var("ROTOR_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-        let cfg = json!({
+        let engine = json!({
+            "engine": {"type": "redis", "redis": {"address": address, "prefix": prefix}}
+        });
+        Self::start_with(name, engine).await
+    }
+
+    /// Starts node `name` on the memory engine with the NATS broker
+    /// (127.0.0.1:4222 or `ROTOR_TEST_NATS`) under subject prefix `prefix`.
+    async fn start_nats(name: &str, prefix: &str) -> Self {
+        let url =
+            std::env::var("ROTOR_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+        let engine = json!({
+            "engine": {"type": "memory"},
+            "broker": {"enabled": true, "type": "nats", "nats": {"url": url, "prefix": prefix}}
+        });
+        Self::start_with(name, engine).await
+    }
+
+    /// Starts node `name` with the engine / broker keys in `engine`.
+    async fn start_with(name: &str, engine: Value) -> Self {
+        let mut cfg = json!({
             "client": {"token": {"hmac_secret_key": SECRET}},
             "http_api": {"key": API_KEY},
             "http_stream": {"enabled": true},
             "channel": {"without_namespace": {"allow_subscribe_for_client": true}},
-            "engine": {"type": "redis", "redis": {"address": address, "prefix": prefix}},
             "node": {"name": name},
             "log": {"level": "warn"}
         });
+        if let (Some(cfg), Value::Object(extra)) = (cfg.as_object_mut(), engine) {
+            cfg.extend(extra);
+        }
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("config.json");
         std::fs::write(&path, cfg.to_string()).expect("write config");
@@ -148,12 +188,11 @@ impl Proc {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn info_lists_live_nodes_and_drops_a_killed_one() {
+async fn info_lists_live_nodes_and_drops_a_killed_one(bus: Bus) {
     let p = prefix();
-    let a = Proc::start("node-a", &p).await;
-    let b = Proc::start("node-b", &p).await;
-    let mut c = Proc::start("node-c", &p).await;
+    let a = Proc::start_on(bus, "node-a", &p).await;
+    let b = Proc::start_on(bus, "node-b", &p).await;
+    let mut c = Proc::start_on(bus, "node-c", &p).await;
     let all = ["node-a", "node-b", "node-c"];
     a.wait_nodes(&all, Duration::from_secs(10)).await;
     b.wait_nodes(&all, Duration::from_secs(10)).await;
@@ -167,11 +206,10 @@ async fn info_lists_live_nodes_and_drops_a_killed_one() {
     assert!(took <= Duration::from_secs(11), "took {took:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn api_disconnect_reaches_a_user_on_another_node() {
+async fn api_disconnect_reaches_a_user_on_another_node(bus: Bus) {
     let p = prefix();
-    let a = Proc::start("node-a", &p).await;
-    let b = Proc::start("node-b", &p).await;
+    let a = Proc::start_on(bus, "node-a", &p).await;
+    let b = Proc::start_on(bus, "node-b", &p).await;
     let mut client = b.ws_user("alice").await;
     let _bob = b.ws_user("bob").await;
     a.api(
@@ -195,11 +233,10 @@ async fn api_disconnect_reaches_a_user_on_another_node() {
     assert_eq!(me["num_clients"], json!(1), "{info}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn api_refresh_expires_a_user_on_another_node() {
+async fn api_refresh_expires_a_user_on_another_node(bus: Bus) {
     let p = prefix();
-    let a = Proc::start("node-a", &p).await;
-    let b = Proc::start("node-b", &p).await;
+    let a = Proc::start_on(bus, "node-a", &p).await;
+    let b = Proc::start_on(bus, "node-b", &p).await;
     let mut client = b.ws_user("erin").await;
     a.api("refresh", json!({"user": "erin", "expired": true}))
         .await;
@@ -209,11 +246,10 @@ async fn api_refresh_expires_a_user_on_another_node() {
     assert_eq!(code, 3005);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_side_subscribe_and_unsubscribe_on_another_node() {
+async fn server_side_subscribe_and_unsubscribe_on_another_node(bus: Bus) {
     let p = prefix();
-    let a = Proc::start("node-a", &p).await;
-    let b = Proc::start("node-b", &p).await;
+    let a = Proc::start_on(bus, "node-a", &p).await;
+    let b = Proc::start_on(bus, "node-b", &p).await;
     a.wait_nodes(&["node-a", "node-b"], Duration::from_secs(10))
         .await;
     let mut client = b.ws_user("carol").await;
@@ -280,11 +316,10 @@ impl JsonStream {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn emulation_request_to_the_wrong_node_is_forwarded() {
+async fn emulation_request_to_the_wrong_node_is_forwarded(bus: Bus) {
     let p = prefix();
-    let a = Proc::start("node-a", &p).await;
-    let b = Proc::start("node-b", &p).await;
+    let a = Proc::start_on(bus, "node-a", &p).await;
+    let b = Proc::start_on(bus, "node-b", &p).await;
     a.wait_nodes(&["node-a", "node-b"], Duration::from_secs(10))
         .await;
     let http = reqwest::Client::new();
@@ -333,4 +368,54 @@ async fn emulation_request_to_the_wrong_node_is_forwarded() {
         .await
         .expect("emulation request");
     assert_eq!(resp.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_info_lists_live_nodes_and_drops_a_killed_one() {
+    info_lists_live_nodes_and_drops_a_killed_one(Bus::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_info_lists_live_nodes_and_drops_a_killed_one() {
+    info_lists_live_nodes_and_drops_a_killed_one(Bus::Nats).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_api_disconnect_reaches_a_user_on_another_node() {
+    api_disconnect_reaches_a_user_on_another_node(Bus::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_api_disconnect_reaches_a_user_on_another_node() {
+    api_disconnect_reaches_a_user_on_another_node(Bus::Nats).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_api_refresh_expires_a_user_on_another_node() {
+    api_refresh_expires_a_user_on_another_node(Bus::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_api_refresh_expires_a_user_on_another_node() {
+    api_refresh_expires_a_user_on_another_node(Bus::Nats).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_server_side_subscribe_and_unsubscribe_on_another_node() {
+    server_side_subscribe_and_unsubscribe_on_another_node(Bus::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_server_side_subscribe_and_unsubscribe_on_another_node() {
+    server_side_subscribe_and_unsubscribe_on_another_node(Bus::Nats).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_emulation_request_to_the_wrong_node_is_forwarded() {
+    emulation_request_to_the_wrong_node_is_forwarded(Bus::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_emulation_request_to_the_wrong_node_is_forwarded() {
+    emulation_request_to_the_wrong_node_is_forwarded(Bus::Nats).await;
 }

@@ -132,14 +132,14 @@ impl Node {
             let settings = crate::engine::nats::NatsSettings::from_json(&config.broker.nats)
                 .map_err(|(key, e)| format!("broker.nats.{key}: {e}"))?;
             let nats = crate::engine::nats::NatsBroker::connect(&settings).await;
-            Arc::new(nats.map_err(|e| format!("broker: {e}"))?)
+            let nats = nats.map_err(|e| format!("broker: {e}"))?;
+            // Cluster control follows the broker: over NATS with the NATS
+            // broker (the Redis engine's bus is not used then).
+            bus = Some(Arc::new(nats.control_bus()));
+            Arc::new(nats)
         } else {
             broker
         };
-        // The control bus rides on the Redis broker's connections; with the
-        // NATS broker that broker is not kept, so control stays local (a
-        // control bus over NATS is not built yet).
-        let bus = if nats { None } else { bus };
         let node = Self::with_engine(config, broker, presence).await?;
         if let Some(bus) = bus {
             cluster::start(&node, bus)

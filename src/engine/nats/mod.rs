@@ -20,6 +20,9 @@
 //!   and within `write_timeout` otherwise; a NATS that stops answering
 //!   without closing the connection is noticed by PINGs within ~5 s. The
 //!   client reconnects forever and re-subscribes by itself.
+//! * Cluster control (heartbeats, commands to every node, surveys,
+//!   emulation forwarding) rides on the same connection, subject
+//!   `<prefix>.control` ([`NatsControlBus`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -40,6 +43,9 @@ use crate::engine::{
 use crate::proto::client::{Join, Leave, Push};
 
 pub mod config;
+mod control;
+
+pub use control::NatsControlBus;
 
 pub use config::{NatsSettings, NatsTls};
 
@@ -181,18 +187,39 @@ impl NatsBroker {
         }
     }
 
-    /// Waits until the server has processed everything sent before: a
-    /// request nobody answers comes back "no responders" only after the
-    /// server handled the commands queued ahead of it.
+    /// The cluster control bus on this broker's connection.
+    pub fn control_bus(&self) -> control::NatsControlBus {
+        control::NatsControlBus::new(
+            self.client.clone(),
+            &self.settings.prefix,
+            self.settings.write_timeout,
+        )
+    }
+
     async fn round_trip(&self) -> Result<(), EngineError> {
-        let subject = format!("{}.rotor.sync", self.settings.prefix);
-        let request = self.client.request(subject, Bytes::new());
-        match tokio::time::timeout(self.settings.write_timeout, request).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) if e.kind() == RequestErrorKind::NoResponders => Ok(()),
-            Ok(Err(e)) => Err(unavailable(format!("subscribe: {e}"))),
-            Err(_) => Err(unavailable("subscribe timed out")),
-        }
+        round_trip(
+            &self.client,
+            &self.settings.prefix,
+            self.settings.write_timeout,
+        )
+        .await
+    }
+}
+
+/// Waits until the server has processed everything sent before: a
+/// request nobody answers comes back "no responders" only after the
+/// server handled the commands queued ahead of it.
+async fn round_trip(
+    client: &async_nats::Client,
+    prefix: &str,
+    timeout: std::time::Duration,
+) -> Result<(), EngineError> {
+    let request = client.request(format!("{prefix}.rotor.sync"), Bytes::new());
+    match tokio::time::timeout(timeout, request).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) if e.kind() == RequestErrorKind::NoResponders => Ok(()),
+        Ok(Err(e)) => Err(unavailable(format!("subscribe: {e}"))),
+        Err(_) => Err(unavailable("subscribe timed out")),
     }
 }
 

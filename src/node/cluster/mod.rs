@@ -2,8 +2,9 @@
 //! Centrifugo's nodes do over their control channel.
 //!
 //! A [`ControlBus`] carries [`wire::ControlMessage`]s to every node (the
-//! Redis engine: PUB/SUB channel `<prefix>.control`; see
-//! `engine::redis::control`). Over it each node
+//! Redis engine: PUB/SUB channel `<prefix>.control`, see
+//! `engine::redis::control`; the NATS broker: subject `<prefix>.control`,
+//! see `engine::nats::control`). Over it each node
 //!
 //! * publishes a **heartbeat** ([`wire::NodeMsg`]: name, version, counters,
 //!   uptime) at start and every [`HEARTBEAT_INTERVAL`] (3 s, Centrifugo's
