@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde_json::{Value, json};
+use support::binary::free_port;
 use support::{SECRET, WsClient, token};
 
 const API_KEY: &str = "cluster-key";
@@ -31,13 +32,6 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 fn prefix() -> String {

@@ -17,7 +17,7 @@ mod tls;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nats_server::{NatsServer, free_port, wait_listening};
+use nats_server::{NatsServer, free_port};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use rotor::engine::conformance::{self, Event};
@@ -387,15 +387,6 @@ async fn frozen_nats_fails_publishes_within_seconds() {
 // The real binary on `broker.type: nats`
 // ---------------------------------------------------------------------------
 
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 const E2E_SECRET: &str = "nats-e2e-secret";
 const E2E_API_KEY: &str = "nats-e2e-api-key";
 
@@ -406,7 +397,7 @@ async fn start_binary(
     prefix: &str,
     name: &str,
     engine: serde_json::Value,
-) -> (Server, u16) {
+) -> (support::binary::Binary, u16) {
     let cfg = serde_json::json!({
         "engine": engine,
         "client": {"token": {"hmac_secret_key": E2E_SECRET}},
@@ -422,35 +413,13 @@ async fn start_binary(
         }]},
         "log": {"level": "warn"}
     });
-    let path = dir.join(format!("{name}.json"));
-    std::fs::write(&path, cfg.to_string()).expect("write config");
-    let port = free_port();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_rotor"))
-        .args([
-            "--config",
-            path.to_str().expect("utf-8 path"),
-            "--http_server.port",
-            &port.to_string(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn rotor");
-    let server = Server(child);
-    wait_listening(port, name).await;
+    let server = support::binary::start(dir, name, &cfg).await;
+    let port = server.port;
     (server, port)
 }
 
 async fn api(port: u16, method: &str, body: serde_json::Value) -> serde_json::Value {
-    let reply = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/api/{method}"))
-        .header("X-API-Key", E2E_API_KEY)
-        .json(&body)
-        .send()
-        .await
-        .expect("api call");
-    assert_eq!(reply.status().as_u16(), 200, "{method}");
-    reply.json().await.expect("json reply")
+    support::binary::api(port, E2E_API_KEY, method, body).await
 }
 
 /// Two `rotor` processes on one NATS: a client on node A receives what the

@@ -358,28 +358,16 @@ fn settings_with_prefix(s: &RedisSettings) -> RedisSettings {
 // The real binary on `engine.type: redis`
 // ---------------------------------------------------------------------------
 
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 const E2E_SECRET: &str = "redis-e2e-secret";
 const E2E_API_KEY: &str = "redis-e2e-api-key";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 /// Starts `rotor` on Redis with `prefix`; returns it and its port once it
 /// serves HTTP.
-async fn start_binary(dir: &std::path::Path, prefix: &str, name: &str) -> (Server, u16) {
+async fn start_binary(
+    dir: &std::path::Path,
+    prefix: &str,
+    name: &str,
+) -> (support::binary::Binary, u16) {
     let cfg = serde_json::json!({
         "client": {"token": {"hmac_secret_key": E2E_SECRET}},
         "http_api": {"key": E2E_API_KEY},
@@ -390,40 +378,13 @@ async fn start_binary(dir: &std::path::Path, prefix: &str, name: &str) -> (Serve
         }]},
         "log": {"level": "warn"}
     });
-    let path = dir.join(format!("{name}.json"));
-    std::fs::write(&path, cfg.to_string()).expect("write config");
-    let port = free_port();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_rotor"))
-        .args([
-            "--config",
-            path.to_str().expect("utf-8 path"),
-            "--http_server.port",
-            &port.to_string(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn rotor");
-    let server = Server(child);
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(std::time::Instant::now() < deadline, "{name} did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let server = support::binary::start(dir, name, &cfg).await;
+    let port = server.port;
     (server, port)
 }
 
 async fn api(port: u16, method: &str, body: serde_json::Value) -> serde_json::Value {
-    let reply = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/api/{method}"))
-        .header("X-API-Key", E2E_API_KEY)
-        .json(&body)
-        .send()
-        .await
-        .expect("api call");
-    assert_eq!(reply.status().as_u16(), 200, "{method}");
-    reply.json().await.expect("json reply")
+    support::binary::api(port, E2E_API_KEY, method, body).await
 }
 
 /// Two `rotor` processes on one Redis: a client on node A receives what the

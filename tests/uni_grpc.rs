@@ -18,6 +18,7 @@ use base64::Engine as _;
 use rotor::config::{self, Config};
 use serde_json::{Value, json};
 use support::api::{api_config, call};
+use support::binary::free_port;
 use support::{PATIENCE, TestServer, now, token, token_with, unique};
 use tokio::sync::mpsc;
 
@@ -50,14 +51,6 @@ fn python_ready(test: &str) -> bool {
          Run `bash tests/run.sh` (set ROTOR_REQUIRE_INTEROP=1 to make this a failure) !!!!!!!!\n"
     );
     false
-}
-
-/// A free loopback port (the server binds the uni gRPC port from its config).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 fn grpc_config(port: u16) -> Config {

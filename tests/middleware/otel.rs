@@ -19,6 +19,7 @@ use tracing_subscriber::layer::SubscriberExt;
 
 use super::support::PATIENCE;
 use super::{get_, serve_api};
+use crate::support::binary::free_port;
 
 #[tokio::test]
 async fn traceparent_becomes_the_request_spans_parent() {
@@ -100,13 +101,6 @@ async fn collector() -> (std::net::SocketAddr, mpsc::UnboundedReceiver<Bytes>) {
         let _ = axum::serve(listener, app).await;
     });
     (addr, rx)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port()
 }
 
 /// Kills the child on drop (a failing test must not leave it running).

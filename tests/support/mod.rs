@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod binary;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

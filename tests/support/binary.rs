@@ -1,0 +1,71 @@
+//! The real `rotor` binary as a child process: started with a config file
+//! written from JSON on a free port, killed when dropped; and the HTTP API
+//! of such a process.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `rotor`; killed on drop.
+pub struct Binary {
+    child: Child,
+    /// Its HTTP port (client transports and API).
+    pub port: u16,
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port free at the time of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Writes `cfg` to `<dir>/<name>.json`, starts `rotor` with it on a free
+/// port and waits (up to 15 s) until the port accepts connections.
+pub async fn start(dir: &Path, name: &str, cfg: &serde_json::Value) -> Binary {
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, cfg.to_string()).expect("write config");
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_rotor"))
+        .args([
+            "--config",
+            path.to_str().expect("utf-8 path"),
+            "--http_server.port",
+            &port.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn rotor");
+    let binary = Binary { child, port };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "{name} did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    binary
+}
+
+/// Calls `POST /api/<method>` with `key`; the reply must be 200 JSON.
+pub async fn api(port: u16, key: &str, method: &str, body: serde_json::Value) -> serde_json::Value {
+    let reply = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/api/{method}"))
+        .header("X-API-Key", key)
+        .json(&body)
+        .send()
+        .await
+        .expect("api call");
+    assert_eq!(reply.status().as_u16(), 200, "{method}");
+    reply.json().await.expect("json reply")
+}
