@@ -79,34 +79,7 @@ macro_rules! conformance_tests {
     };
 }
 
-conformance_tests!(broker:
-    offsets_and_epoch,
-    publish_and_deliver,
-    delivery_only_to_subscribed,
-    no_delivery_after_unsubscribe,
-    publish_without_history,
-    history_queries,
-    history_epoch_mismatch,
-    history_reverse_since_zero,
-    history_size_trimming,
-    recovery_golden_vectors,
-    recovery_golden_vectors_expired,
-    history_ttl_expiry,
-    meta_ttl_new_epoch,
-    history_on_fresh_channel_keeps_epoch,
-    idempotent_publish,
-    versioned_publish,
-    remove_history_keeps_position,
-    join_leave_delivery,
-    concurrent_publishers,
-);
-
-conformance_tests!(presence:
-    presence_add_get_remove,
-    presence_stats_distinct_users,
-    presence_refresh_replaces_info,
-    presence_channels_isolated,
-);
+rotor::engine_conformance_bodies!(conformance_tests);
 
 /// Two nodes on one Redis: a publish on one reaches the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,12 +169,7 @@ async fn dead_redis_fails_fast() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_redis_fails_calls_then_recovers() {
     let proxy = StallProxy::start().await;
-    let s = RedisSettings {
-        addresses: vec![format!("redis://{}", proxy.addr)],
-        connect_timeout: Duration::from_millis(300),
-        io_timeout: Duration::from_millis(700),
-        ..settings()
-    };
+    let s = through_proxy(&proxy);
     let (broker, presence) = connect_engine(&s).await.expect("connect via proxy");
     let broker: Arc<dyn Broker> = Arc::new(broker);
     let handler = conformance::start(&broker).await;
@@ -308,12 +276,7 @@ async fn reconnects_and_resubscribes_after_connection_loss() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliveries_resume_after_long_outage() {
     let proxy = StallProxy::start().await;
-    let s = RedisSettings {
-        addresses: vec![format!("redis://{}", proxy.addr)],
-        connect_timeout: Duration::from_millis(300),
-        io_timeout: Duration::from_millis(700),
-        ..settings()
-    };
+    let s = through_proxy(&proxy);
     let (broker, _) = connect_engine(&s).await.expect("connect via proxy");
     let broker: Arc<dyn Broker> = Arc::new(broker);
     let handler = conformance::start(&broker).await;
@@ -347,6 +310,16 @@ async fn deliveries_resume_after_long_outage() {
 }
 
 /// `s` pointed at the real Redis (for cleanup after proxied tests).
+/// Test settings that reach Redis through `proxy`, with short timeouts.
+fn through_proxy(proxy: &StallProxy) -> RedisSettings {
+    RedisSettings {
+        addresses: vec![format!("redis://{}", proxy.addr)],
+        connect_timeout: Duration::from_millis(300),
+        io_timeout: Duration::from_millis(700),
+        ..settings()
+    }
+}
+
 fn settings_with_prefix(s: &RedisSettings) -> RedisSettings {
     RedisSettings {
         prefix: s.prefix.clone(),

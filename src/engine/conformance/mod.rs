@@ -38,6 +38,43 @@ pub use presence::*;
 pub use recovery::*;
 pub use versions::*;
 
+/// Every body of the suite, listed once: expands to `$m!(broker: …)` with
+/// the broker bodies and `$m!(presence: …)` with the presence bodies, so an
+/// engine's test file generates one test per body and a new body reaches
+/// every full engine.
+#[macro_export]
+macro_rules! engine_conformance_bodies {
+    ($m:ident) => {
+        $m!(broker:
+            offsets_and_epoch,
+            publish_and_deliver,
+            delivery_only_to_subscribed,
+            no_delivery_after_unsubscribe,
+            publish_without_history,
+            history_queries,
+            history_epoch_mismatch,
+            history_reverse_since_zero,
+            history_size_trimming,
+            recovery_golden_vectors,
+            recovery_golden_vectors_expired,
+            history_ttl_expiry,
+            meta_ttl_new_epoch,
+            history_on_fresh_channel_keeps_epoch,
+            idempotent_publish,
+            versioned_publish,
+            remove_history_keeps_position,
+            join_leave_delivery,
+            concurrent_publishers,
+        );
+        $m!(presence:
+            presence_add_get_remove,
+            presence_stats_distinct_users,
+            presence_refresh_replaces_info,
+            presence_channels_isolated,
+        );
+    };
+}
+
 use super::{
     Broker, BrokerEventHandler, ClientInfo, EngineError, HistoryFilter, HistoryOptions,
     HistoryResult, Publication, PublishOptions, PublishResult, StreamPosition,

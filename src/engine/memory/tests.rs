@@ -28,34 +28,7 @@ macro_rules! conformance_tests {
     };
 }
 
-conformance_tests!(broker:
-    offsets_and_epoch,
-    publish_and_deliver,
-    delivery_only_to_subscribed,
-    no_delivery_after_unsubscribe,
-    publish_without_history,
-    history_queries,
-    history_epoch_mismatch,
-    history_reverse_since_zero,
-    history_size_trimming,
-    recovery_golden_vectors,
-    recovery_golden_vectors_expired,
-    history_ttl_expiry,
-    meta_ttl_new_epoch,
-    history_on_fresh_channel_keeps_epoch,
-    idempotent_publish,
-    versioned_publish,
-    remove_history_keeps_position,
-    join_leave_delivery,
-    concurrent_publishers,
-);
-
-conformance_tests!(presence:
-    presence_add_get_remove,
-    presence_stats_distinct_users,
-    presence_refresh_replaces_info,
-    presence_channels_isolated,
-);
+crate::engine_conformance_bodies!(conformance_tests);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn whole_broker_suite() {
