@@ -26,6 +26,12 @@
 # load tool), alternating, PROXY_ROUNDS (3) times each; PROXY_CONNS (2000)
 # connections, 50 in flight.
 #
+# CLIENT (default `lean`): the load tool's WebSocket client for fan-out, idle
+# and connect-rate connections, `lean` (its own minimal client) or
+# `tungstenite` (runs 1–7). Run 8 moved to `lean`: through tungstenite the
+# tool nearly saturated its core reading Rotor, and its own queueing showed
+# up in the latencies it measured.
+#
 # Each server runs pinned to CPU 0, the load tool to CPU 1; every scenario
 # gets a freshly started server. Results go to bench/results/<timestamp>/.
 set -euo pipefail
@@ -34,6 +40,7 @@ ulimit -n 20000
 
 ONLY=${1:-all}
 DURATION=${DURATION:-20}
+CLIENT=${CLIENT:-lean}
 SUBS=${SUBS:-1000}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 ROTOR_PORT=8000
@@ -48,6 +55,16 @@ mkdir -p "$OUT"
 # root, servers and tool get a higher priority (NICE=0 to disable).
 NICE=${NICE:-$([[ $(id -u) == 0 ]] && echo -10 || echo 0)}
 PRIO=(nice -n "$NICE")
+# With autogroup scheduling (the kernel default) nice values only count
+# within one session, so a compiler started elsewhere still takes half a
+# pinned core. As root, turn autogroup off for the run and restore it after.
+AUTOGROUP=/proc/sys/kernel/sched_autogroup_enabled
+AUTOGROUP_WAS=""
+if [[ $(id -u) == 0 && -w $AUTOGROUP ]]; then
+    AUTOGROUP_WAS=$(cat "$AUTOGROUP")
+    echo 0 >"$AUTOGROUP"
+fi
+restore_autogroup() { if [[ -n "$AUTOGROUP_WAS" ]]; then echo "$AUTOGROUP_WAS" >"$AUTOGROUP"; fi; }
 
 cargo build --release --bins
 BENCH=("${PRIO[@]}" taskset -c 1 target/release/rotor-bench)
@@ -60,6 +77,8 @@ BENCH=("${PRIO[@]}" taskset -c 1 target/release/rotor-bench)
     echo "rustc:   $(rustc --version)"
     echo "nats:    $("$NATS_BIN" --version)"
     echo "nice:    $NICE"
+    echo "client:  $CLIENT"
+    echo "autogroup: $(cat "$AUTOGROUP" 2>/dev/null || echo -) (was ${AUTOGROUP_WAS:-unchanged})"
     echo "load:    $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$OUT/machine.txt"
 
@@ -80,7 +99,7 @@ stop_server() {
         SERVER_PID=""
     fi
 }
-trap 'stop_server; stop_backend' EXIT
+trap 'stop_server; stop_backend; restore_autogroup' EXIT
 
 wait_port() {
     for _ in $(seq 1 100); do
@@ -114,7 +133,7 @@ run() { # name server args...
     shift 2
     start_server "$server"
     echo "### $name ($server)" | tee -a "$OUT/summary.txt"
-    "${BENCH[@]}" "$@" --target "$server" --url "$(url_of "$server")" \
+    "${BENCH[@]}" "$@" --target "$server" --url "$(url_of "$server")" --client "$CLIENT" \
         --server-pid "$SERVER_PID" --label "$name" 2>&1 | tee "$OUT/$name-$server.txt" | tee -a "$OUT/summary.txt"
     stop_server
 }

@@ -308,9 +308,22 @@ pub(super) fn run_server(root: &RootFlags) -> ExitCode {
     code
 }
 
+/// How often (in task polls) a worker takes a task from the runtime's
+/// shared queue before its own. A publication wakes every subscriber's
+/// task at once; past 256 of them the worker's own queue overflows into
+/// the shared one, and with tokio's default (adaptive, about every 31
+/// polls) the tasks that land there wait while recently served ones are
+/// woken and served again: in `bench/run.sh fanout` (1,000 subscribers)
+/// the first subscriber got a publication within ~2 ms and the last after
+/// ~70 ms. Taking from the shared queue every other poll keeps the service
+/// close to first-come first-served: p99 fell from 129 to 37 ms in the
+/// same window (BENCHMARKS.md, run 8).
+const GLOBAL_QUEUE_INTERVAL: u32 = 2;
+
 fn build_runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .global_queue_interval(GLOBAL_QUEUE_INTERVAL)
         .build()
 }
 

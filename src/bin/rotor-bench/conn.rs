@@ -58,6 +58,15 @@ enum Io {
     Raw(Raw),
 }
 
+/// Which WebSocket client library a connection uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Client {
+    /// tokio-tungstenite.
+    Tungstenite,
+    /// The tool's own minimal client ([`RawKind::Ws`]).
+    Lean,
+}
+
 /// A connection with its protocol state.
 pub struct Conn {
     io: Io,
@@ -116,7 +125,7 @@ impl Conn {
             next_id: 0,
         };
         match raw {
-            RawKind::WsDeflate => {
+            RawKind::Ws { .. } | RawKind::WsDeflate => {
                 c.call(Command {
                     connect: Some(ConnectRequest {
                         token: token.into(),
@@ -157,8 +166,19 @@ impl Conn {
 
     /// Opens and completes the protocol connect: a Centrifugo `connect` with
     /// `token` answered without error, or NATS `CONNECT` + `PING`/`PONG`.
-    pub async fn open(url: &str, kind: Kind, token: &str) -> Result<Self, String> {
-        let mut c = Self::open_ws(url, kind).await?;
+    pub async fn open(url: &str, kind: Kind, token: &str, client: Client) -> Result<Self, String> {
+        let mut c = match client {
+            Client::Tungstenite => Self::open_ws(url, kind).await?,
+            Client::Lean => {
+                let protobuf = kind == Kind::RotorProto;
+                Self {
+                    io: Io::Raw(Raw::open(url, RawKind::Ws { protobuf }, token).await?),
+                    kind,
+                    partial: Vec::new(),
+                    next_id: 0,
+                }
+            }
+        };
         match kind {
             Kind::Nats => {
                 c.send_raw(
@@ -209,19 +229,25 @@ impl Conn {
 
     /// Sends bytes as one frame (text for Centrifugo JSON, else binary).
     pub async fn send_raw(&mut self, bytes: Vec<u8>) -> Result<(), String> {
-        let msg = self.frame(bytes)?;
+        let binary = self.kind != Kind::RotorJson;
         match &mut self.io {
-            Io::Ws(ws) => ws.send(msg).await.map_err(|e| e.to_string()),
-            Io::Raw(r) => r.send(&msg.into_data()).await,
+            Io::Ws(ws) => {
+                let msg = frame(binary, bytes)?;
+                ws.send(msg).await.map_err(|e| e.to_string())
+            }
+            Io::Raw(r) => r.send(&bytes, binary).await,
         }
     }
 
     /// Queues a frame without flushing (raw transports send at once).
     pub async fn feed_raw(&mut self, bytes: Vec<u8>) -> Result<(), String> {
-        let msg = self.frame(bytes)?;
+        let binary = self.kind != Kind::RotorJson;
         match &mut self.io {
-            Io::Ws(ws) => ws.feed(msg).await.map_err(|e| e.to_string()),
-            Io::Raw(r) => r.send(&msg.into_data()).await,
+            Io::Ws(ws) => {
+                let msg = frame(binary, bytes)?;
+                ws.feed(msg).await.map_err(|e| e.to_string())
+            }
+            Io::Raw(r) => r.send(&bytes, binary).await,
         }
     }
 
@@ -231,13 +257,6 @@ impl Conn {
             Io::Ws(ws) => ws.flush().await.map_err(|e| e.to_string()),
             Io::Raw(_) => Ok(()),
         }
-    }
-
-    fn frame(&self, bytes: Vec<u8>) -> Result<Message, String> {
-        Ok(match self.kind {
-            Kind::RotorJson => Message::text(String::from_utf8(bytes).map_err(|e| e.to_string())?),
-            _ => Message::binary(bytes),
-        })
     }
 
     /// Answers `n` pings.
@@ -432,6 +451,15 @@ impl Conn {
             }
         }
     }
+}
+
+/// A tungstenite text (or `binary`) message.
+fn frame(binary: bool, bytes: Vec<u8>) -> Result<Message, String> {
+    Ok(if binary {
+        Message::binary(bytes)
+    } else {
+        Message::text(String::from_utf8(bytes).map_err(|e| e.to_string())?)
+    })
 }
 
 /// Decodes one Centrifugo Reply.

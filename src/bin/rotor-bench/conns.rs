@@ -31,6 +31,7 @@ async fn wait_for(n: usize, done: impl Fn() -> usize) -> Result<(), String> {
 /// connection.
 pub async fn idle(a: IdleArgs) -> Result<(), String> {
     let kind = a.common.kind();
+    let client = a.common.client;
     let n = a.connections;
     let pid = a.common.pid();
     let tokens = crate::tokens(&a.common, n)?;
@@ -52,7 +53,7 @@ pub async fn idle(a: IdleArgs) -> Result<(), String> {
         tasks.push(tokio::spawn(async move {
             let permit = sem.acquire_owned().await;
             let conn = async {
-                let mut c = Conn::open(&url, kind, &token).await?;
+                let mut c = Conn::open(&url, kind, &token, client).await?;
                 c.subscribe(&channel).await?;
                 Ok::<_, String>(c)
             }
@@ -61,7 +62,7 @@ pub async fn idle(a: IdleArgs) -> Result<(), String> {
             match conn {
                 Ok(c) => {
                     live.ready.fetch_add(1, Ordering::Relaxed);
-                    serve(c, stop, None, live).await.0.error
+                    serve(c, stop, None, live, None).await.0.error
                 }
                 Err(e) => {
                     live.failed.fetch_add(1, Ordering::Relaxed);
@@ -123,6 +124,7 @@ pub async fn idle(a: IdleArgs) -> Result<(), String> {
 /// Opens N connections with C in flight; reports connects per second.
 pub async fn connect_rate(a: RateArgs) -> Result<(), String> {
     let kind = a.common.kind();
+    let client = a.common.client;
     let n = a.connections;
     let pid = a.common.pid();
     if a.no_token && a.common.target != crate::Target::Rotor {
@@ -147,14 +149,14 @@ pub async fn connect_rate(a: RateArgs) -> Result<(), String> {
         tasks.push(tokio::spawn(async move {
             let permit = sem.acquire_owned().await;
             let t = Instant::now();
-            let conn = Conn::open(&url, kind, &token).await;
+            let conn = Conn::open(&url, kind, &token, client).await;
             let took = t.elapsed();
             drop(permit);
             done.fetch_add(1, Ordering::Relaxed);
             match conn {
                 // Held open (answering pings) until the end.
                 Ok(c) => {
-                    let _ = serve(c, stop, None, live).await;
+                    let _ = serve(c, stop, None, live, None).await;
                     Ok(took)
                 }
                 Err(e) => Err(e),

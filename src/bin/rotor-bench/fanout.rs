@@ -29,6 +29,47 @@ pub struct Live {
     pub last_rx: AtomicU64,
 }
 
+/// Per publication: the latency (µs) of its first and of its last
+/// delivery over all subscribers. A late first delivery means the whole
+/// publication was held up (publisher, server ingress); a late last one
+/// with an early first means some subscribers were served late.
+#[derive(Debug)]
+pub struct Spread {
+    first: Vec<AtomicU64>,
+    last: Vec<AtomicU64>,
+}
+
+impl Spread {
+    fn new(n: u64) -> Self {
+        let n = usize::try_from(n).unwrap_or(0);
+        Self {
+            first: (0..n).map(|_| AtomicU64::new(u64::MAX)).collect(),
+            last: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn see(&self, seq: u64, latency_us: u64) {
+        let i = usize::try_from(seq).unwrap_or(usize::MAX);
+        if let (Some(f), Some(l)) = (self.first.get(i), self.last.get(i)) {
+            f.fetch_min(latency_us, Ordering::Relaxed);
+            l.fetch_max(latency_us, Ordering::Relaxed);
+        }
+    }
+
+    /// Histograms of first and last delivery latencies.
+    fn histograms(&self) -> (Histogram, Histogram) {
+        let (mut first, mut last) = (Histogram::default(), Histogram::default());
+        for (f, l) in self.first.iter().zip(&self.last) {
+            let f = f.load(Ordering::Relaxed);
+            if f != u64::MAX {
+                first.record(f);
+                last.record(l.load(Ordering::Relaxed));
+            }
+        }
+        (first, last)
+    }
+}
+
 /// Reads frames until `stop`; answers pings; records publications when
 /// `tracker` is given.
 pub async fn serve(
@@ -36,6 +77,7 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
     mut tracker: Option<SeqTracker>,
     live: Arc<Live>,
+    spread: Option<Arc<Spread>>,
 ) -> (SubStats, Option<u64>) {
     let mut s = SubStats::default();
     loop {
@@ -74,7 +116,11 @@ pub async fn serve(
                 && let Some((seq, ts)) = seq_ts(body)
             {
                 pubs += 1;
-                s.latency.record(now.saturating_sub(ts) / 1000);
+                let latency = now.saturating_sub(ts) / 1000;
+                s.latency.record(latency);
+                if let Some(sp) = &spread {
+                    sp.see(seq, latency);
+                }
                 t.record(seq, &mut s);
             }
         });
@@ -212,6 +258,7 @@ async fn publish(c: &mut Conn, a: &FanoutArgs) -> Result<Published, String> {
 /// Runs the scenario and prints the results.
 pub async fn run(a: FanoutArgs) -> Result<(), String> {
     let kind = a.common.kind();
+    let client = a.common.client;
     let n = a.subscribers;
     let total = a.rate * a.duration;
     if a.rate == 0 || a.duration == 0 || n == 0 {
@@ -228,6 +275,7 @@ pub async fn run(a: FanoutArgs) -> Result<(), String> {
     let pub_token = crate::tokens(&a.common, 1)?.pop().unwrap_or_default();
     let wire = Arc::new(AtomicU64::new(0));
     let live = Arc::new(Live::default());
+    let spread = Arc::new(Spread::new(total));
     let (stop_tx, stop_rx) = watch::channel(false);
     let sem = Arc::new(Semaphore::new(a.connect_concurrency.max(1)));
     let setup_start = Instant::now();
@@ -236,11 +284,12 @@ pub async fn run(a: FanoutArgs) -> Result<(), String> {
         let (url, channel) = (a.common.url.clone(), a.common.channel.clone());
         let (live, sem, stop) = (live.clone(), sem.clone(), stop_rx.clone());
         let wire = wire.clone();
+        let spread = spread.clone();
         tasks.push(tokio::spawn(async move {
             let permit = sem.acquire_owned().await;
             let conn = async {
                 let mut c = match raw {
-                    None => Conn::open(&url, kind, &token).await?,
+                    None => Conn::open(&url, kind, &token, client).await?,
                     Some(r) => Conn::open_raw(&url, r, &token).await?,
                 };
                 c.subscribe(&channel).await?;
@@ -251,7 +300,8 @@ pub async fn run(a: FanoutArgs) -> Result<(), String> {
             match conn {
                 Ok(c) => {
                     live.ready.fetch_add(1, Ordering::Relaxed);
-                    let (stats, bytes) = serve(c, stop, Some(SeqTracker::new(total)), live).await;
+                    let (stats, bytes) =
+                        serve(c, stop, Some(SeqTracker::new(total)), live, Some(spread)).await;
                     wire.fetch_add(bytes.unwrap_or(0), Ordering::Relaxed);
                     stats
                 }
@@ -279,7 +329,7 @@ pub async fn run(a: FanoutArgs) -> Result<(), String> {
     if !(pub_url.starts_with("ws://127.0.0.1:") || pub_url.starts_with("ws://localhost:")) {
         return Err("--publish-url: loopback ws:// URLs only".into());
     }
-    let mut publisher = Conn::open(pub_url, kind, &pub_token).await?;
+    let mut publisher = Conn::open(pub_url, kind, &pub_token, a.common.client).await?;
     // Let the server settle after the connection burst.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
@@ -375,6 +425,15 @@ pub async fn run(a: FanoutArgs) -> Result<(), String> {
         ms(hist.max()),
         hist.count()
     );
+    let (first, last) = spread.histograms();
+    for (name, h) in [("first delivery", first), ("last delivery", last)] {
+        println!(
+            "{name:<20} p50 {:.2}  p99 {:.2}  max {:.2}  (ms, per publication)",
+            ms(h.quantile(0.5)),
+            ms(h.quantile(0.99)),
+            ms(h.max())
+        );
+    }
     println!(
         "msgs per WS frame    {per_frame:.2} ({} frames)",
         total_stats.frames

@@ -23,7 +23,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use conn::Kind;
+use conn::{Client, Kind};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -88,6 +88,12 @@ pub struct Common {
     /// token's `channels` claim; counts wire bytes).
     #[arg(long, value_enum, default_value_t = SubTransport::Ws)]
     pub sub_transport: SubTransport,
+    /// WebSocket client of the `ws` connections (all of them in `idle` and
+    /// `connect-rate`; subscribers and publisher in `fanout`):
+    /// `tungstenite`, or `lean` (the tool's own minimal client, which
+    /// costs the tool less per frame and per handshake).
+    #[arg(long, value_enum, default_value_t = Client::Tungstenite)]
+    pub client: Client,
 }
 
 /// Subscriber transport of the fan-out scenario.
