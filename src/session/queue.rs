@@ -37,8 +37,9 @@ pub struct Queue {
 /// What a drain produced.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Drained {
-    /// Messages were appended to the frame (maybe none).
-    Open,
+    /// Messages were appended to the frame (maybe none); `more` when the
+    /// frame filled up before the queue emptied.
+    Open { more: bool },
     /// The queue is closed: after writing what was appended, close the
     /// connection with this disconnect.
     Closed(Disconnect),
@@ -119,11 +120,12 @@ impl Queue {
             inner.bytes -= msg.len();
             frame.push(msg);
             if frame.size() >= max_frame {
+                let more = !inner.items.is_empty();
                 // More remains: make sure the writer comes back for it.
-                if !inner.items.is_empty() {
+                if more {
                     self.notify.notify_one();
                 }
-                return Drained::Open;
+                return Drained::Open { more };
             }
         }
         match &inner.closed {
@@ -133,7 +135,7 @@ impl Queue {
                 if inner.items.capacity() > 64 {
                     inner.items = VecDeque::new();
                 }
-                Drained::Open
+                Drained::Open { more: false }
             }
         }
     }
@@ -182,7 +184,7 @@ mod tests {
             q.push(Bytes::from_static(b"0123456789")).expect("fits");
         }
         let mut f = FrameBuilder::new(Encoding::Json);
-        assert_eq!(q.drain(&mut f, 25), Drained::Open);
+        assert_eq!(q.drain(&mut f, 25), Drained::Open { more: true });
         assert_eq!(f.len(), 3);
         assert_eq!(q.len_bytes(), 20);
     }
