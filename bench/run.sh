@@ -12,7 +12,8 @@
 # `transports` (Rotor JSON only): 800/s fan-out with subscribers on our raw
 # WebSocket client without and with permessage-deflate (bench/rotor.json vs
 # bench/rotor-transports.json, `websocket.compression`), and over
-# unidirectional SSE (`uni_sse`); bytes on the wire per delivery.
+# unidirectional SSE (`uni_sse`) and over bidirectional HTTP-streaming
+# emulation (`http_stream`); bytes on the wire per delivery.
 #
 # `api` (Rotor only): HTTP API requests/s with wrk (`bench/api.lua`), 64
 # connections on CPU 1 — publish vs the no-op ceilings (`GET /health`, and
@@ -181,6 +182,7 @@ if [[ "$ONLY" == all || "$ONLY" == transports ]]; then
     ROTOR_CONFIG=bench/rotor-transports.json
     run fanout-800-ws-deflate rotor fanout --sub-transport raw-ws --subscribers "$SUBS" --rate 800 --duration "$DURATION"
     run fanout-800-uni-sse rotor fanout --sub-transport uni-sse --subscribers "$SUBS" --rate 800 --duration "$DURATION"
+    run fanout-800-http-stream rotor fanout --sub-transport http-stream --subscribers "$SUBS" --rate 800 --duration "$DURATION"
     ROTOR_CONFIG=bench/rotor.json
 fi
 

@@ -135,11 +135,17 @@ impl Conn {
                 })
                 .await?;
             }
-            RawKind::UniSse => {
+            RawKind::UniSse | RawKind::HttpStream => {
+                // The connect push (uni) or the reply to command 1.
+                let key: &[u8] = if raw == RawKind::UniSse {
+                    b"{\"connect\":"
+                } else {
+                    b"{\"id\":1,\"connect\":"
+                };
                 tokio::time::timeout(STEP_TIMEOUT, async {
                     loop {
                         let frame = c.next_frame().await.ok_or("connection ended")??;
-                        if frame.starts_with(b"{\"connect\":") {
+                        if frame.split(|&b| b == b'\n').any(|m| m.starts_with(key)) {
                             return Ok::<_, String>(());
                         }
                     }
@@ -161,7 +167,7 @@ impl Conn {
 
     /// Subscriptions come from the token (unidirectional transports).
     fn server_side_only(&self) -> bool {
-        matches!(&self.io, Io::Raw(r) if r.kind() == RawKind::UniSse)
+        matches!(&self.io, Io::Raw(r) if r.kind().server_side_only())
     }
 
     /// Opens and completes the protocol connect: a Centrifugo `connect` with

@@ -269,8 +269,11 @@ pub async fn run(a: FanoutArgs) -> Result<(), String> {
         SubTransport::Ws => None,
         SubTransport::RawWs => Some(RawKind::WsDeflate),
         SubTransport::UniSse => Some(RawKind::UniSse),
+        SubTransport::HttpStream => Some(RawKind::HttpStream),
     };
-    let server_side = (raw == Some(RawKind::UniSse)).then_some(a.common.channel.as_str());
+    let server_side = raw
+        .is_some_and(RawKind::server_side_only)
+        .then_some(a.common.channel.as_str());
     let tokens = crate::tokens_for(&a.common, n, server_side)?;
     let pub_token = crate::tokens(&a.common, 1)?.pop().unwrap_or_default();
     let wire = Arc::new(AtomicU64::new(0));

@@ -85,7 +85,9 @@ pub struct Common {
     /// How fan-out subscribers connect (Rotor JSON): `ws` (tungstenite),
     /// `raw-ws` (our raw client offering permessage-deflate; counts wire
     /// bytes), `uni-sse` (GET /connection/uni_sse, subscribed by the
-    /// token's `channels` claim; counts wire bytes).
+    /// token's `channels` claim; counts wire bytes), `http-stream` (POST
+    /// /connection/http_stream, bidirectional emulation, subscribed by the
+    /// token's claim; counts wire bytes).
     #[arg(long, value_enum, default_value_t = SubTransport::Ws)]
     pub sub_transport: SubTransport,
     /// WebSocket client of the `ws` connections (all of them in `idle` and
@@ -105,6 +107,8 @@ pub enum SubTransport {
     RawWs,
     /// Unidirectional SSE.
     UniSse,
+    /// Bidirectional emulation over HTTP streaming (JSON).
+    HttpStream,
 }
 
 impl Common {
@@ -137,7 +141,7 @@ impl Common {
         }
         if self.sub_transport != SubTransport::Ws && (self.protobuf || self.target == Target::Nats)
         {
-            return Err("--sub-transport raw-ws / uni-sse: Rotor JSON only".into());
+            return Err("--sub-transport raw-ws / uni-sse / http-stream: Rotor JSON only".into());
         }
         if !(self.url.starts_with("ws://127.0.0.1:") || self.url.starts_with("ws://localhost:")) {
             return Err("loopback ws:// URLs only (ws://127.0.0.1:PORT/...)".into());

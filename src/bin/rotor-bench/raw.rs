@@ -31,6 +31,18 @@ pub enum RawKind {
     WsDeflate,
     /// Unidirectional SSE.
     UniSse,
+    /// Bidirectional emulation over HTTP streaming (JSON): the connect
+    /// command is the POST body, the reply and pushes stream back as
+    /// `\n`-separated JSON. Nothing is sent after that (the tool's runs are
+    /// shorter than the server's ping interval, so no pong is needed).
+    HttpStream,
+}
+
+impl RawKind {
+    /// Subscriptions come from the token's `channels` claim.
+    pub fn server_side_only(self) -> bool {
+        matches!(self, Self::UniSse | Self::HttpStream)
+    }
 }
 
 /// A raw subscriber connection.
@@ -74,7 +86,8 @@ fn query_escape(s: &str) -> String {
 
 impl Raw {
     /// Opens the connection and completes the HTTP part of the handshake.
-    /// For `UniSse` the URL's path is replaced by `/connection/uni_sse` and
+    /// For `UniSse` and `HttpStream` the URL's path is replaced by
+    /// `/connection/uni_sse` or `/connection/http_stream` and
     /// `token` connects (its `channels` claim subscribes).
     pub async fn open(url: &str, kind: RawKind, token: &str) -> Result<Self, String> {
         let (host, path) = split_url(url)?;
@@ -97,6 +110,15 @@ impl Raw {
                  Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
                  Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
             ),
+            RawKind::HttpStream => {
+                let body =
+                    serde_json::json!({ "id": 1, "connect": { "token": token } }).to_string();
+                format!(
+                    "POST /connection/http_stream HTTP/1.0\r\nHost: {host}\r\n\
+                     Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+            }
             RawKind::UniSse => {
                 let connect = serde_json::json!({ "token": token }).to_string();
                 format!(
@@ -123,7 +145,9 @@ impl Raw {
         let head = raw.read_head().await?;
         let status_ok = match kind {
             RawKind::Ws { .. } | RawKind::WsDeflate => head.starts_with("HTTP/1.1 101"),
-            RawKind::UniSse => head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"),
+            RawKind::UniSse | RawKind::HttpStream => {
+                head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200")
+            }
         };
         if !status_ok {
             return Err(format!(
@@ -176,12 +200,19 @@ impl Raw {
             let parsed = match self.kind {
                 RawKind::Ws { .. } | RawKind::WsDeflate => self.parse_ws()?,
                 RawKind::UniSse => self.parse_sse(),
+                RawKind::HttpStream => self.parse_lines(),
             };
             if let Some(frame) = parsed {
                 return Ok(frame);
             }
             self.fill().await?;
         }
+    }
+
+    /// Complete `\n`-terminated JSON lines in the buffer, as one batch.
+    fn parse_lines(&mut self) -> Option<Bytes> {
+        let end = self.buf.iter().rposition(|&b| b == b'\n')? + 1;
+        Some(self.buf.split_to(end).freeze())
     }
 
     /// Complete SSE events in the buffer, their data lines `\n`-joined.
@@ -286,7 +317,7 @@ impl Raw {
     /// Sends `data` as one masked text (or `binary`) frame (WebSocket
     /// only; SSE has no way back and ignores it).
     pub async fn send(&mut self, data: &[u8], binary: bool) -> Result<(), String> {
-        if self.kind == RawKind::UniSse {
+        if self.kind.server_side_only() {
             return Ok(());
         }
         let mask = [0x37u8, 0xfa, 0x21, 0x3d];
