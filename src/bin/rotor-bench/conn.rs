@@ -306,7 +306,10 @@ impl Conn {
     pub fn messages(&mut self, frame: &[u8], mut f: impl FnMut(Msg<'_>)) {
         match self.kind {
             Kind::RotorJson => {
-                for line in frame.split(|&b| b == b'\n') {
+                let mut start = 0;
+                for end in memchr::memchr_iter(b'\n', frame).chain(std::iter::once(frame.len())) {
+                    let line = &frame[start..end];
+                    start = end + 1;
                     if line == b"{}" {
                         f(Msg::Ping);
                     } else if !line.is_empty() {
@@ -516,18 +519,11 @@ fn nats_ops(buf: &[u8], f: &mut impl FnMut(Msg<'_>)) -> usize {
 /// Finds `{"seq":N,"ts":T` in a message and returns (N, T).
 pub fn seq_ts(msg: &[u8]) -> Option<(u64, u64)> {
     const KEY: &[u8] = b"{\"seq\":";
-    let mut from = 0;
-    while let Some(i) = msg[from..].iter().position(|&b| b == b'{') {
-        let at = from + i;
-        if msg[at..].starts_with(KEY) {
-            let (seq, rest) = digits(&msg[at + KEY.len()..])?;
-            let rest = rest.strip_prefix(b",\"ts\":")?;
-            let (ts, _) = digits(rest)?;
-            return Some((seq, ts));
-        }
-        from = at + 1;
-    }
-    None
+    let at = memchr::memmem::find(msg, KEY)?;
+    let (seq, rest) = digits(&msg[at + KEY.len()..])?;
+    let rest = rest.strip_prefix(b",\"ts\":")?;
+    let (ts, _) = digits(rest)?;
+    Some((seq, ts))
 }
 
 fn digits(b: &[u8]) -> Option<(u64, &[u8])> {

@@ -27,6 +27,10 @@ pub struct Live {
     pub delivered: AtomicU64,
     /// Latest receive time (ns since start) of a publication.
     pub last_rx: AtomicU64,
+    /// Delivery latencies in µs, all subscribers. One histogram stays in
+    /// cache; one per subscriber (18 KiB each) did not, and recording cost
+    /// the tool more than any other line of its own code.
+    pub latency: parking_lot::Mutex<Histogram>,
 }
 
 /// Per publication: the latency (µs) of its first and of its last
@@ -80,10 +84,12 @@ pub async fn serve(
     spread: Option<Arc<Spread>>,
 ) -> (SubStats, Option<u64>) {
     let mut s = SubStats::default();
+    // One waiter for the whole run, not one registered per frame.
+    let mut stopped = std::pin::pin!(stop.changed());
     loop {
         let frame = tokio::select! {
             biased;
-            _ = stop.changed() => break,
+            _ = &mut stopped => break,
             f = c.next_frame() => f,
         };
         let frame = match frame {
@@ -99,31 +105,36 @@ pub async fn serve(
         };
         let now = now_ns();
         let (mut pings, mut pubs) = (0, 0u64);
-        c.messages(&frame, |m| {
-            let body = match m {
-                Msg::Ping => {
-                    pings += 1;
-                    return;
+        {
+            let mut hist = tracker.as_ref().map(|_| live.latency.lock());
+            c.messages(&frame, |m| {
+                let body = match m {
+                    Msg::Ping => {
+                        pings += 1;
+                        return;
+                    }
+                    Msg::Payload(b) | Msg::Other(b) => b,
+                    Msg::Err(e) => {
+                        s.error = Some(String::from_utf8_lossy(e).into_owned());
+                        return;
+                    }
+                    Msg::Pong => return,
+                };
+                if let Some(t) = tracker.as_mut()
+                    && let Some((seq, ts)) = seq_ts(body)
+                {
+                    pubs += 1;
+                    let latency = now.saturating_sub(ts) / 1000;
+                    if let Some(h) = hist.as_mut() {
+                        h.record(latency);
+                    }
+                    if let Some(sp) = &spread {
+                        sp.see(seq, latency);
+                    }
+                    t.record(seq, &mut s);
                 }
-                Msg::Payload(b) | Msg::Other(b) => b,
-                Msg::Err(e) => {
-                    s.error = Some(String::from_utf8_lossy(e).into_owned());
-                    return;
-                }
-                Msg::Pong => return,
-            };
-            if let Some(t) = tracker.as_mut()
-                && let Some((seq, ts)) = seq_ts(body)
-            {
-                pubs += 1;
-                let latency = now.saturating_sub(ts) / 1000;
-                s.latency.record(latency);
-                if let Some(sp) = &spread {
-                    sp.see(seq, latency);
-                }
-                t.record(seq, &mut s);
-            }
-        });
+            });
+        }
         if pubs > 0 {
             s.frames += 1;
             s.messages += pubs;
@@ -355,7 +366,7 @@ pub async fn run(a: FanoutArgs) -> Result<(), String> {
 
     let _ = stop_tx.send(true);
     let mut total_stats = SubStats::default();
-    let mut hist = Histogram::default();
+    let hist = live.latency.lock().clone();
     let mut errors: Vec<String> = Vec::new();
     for t in tasks {
         let Ok(s) = t.await else { continue };
@@ -364,7 +375,6 @@ pub async fn run(a: FanoutArgs) -> Result<(), String> {
         total_stats.gaps += s.gaps;
         total_stats.frames += s.frames;
         total_stats.messages += s.messages;
-        hist.merge(&s.latency);
         if let Some(e) = s.error {
             errors.push(e);
         }

@@ -117,8 +117,6 @@ pub struct SubStats {
     pub frames: u64,
     /// Publications in those frames (duplicates included).
     pub messages: u64,
-    /// Latency in µs.
-    pub latency: Histogram,
     /// The connection failed or was closed by the server.
     pub error: Option<String>,
 }
