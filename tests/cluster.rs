@@ -1,10 +1,11 @@
 //! Several real `rotor` processes on one Redis (127.0.0.1:6379 or
 //! `ROTOR_TEST_REDIS`, a random key prefix per test) act as one cluster:
-//! `info` lists every live node and drops a killed one, the server API's
-//! disconnect / subscribe / unsubscribe reach connections on another node,
-//! `channels` surveys every node, and an `/emulation` request that lands on
-//! the wrong node is forwarded to the session's node. The same cluster runs
-//! over the NATS broker (nats-server at 127.0.0.1:4222 or
+//! `info` lists every live node and drops a killed one within the heartbeat
+//! window, the Redis broker and presence manager work on the memory engine, the
+//! server API's disconnect / subscribe / unsubscribe reach connections on
+//! another node, `channels` surveys every node, and an `/emulation` request
+//! that lands on the wrong node is forwarded to the session's node. The same
+//! cluster runs over the NATS broker (nats-server at 127.0.0.1:4222 or
 //! `ROTOR_TEST_NATS`, a random subject prefix) on the memory engine.
 
 mod support;
@@ -362,6 +363,53 @@ async fn emulation_request_to_the_wrong_node_is_forwarded(bus: Bus) {
         .await
         .expect("emulation request");
     assert_eq!(resp.status(), 404);
+}
+
+/// Memory engine with the Redis broker and a Redis presence manager (under
+/// another prefix, so each has its own connections): publications cross
+/// nodes, presence lists clients of both nodes, `info` lists both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_engine_with_redis_broker_and_redis_presence() {
+    let p = prefix();
+    let address =
+        std::env::var("ROTOR_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let parts = json!({
+        "engine": {"type": "memory"},
+        "broker": {"enabled": true, "type": "redis",
+                   "redis": {"address": address, "prefix": p}},
+        "presence_manager": {"enabled": true, "type": "redis",
+                             "redis": {"address": address, "prefix": format!("{p}-presence")}},
+        "channel": {"without_namespace": {"allow_subscribe_for_client": true, "presence": true}}
+    });
+    let a = Proc::start_with("node-a", parts.clone()).await;
+    let b = Proc::start_with("node-b", parts).await;
+    a.wait_nodes(&["node-a", "node-b"], Duration::from_secs(10))
+        .await;
+    let mut on_a = a.ws_user("ann").await;
+    let mut on_b = b.ws_user("ben").await;
+    for c in [&mut on_a, &mut on_b] {
+        let reply = c.subscribe("room").await;
+        assert!(reply.error.is_none(), "subscribe: {reply:?}");
+    }
+    a.api("publish", json!({"channel": "room", "data": {"from": "a"}}))
+        .await;
+    assert_eq!(&on_b.publication("room").await.data[..], br#"{"from":"a"}"#);
+    assert_eq!(&on_a.publication("room").await.data[..], br#"{"from":"a"}"#);
+    b.api("publish", json!({"channel": "room", "data": {"from": "b"}}))
+        .await;
+    assert_eq!(&on_a.publication("room").await.data[..], br#"{"from":"b"}"#);
+    assert_eq!(&on_b.publication("room").await.data[..], br#"{"from":"b"}"#);
+    for node in [&a, &b] {
+        let presence = node.api("presence", json!({"channel": "room"})).await;
+        let mut users: Vec<String> = presence["result"]["presence"]
+            .as_object()
+            .expect("presence map")
+            .values()
+            .map(|c| c["user"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        users.sort();
+        assert_eq!(users, ["ann", "ben"], "{presence}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
