@@ -1,7 +1,8 @@
 //! Several real `rotor` processes on one Redis (127.0.0.1:6379 or
 //! `ROTOR_TEST_REDIS`, a random key prefix per test) act as one cluster:
-//! `info` lists every live node and drops a killed one within the heartbeat
-//! window, the Redis broker and presence manager work on the memory engine, the
+//! `info` lists every live node, drops a killed one within the heartbeat
+//! window and one stopped with SIGTERM at once (it announces its leave),
+//! the Redis broker and presence manager work on the memory engine, the
 //! server API's disconnect / subscribe / unsubscribe reach connections on
 //! another node, `channels` surveys every node, and an `/emulation` request
 //! that lands on the wrong node is forwarded to the session's node. The same
@@ -199,6 +200,27 @@ async fn info_lists_live_nodes_and_drops_a_killed_one(bus: Bus) {
         .wait_nodes(&["node-a", "node-b"], Duration::from_secs(12))
         .await;
     assert!(took <= Duration::from_secs(11), "took {took:?}");
+}
+
+async fn a_node_stopped_with_sigterm_leaves_info_at_once(bus: Bus) {
+    let p = prefix();
+    let a = Proc::start_on(bus, "node-a", &p).await;
+    let mut b = Proc::start_on(bus, "node-b", &p).await;
+    a.wait_nodes(&["node-a", "node-b"], Duration::from_secs(10))
+        .await;
+    let status = Command::new("kill")
+        .args(["-TERM", &b.child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -TERM");
+    // Node B announces its leave while shutting down: node A drops it well
+    // before the 7 s heartbeat window would.
+    a.wait_nodes(&["node-a"], Duration::from_secs(2)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.child.try_wait().ok().flatten().is_none() {
+        assert!(Instant::now() < deadline, "node B did not exit on SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn api_disconnect_reaches_a_user_on_another_node(bus: Bus) {
@@ -420,6 +442,16 @@ async fn redis_info_lists_live_nodes_and_drops_a_killed_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_info_lists_live_nodes_and_drops_a_killed_one() {
     info_lists_live_nodes_and_drops_a_killed_one(Bus::Nats).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_a_node_stopped_with_sigterm_leaves_info_at_once() {
+    a_node_stopped_with_sigterm_leaves_info_at_once(Bus::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_a_node_stopped_with_sigterm_leaves_info_at_once() {
+    a_node_stopped_with_sigterm_leaves_info_at_once(Bus::Nats).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
