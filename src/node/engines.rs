@@ -10,8 +10,9 @@
 //!   memory broker → no bus (one node, even with Redis presence).
 //! * A Redis presence manager on its own: the Redis module's only public
 //!   constructor is [`connect_engine`], which builds a broker too; that
-//!   broker is dropped at once, which closes its PUB/SUB connection and ends
-//!   its reading task. The presence manager keeps the command connection.
+//!   broker is dropped at once, which closes its PUB/SUB connection (its
+//!   background tasks end with it). The presence manager keeps the command
+//!   connection.
 
 use std::sync::Arc;
 
