@@ -195,6 +195,7 @@ pub async fn run(
     tracing::info!("shutting down: clients are told to reconnect");
     stop.cancel();
     node.shutdown_clients();
+    node.leave_cluster().await;
     tracker.close();
     let timeout = node.config().shutdown.timeout.get();
     if tokio::time::timeout(timeout, tracker.wait()).await.is_err() {

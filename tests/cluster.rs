@@ -1,10 +1,12 @@
 //! Several real `rotor` processes on one Redis (127.0.0.1:6379 or
 //! `ROTOR_TEST_REDIS`, a random key prefix per test) act as one cluster:
-//! `info` lists every live node and drops a killed one, the server API's
-//! disconnect / subscribe / unsubscribe reach connections on another node,
-//! `channels` surveys every node, and an `/emulation` request that lands on
-//! the wrong node is forwarded to the session's node. The same cluster runs
-//! over the NATS broker (nats-server at 127.0.0.1:4222 or
+//! `info` lists every live node, drops a killed one within the heartbeat
+//! window and one stopped with SIGTERM at once (it announces its leave),
+//! the Redis broker and presence manager work on the memory engine, the
+//! server API's disconnect / subscribe / unsubscribe reach connections on
+//! another node, `channels` surveys every node, and an `/emulation` request
+//! that lands on the wrong node is forwarded to the session's node. The same
+//! cluster runs over the NATS broker (nats-server at 127.0.0.1:4222 or
 //! `ROTOR_TEST_NATS`, a random subject prefix) on the memory engine.
 
 mod support;
@@ -200,6 +202,27 @@ async fn info_lists_live_nodes_and_drops_a_killed_one(bus: Bus) {
     assert!(took <= Duration::from_secs(11), "took {took:?}");
 }
 
+async fn a_node_stopped_with_sigterm_leaves_info_at_once(bus: Bus) {
+    let p = prefix();
+    let a = Proc::start_on(bus, "node-a", &p).await;
+    let mut b = Proc::start_on(bus, "node-b", &p).await;
+    a.wait_nodes(&["node-a", "node-b"], Duration::from_secs(10))
+        .await;
+    let status = Command::new("kill")
+        .args(["-TERM", &b.child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -TERM");
+    // Node B announces its leave while shutting down: node A drops it well
+    // before the 7 s heartbeat window would.
+    a.wait_nodes(&["node-a"], Duration::from_secs(2)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.child.try_wait().ok().flatten().is_none() {
+        assert!(Instant::now() < deadline, "node B did not exit on SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn api_disconnect_reaches_a_user_on_another_node(bus: Bus) {
     let p = prefix();
     let a = Proc::start_on(bus, "node-a", &p).await;
@@ -364,6 +387,53 @@ async fn emulation_request_to_the_wrong_node_is_forwarded(bus: Bus) {
     assert_eq!(resp.status(), 404);
 }
 
+/// Memory engine with the Redis broker and a Redis presence manager (under
+/// another prefix, so each has its own connections): publications cross
+/// nodes, presence lists clients of both nodes, `info` lists both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_engine_with_redis_broker_and_redis_presence() {
+    let p = prefix();
+    let address =
+        std::env::var("ROTOR_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let parts = json!({
+        "engine": {"type": "memory"},
+        "broker": {"enabled": true, "type": "redis",
+                   "redis": {"address": address, "prefix": p}},
+        "presence_manager": {"enabled": true, "type": "redis",
+                             "redis": {"address": address, "prefix": format!("{p}-presence")}},
+        "channel": {"without_namespace": {"allow_subscribe_for_client": true, "presence": true}}
+    });
+    let a = Proc::start_with("node-a", parts.clone()).await;
+    let b = Proc::start_with("node-b", parts).await;
+    a.wait_nodes(&["node-a", "node-b"], Duration::from_secs(10))
+        .await;
+    let mut on_a = a.ws_user("ann").await;
+    let mut on_b = b.ws_user("ben").await;
+    for c in [&mut on_a, &mut on_b] {
+        let reply = c.subscribe("room").await;
+        assert!(reply.error.is_none(), "subscribe: {reply:?}");
+    }
+    a.api("publish", json!({"channel": "room", "data": {"from": "a"}}))
+        .await;
+    assert_eq!(&on_b.publication("room").await.data[..], br#"{"from":"a"}"#);
+    assert_eq!(&on_a.publication("room").await.data[..], br#"{"from":"a"}"#);
+    b.api("publish", json!({"channel": "room", "data": {"from": "b"}}))
+        .await;
+    assert_eq!(&on_a.publication("room").await.data[..], br#"{"from":"b"}"#);
+    assert_eq!(&on_b.publication("room").await.data[..], br#"{"from":"b"}"#);
+    for node in [&a, &b] {
+        let presence = node.api("presence", json!({"channel": "room"})).await;
+        let mut users: Vec<String> = presence["result"]["presence"]
+            .as_object()
+            .expect("presence map")
+            .values()
+            .map(|c| c["user"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        users.sort();
+        assert_eq!(users, ["ann", "ben"], "{presence}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_info_lists_live_nodes_and_drops_a_killed_one() {
     info_lists_live_nodes_and_drops_a_killed_one(Bus::Redis).await;
@@ -372,6 +442,16 @@ async fn redis_info_lists_live_nodes_and_drops_a_killed_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_info_lists_live_nodes_and_drops_a_killed_one() {
     info_lists_live_nodes_and_drops_a_killed_one(Bus::Nats).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_a_node_stopped_with_sigterm_leaves_info_at_once() {
+    a_node_stopped_with_sigterm_leaves_info_at_once(Bus::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_a_node_stopped_with_sigterm_leaves_info_at_once() {
+    a_node_stopped_with_sigterm_leaves_info_at_once(Bus::Nats).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

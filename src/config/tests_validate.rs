@@ -242,10 +242,22 @@ fn global_channel_and_backends() {
         validate(&c).expect_err("raw mode").to_string(),
         "broker.nats.raw_mode.enabled: is not supported by this build yet"
     );
+    c.broker.kind = "redis".into();
+    c.broker.nats = json!({});
+    assert!(validate(&c).is_ok(), "the Redis broker is built");
+    c.broker.redis = json!({"sentinel_address": ["h:1"]});
+    assert_eq!(
+        validate(&c).expect_err("sentinel").key(),
+        "broker.redis.sentinel_address"
+    );
+    let mut c = Config::default();
+    c.presence_manager.enabled = true;
+    c.presence_manager.kind = "redis".into();
+    assert!(validate(&c).is_ok(), "the Redis presence manager is built");
     assert_eq!(
         key_of(|c| {
             c.presence_manager.enabled = true;
-            c.presence_manager.kind = "redis".into();
+            c.presence_manager.kind = "etcd".into();
         }),
         "presence_manager.type"
     );

@@ -223,69 +223,28 @@ fn check_http(cfg: &Config) -> Check {
     Ok(())
 }
 
-fn backend(key: &str, kind: &str, known: &[&str], used: bool) -> Check {
-    if !known.contains(&kind) {
-        return Err(invalid(
-            key,
-            format!("unknown type {kind:?} (known: {})", known.join(", ")),
-        ));
-    }
-    if used && kind != "memory" {
-        return Err(invalid(
-            key,
-            format!("{kind:?} is not supported by this build yet"),
-        ));
-    }
-    Ok(())
-}
-
 fn check_backends(cfg: &Config) -> Check {
-    backend("engine.type", &cfg.engine.kind, &["memory", "redis"], false)?;
-    if cfg.engine.kind == "redis" {
-        crate::engine::redis::RedisSettings::from_json(&cfg.engine.redis).map_err(|(key, e)| {
-            let key = if key.is_empty() {
-                "engine.redis".to_owned()
-            } else {
-                format!("engine.redis.{key}")
-            };
-            invalid(key, e)
-        })?;
-    }
-    let nats_broker = cfg.broker.enabled && cfg.broker.kind == "nats";
-    backend(
-        "broker.type",
-        &cfg.broker.kind,
-        &["memory", "redis", "nats", "postgres", "redisnats"],
-        cfg.broker.enabled && !nats_broker,
-    )?;
-    if nats_broker {
-        crate::engine::nats::NatsSettings::from_json(&cfg.broker.nats).map_err(|(key, e)| {
-            let key = if key.is_empty() {
-                "broker.nats".to_owned()
-            } else {
-                format!("broker.nats.{key}")
-            };
-            invalid(key, e)
-        })?;
-    }
-    backend(
-        "presence_manager.type",
-        &cfg.presence_manager.kind,
-        &["memory", "redis"],
-        cfg.presence_manager.enabled,
-    )?;
+    super::backends::Backends::from_config(cfg)?;
     let map_kind = str_at(&cfg.map_broker, "type").unwrap_or("memory");
     let map_kind = if map_kind.is_empty() {
         "memory"
     } else {
         map_kind
     };
-    backend(
-        "map_broker.type",
-        map_kind,
-        &["memory", "redis", "postgres"],
-        true,
-    )
+    let known = ["memory", "redis", "postgres"];
+    if !known.contains(&map_kind) {
+        return Err(invalid(
+            "map_broker.type",
+            format!("unknown type {map_kind:?} (known: {})", known.join(", ")),
+        ));
+    }
+    if map_kind != "memory" {
+        return Err(invalid(
+            "map_broker.type",
+            format!("{map_kind:?} is not supported by this build yet"),
+        ));
+    }
+    Ok(())
 }
 
 fn check_client(cfg: &Config) -> Check {

@@ -12,8 +12,6 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::TokenVerifier;
 use crate::channel::{ChannelRules, ResolvedOptions};
 use crate::config::Config;
-use crate::engine::memory::{MemoryBroker, MemoryPresenceManager};
-use crate::engine::redis::RedisSettings;
 use crate::engine::{
     Broker, ClientInfo, EngineError, HistoryFilter, HistoryOptions, HistoryResult, PresenceManager,
     PresenceStats, PublishOptions, PublishResult,
@@ -26,6 +24,7 @@ use crate::session::shared::Shared;
 pub mod cluster;
 pub mod control;
 pub mod emulation;
+mod engines;
 pub mod limits;
 
 /// Version reported to clients in connect replies.
@@ -109,39 +108,13 @@ impl std::fmt::Debug for Node {
 }
 
 impl Node {
-    /// Builds a node on the engine the config names.
+    /// Builds a node on the engine, broker and presence manager the config
+    /// names (see [`engines`]), joined to the cluster when the broker
+    /// carries a control bus.
     pub async fn new(config: Config) -> Result<Arc<Self>, String> {
-        let mut bus: Option<Arc<dyn cluster::ControlBus>> = None;
-        let (broker, presence): (Arc<dyn Broker>, Arc<dyn PresenceManager>) =
-            if config.engine.kind == "redis" {
-                let settings = RedisSettings::from_json(&config.engine.redis)
-                    .map_err(|(key, e)| format!("engine.redis.{key}: {e}"))?;
-                let (broker, presence) = crate::engine::redis::connect_engine(&settings)
-                    .await
-                    .map_err(|e| format!("engine: {e}"))?;
-                bus = Some(broker.control_bus());
-                (Arc::new(broker), Arc::new(presence))
-            } else {
-                (
-                    Arc::new(MemoryBroker::new()),
-                    Arc::new(MemoryPresenceManager::new()),
-                )
-            };
-        let nats = config.broker.enabled && config.broker.kind == "nats";
-        let broker: Arc<dyn Broker> = if nats {
-            let settings = crate::engine::nats::NatsSettings::from_json(&config.broker.nats)
-                .map_err(|(key, e)| format!("broker.nats.{key}: {e}"))?;
-            let nats = crate::engine::nats::NatsBroker::connect(&settings).await;
-            let nats = nats.map_err(|e| format!("broker: {e}"))?;
-            // Cluster control follows the broker: over NATS with the NATS
-            // broker (the Redis engine's bus is not used then).
-            bus = Some(Arc::new(nats.control_bus()));
-            Arc::new(nats)
-        } else {
-            broker
-        };
-        let node = Self::with_engine(config, broker, presence).await?;
-        if let Some(bus) = bus {
+        let built = engines::build(&config).await?;
+        let node = Self::with_engine(config, built.broker, built.presence).await?;
+        if let Some(bus) = built.bus {
             cluster::start(&node, bus)
                 .await
                 .map_err(|e| format!("engine: control channel: {e}"))?;

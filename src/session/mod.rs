@@ -105,6 +105,8 @@ struct SubInfo {
     expire_at: Option<i64>,
     /// The sub_refresh proxy extends this subscription (no client token).
     proxy_refresh: bool,
+    /// Periodic position checks failed in a row (see `timers`).
+    position_failures: u8,
 }
 
 /// One connection's protocol state.

@@ -310,6 +310,7 @@ impl Session {
                 join_leave,
                 expire_at: r.expire_at,
                 proxy_refresh: r.proxy_refresh,
+                position_failures: 0,
             },
         );
         self.schedule_sub_expiry();

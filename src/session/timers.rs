@@ -8,7 +8,7 @@ use rand::Rng;
 use tokio::time::Instant;
 
 use super::{Session, Status, now_unix};
-use crate::engine::HistoryFilter;
+use crate::engine::{HistoryFilter, StreamPosition};
 use crate::protocol::codec::ping_bytes;
 use crate::protocol::{Disconnect, Unsubscribe};
 
@@ -71,6 +71,23 @@ impl Timers {
         self.pong_deadline = None;
         Ok(())
     }
+}
+
+/// Failed position checks in a row that mean insufficient state
+/// (Centrifugo's `maxCheckPositionFailures`).
+const MAX_POSITION_FAILURES: u8 = 2;
+
+/// One position check: the failures in a row after it, and whether the
+/// client now has insufficient state. Valid means the client is at the
+/// stream top of the same epoch (an empty epoch of the client, not yet
+/// adopted from a publication, matches any).
+fn position_verdict(failures: u8, mine: &StreamPosition, top: &StreamPosition) -> (u8, bool) {
+    let valid = mine.offset == top.offset && (mine.epoch.is_empty() || mine.epoch == top.epoch);
+    if valid {
+        return (0, false);
+    }
+    let failures = failures.saturating_add(1);
+    (failures, failures >= MAX_POSITION_FAILURES)
 }
 
 /// Instant at which unix time `at` (seconds) plus `delay` is reached.
@@ -225,8 +242,11 @@ impl Session {
         }
     }
 
-    /// Compares each positioned subscription with the stream top; a client
-    /// behind the stream (or on another epoch) has insufficient state.
+    /// Compares each positioned subscription with the stream top. As in
+    /// Centrifugo, a position must be wrong [`MAX_POSITION_FAILURES`]
+    /// checks in a row before the client has insufficient state: a
+    /// publication still in flight to this node makes one check fail
+    /// without anything being lost.
     async fn check_positions(&mut self) {
         let channels: Vec<(String, Duration)> = self
             .subs
@@ -235,24 +255,56 @@ impl Session {
             .map(|(c, s)| (c.clone(), s.opts.history_meta_ttl))
             .collect();
         for (ch, meta_ttl) in channels {
-            if self.shared.position(&ch).is_none() {
+            // Read before the top, so that in-flight publications leave the
+            // client behind (never ahead of) what it is compared with.
+            let Some(mine) = self.shared.position(&ch) else {
                 continue;
-            }
+            };
             let filter = HistoryFilter {
                 since: None,
                 limit: 0,
                 reverse: false,
             };
             let Ok(top) = self.node.history(&ch, filter, meta_ttl).await else {
+                continue; // Engine trouble is not the client's fault.
+            };
+            let Some(sub) = self.subs.get_mut(&ch) else {
                 continue;
             };
-            if let Some(mine) = self.shared.position(&ch)
-                && (top.position.offset > mine.offset
-                    || (!mine.epoch.is_empty() && top.position.epoch != mine.epoch))
-            {
+            let (failures, insufficient) =
+                position_verdict(sub.position_failures, &mine, &top.position);
+            sub.position_failures = failures;
+            if insufficient {
                 self.shared.mark_insufficient(&ch);
             }
         }
         self.on_signal().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(offset: u64, epoch: &str) -> StreamPosition {
+        StreamPosition {
+            offset,
+            epoch: epoch.into(),
+        }
+    }
+
+    #[test]
+    fn a_wrong_position_counts_only_twice_in_a_row() {
+        // At the top: fine, and the count starts over.
+        assert_eq!(position_verdict(1, &at(5, "e"), &at(5, "e")), (0, false));
+        // Behind once (a publication in flight): tolerated.
+        assert_eq!(position_verdict(0, &at(5, "e"), &at(6, "e")), (1, false));
+        // Behind again: insufficient state.
+        assert_eq!(position_verdict(1, &at(5, "e"), &at(6, "e")), (2, true));
+        // Another epoch (the stream was lost) and ahead of the top count too.
+        assert_eq!(position_verdict(1, &at(5, "e"), &at(0, "f")), (2, true));
+        assert_eq!(position_verdict(0, &at(7, "e"), &at(5, "e")), (1, false));
+        // An epoch not yet known matches any.
+        assert_eq!(position_verdict(1, &at(5, ""), &at(5, "f")), (0, false));
     }
 }

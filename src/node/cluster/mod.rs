@@ -12,6 +12,9 @@
 //!   [`NODE_MAX_DELAY`] (7 s, Centrifugo's `nodeInfoMaxDelay` = 2 × 3 s +
 //!   1 s) is dropped, so `info` lists live nodes only and a dead node leaves
 //!   it within 7 s of its last heartbeat;
+//! * announces a graceful **leave** ([`wire::ShutdownMsg`], as Centrifugo's
+//!   shutdown command) when it shuts down: the others drop it from `info`
+//!   at once, and ignore a heartbeat of it that was still in flight;
 //! * sends the server API's **disconnect / unsubscribe / subscribe /
 //!   refresh** to every other node, which applies them to its own
 //!   connections (the calling node applies them itself and waits as on a
@@ -56,6 +59,8 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(3);
 pub const NODE_MAX_DELAY: Duration = Duration::from_secs(7);
 /// Longest a survey waits for the other nodes' replies.
 pub const SURVEY_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longest a shutting-down node waits to announce its leave.
+pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Longest a forwarded emulation frame waits for its target node.
 pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -82,6 +87,12 @@ struct Peer {
 pub struct Cluster {
     bus: OnceLock<Arc<dyn ControlBus>>,
     peers: Mutex<HashMap<String, Peer>>,
+    /// Nodes that announced their leave, and when (kept for
+    /// [`NODE_MAX_DELAY`] so that a late heartbeat does not revive them).
+    left: Mutex<HashMap<String, Instant>>,
+    /// Signalled when this node's own leave announcement came back over
+    /// the bus (so it reached the bus server, not just a client buffer).
+    leave_echo: tokio::sync::Notify,
     surveys: Mutex<HashMap<u64, mpsc::UnboundedSender<wire::SurveyReply>>>,
     forwards: Mutex<HashMap<u64, oneshot::Sender<u32>>>,
     next_id: AtomicU64,
@@ -122,6 +133,26 @@ impl Cluster {
         peers.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
+    /// A peer announced its leave.
+    fn remove_peer(&self, uid: String) {
+        self.peers.lock().remove(&uid);
+        let mut left = self.left.lock();
+        left.retain(|_, at| at.elapsed() <= NODE_MAX_DELAY);
+        left.insert(uid, Instant::now());
+    }
+
+    /// Records a heartbeat unless its node has left.
+    fn heard(&self, uid: String, peer: Peer) {
+        let gone = self
+            .left
+            .lock()
+            .get(&uid)
+            .is_some_and(|at| at.elapsed() <= NODE_MAX_DELAY);
+        if !gone {
+            self.peers.lock().insert(uid, peer);
+        }
+    }
+
     fn is_live(&self, node: &str) -> bool {
         self.peers
             .lock()
@@ -159,6 +190,28 @@ impl Node {
             kind: Some(kind),
         };
         bus.publish(Bytes::from(msg.encode_to_vec())).await
+    }
+
+    /// Announces that this node leaves the cluster (graceful shutdown), so
+    /// the others drop it at once; heartbeats stop with
+    /// [`Node::shutdown`](super::Node::shutdown). Returns once the
+    /// announcement came back over the bus (a NATS publish only fills the
+    /// client's buffer, which a process exit would lose), or after
+    /// [`LEAVE_TIMEOUT`]; a no-op without a bus.
+    pub async fn leave_cluster(&self) {
+        if !self.cluster.enabled() {
+            return;
+        }
+        let announce = async {
+            self.broadcast(Kind::Shutdown(wire::ShutdownMsg {})).await?;
+            self.cluster.leave_echo.notified().await;
+            Ok::<(), EngineError>(())
+        };
+        match tokio::time::timeout(LEAVE_TIMEOUT, announce).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cluster leave not announced"),
+            Err(_) => tracing::warn!("cluster leave not confirmed in time"),
+        }
     }
 
     /// Every live node's report, this node's first, then by name.
@@ -254,6 +307,9 @@ impl Node {
             }
         };
         if msg.uid == self.id {
+            if matches!(msg.kind, Some(Kind::Shutdown(_))) {
+                self.cluster.leave_echo.notify_one();
+            }
             return Some(());
         }
         match msg.kind? {
@@ -272,8 +328,9 @@ impl Node {
                     version: n.version,
                     seen: Instant::now(),
                 };
-                self.cluster.peers.lock().insert(msg.uid, peer);
+                self.cluster.heard(msg.uid, peer);
             }
+            Kind::Shutdown(_) => self.cluster.remove_peer(msg.uid),
             cmd @ (Kind::Disconnect(_)
             | Kind::Unsubscribe(_)
             | Kind::Subscribe(_)

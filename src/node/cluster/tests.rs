@@ -67,3 +67,21 @@ async fn channels_survey_answers_without_other_channels() {
     let channels = a.cluster_channels().await.expect("survey");
     assert!(channels.is_empty());
 }
+
+#[tokio::test]
+async fn a_leaving_node_is_dropped_at_once_and_stays_dropped() {
+    let (a, b) = pair().await;
+    b.shutdown.cancel();
+    b.leave_cluster().await;
+    for _ in 0..100 {
+        if a.cluster_info().len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(a.cluster_info().len(), 1);
+    // A heartbeat that was still in flight does not bring it back.
+    b.heartbeat().await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(a.cluster_info().len(), 1);
+}

@@ -12,7 +12,8 @@
 //!   7: SurveyRequest survey;    // "answer me" (op "channels")
 //!   8: SurveyReply survey_reply;
 //!   9: Emulation emulation;     // forwarded /emulation frame
-//!   10: EmulationReply emulation_reply; } }
+//!   10: EmulationReply emulation_reply;
+//!   11: Shutdown shutdown; } }  // the sender leaves the cluster
 //! ```
 //!
 //! Replies carry the id of the node they are for (`to`); every node sees
@@ -32,7 +33,7 @@ pub struct ControlMessage {
     #[prost(string, tag = "1")]
     pub uid: String,
     /// What it carries.
-    #[prost(oneof = "Kind", tags = "2, 3, 4, 5, 6, 7, 8, 9, 10")]
+    #[prost(oneof = "Kind", tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11")]
     pub kind: Option<Kind>,
 }
 
@@ -66,7 +67,14 @@ pub enum Kind {
     /// Outcome of a forwarded emulation frame.
     #[prost(message, tag = "10")]
     EmulationReply(EmulationReply),
+    /// The sender is shutting down: drop it from the node list now.
+    #[prost(message, tag = "11")]
+    Shutdown(ShutdownMsg),
 }
+
+/// A node's leave announcement (nothing but the sender's id).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ShutdownMsg {}
 
 /// A node's heartbeat.
 #[derive(Clone, PartialEq, prost::Message)]

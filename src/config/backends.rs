@@ -1,0 +1,328 @@
+//! Which broker and presence manager a configuration asks for, read the way
+//! Centrifugo v6 reads it.
+//!
+//! `engine.type` (`memory` | `redis`, object `engine.redis`) supplies both
+//! parts. `broker.enabled` replaces the PUB/SUB + history part with
+//! `broker.type` (`memory` | `redis` with its own `broker.redis` object |
+//! `nats` with `broker.nats`); `presence_manager.enabled` replaces the
+//! presence part with `presence_manager.type` (`memory` | `redis` with
+//! `presence_manager.redis`). A section that is not enabled is not read at
+//! all, so a disabled `broker.type: postgres` is fine.
+//!
+//! Validation and [`crate::node::Node::new`] both start from
+//! [`Backends::from_config`], so what is checked is exactly what is built.
+
+use serde_json::Value;
+
+use super::error::ConfigError;
+use super::types::Config;
+use crate::engine::nats::NatsSettings;
+use crate::engine::redis::RedisSettings;
+
+/// Broker types this build constructs.
+const BROKERS_BUILT: &[&str] = &["memory", "redis", "nats"];
+/// Broker types Centrifugo knows (the rest are refused as not built yet).
+const BROKERS_KNOWN: &[&str] = &["memory", "redis", "nats", "postgres", "redisnats"];
+
+/// The PUB/SUB + history part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrokerChoice {
+    /// In-process broker (one node).
+    Memory,
+    /// Redis; `section` is the object it was read from (`engine.redis` or
+    /// `broker.redis`).
+    Redis {
+        /// Config path of the Redis object.
+        section: &'static str,
+        /// Its settings.
+        settings: RedisSettings,
+    },
+    /// NATS (at-most-once PUB/SUB, no history).
+    Nats(NatsSettings),
+}
+
+/// The presence part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PresenceChoice {
+    /// In-process presence (one node).
+    Memory,
+    /// Redis, read from `section` (`engine.redis` or
+    /// `presence_manager.redis`).
+    Redis {
+        /// Config path of the Redis object.
+        section: &'static str,
+        /// Its settings.
+        settings: RedisSettings,
+    },
+}
+
+/// What a node runs on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backends {
+    /// PUB/SUB and history.
+    pub broker: BrokerChoice,
+    /// Presence.
+    pub presence: PresenceChoice,
+}
+
+fn known(key: &str, kind: &str, list: &[&str]) -> Result<(), ConfigError> {
+    if list.contains(&kind) {
+        return Ok(());
+    }
+    Err(ConfigError::invalid(
+        key,
+        format!("unknown type {kind:?} (known: {})", list.join(", ")),
+    ))
+}
+
+fn redis(section: &'static str, value: &Value) -> Result<RedisSettings, ConfigError> {
+    RedisSettings::from_json(value).map_err(|(key, e)| {
+        let key = if key.is_empty() {
+            section.to_owned()
+        } else {
+            format!("{section}.{key}")
+        };
+        ConfigError::invalid(key, e)
+    })
+}
+
+impl Backends {
+    /// Reads the engine, broker and presence manager sections.
+    pub fn from_config(cfg: &Config) -> Result<Self, ConfigError> {
+        known("engine.type", &cfg.engine.kind, &["memory", "redis"])?;
+        let engine_redis = if cfg.engine.kind == "redis" {
+            Some(redis("engine.redis", &cfg.engine.redis)?)
+        } else {
+            None
+        };
+        let broker = if cfg.broker.enabled {
+            let kind = cfg.broker.kind.as_str();
+            known("broker.type", kind, BROKERS_KNOWN)?;
+            if !BROKERS_BUILT.contains(&kind) {
+                return Err(ConfigError::invalid(
+                    "broker.type",
+                    format!("{kind:?} is not supported by this build yet"),
+                ));
+            }
+            match kind {
+                "redis" => BrokerChoice::Redis {
+                    section: "broker.redis",
+                    settings: redis("broker.redis", &cfg.broker.redis)?,
+                },
+                "nats" => BrokerChoice::Nats(NatsSettings::from_json(&cfg.broker.nats).map_err(
+                    |(key, e)| {
+                        let key = if key.is_empty() {
+                            "broker.nats".to_owned()
+                        } else {
+                            format!("broker.nats.{key}")
+                        };
+                        ConfigError::invalid(key, e)
+                    },
+                )?),
+                _ => BrokerChoice::Memory,
+            }
+        } else {
+            match &engine_redis {
+                Some(settings) => BrokerChoice::Redis {
+                    section: "engine.redis",
+                    settings: settings.clone(),
+                },
+                None => BrokerChoice::Memory,
+            }
+        };
+        let presence = if cfg.presence_manager.enabled {
+            let kind = cfg.presence_manager.kind.as_str();
+            known("presence_manager.type", kind, &["memory", "redis"])?;
+            if kind == "redis" {
+                PresenceChoice::Redis {
+                    section: "presence_manager.redis",
+                    settings: redis("presence_manager.redis", &cfg.presence_manager.redis)?,
+                }
+            } else {
+                PresenceChoice::Memory
+            }
+        } else {
+            match engine_redis {
+                Some(settings) => PresenceChoice::Redis {
+                    section: "engine.redis",
+                    settings,
+                },
+                None => PresenceChoice::Memory,
+            }
+        };
+        Ok(Self { broker, presence })
+    }
+
+    /// The Redis settings broker and presence can share one connection set
+    /// under: both on Redis with identical settings.
+    pub fn shared_redis(&self) -> Option<&RedisSettings> {
+        match (&self.broker, &self.presence) {
+            (
+                BrokerChoice::Redis { settings: b, .. },
+                PresenceChoice::Redis { settings: p, .. },
+            ) if b == p => Some(b),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn backends(change: impl FnOnce(&mut Config)) -> Result<Backends, ConfigError> {
+        let mut cfg = Config::default();
+        change(&mut cfg);
+        Backends::from_config(&cfg)
+    }
+
+    fn redis_at(prefix: &str) -> RedisSettings {
+        RedisSettings {
+            prefix: prefix.into(),
+            ..RedisSettings::default()
+        }
+    }
+
+    #[test]
+    fn memory_by_default() {
+        let b = backends(|_| {}).expect("defaults");
+        assert_eq!(b.broker, BrokerChoice::Memory);
+        assert_eq!(b.presence, PresenceChoice::Memory);
+        assert!(b.shared_redis().is_none());
+    }
+
+    #[test]
+    fn redis_engine_supplies_both_parts_on_one_connection_set() {
+        let b = backends(|c| {
+            c.engine.kind = "redis".into();
+            c.engine.redis = json!({"prefix": "e"});
+        })
+        .expect("redis engine");
+        let section = "engine.redis";
+        let settings = redis_at("e");
+        assert_eq!(
+            b.broker,
+            BrokerChoice::Redis {
+                section,
+                settings: settings.clone()
+            }
+        );
+        assert_eq!(
+            b.presence,
+            PresenceChoice::Redis {
+                section,
+                settings: settings.clone()
+            }
+        );
+        assert_eq!(b.shared_redis(), Some(&settings));
+    }
+
+    #[test]
+    fn broker_and_presence_sections_override_the_engine() {
+        let b = backends(|c| {
+            c.engine.kind = "redis".into();
+            c.broker.enabled = true;
+            c.broker.kind = "nats".into();
+        })
+        .expect("nats broker on redis engine");
+        assert!(matches!(b.broker, BrokerChoice::Nats(_)));
+        assert!(
+            matches!(b.presence, PresenceChoice::Redis { section, .. } if section == "engine.redis")
+        );
+
+        let b = backends(|c| {
+            c.broker.enabled = true;
+            c.broker.kind = "redis".into();
+            c.broker.redis = json!({"prefix": "b"});
+            c.presence_manager.enabled = true;
+            c.presence_manager.kind = "redis".into();
+            c.presence_manager.redis = json!({"prefix": "p"});
+        })
+        .expect("memory engine, redis broker and presence");
+        assert_eq!(
+            b.broker,
+            BrokerChoice::Redis {
+                section: "broker.redis",
+                settings: redis_at("b")
+            }
+        );
+        assert_eq!(
+            b.presence,
+            PresenceChoice::Redis {
+                section: "presence_manager.redis",
+                settings: redis_at("p")
+            }
+        );
+        assert!(b.shared_redis().is_none(), "different prefixes");
+
+        let b = backends(|c| {
+            c.engine.kind = "redis".into();
+            c.broker.enabled = true;
+            c.broker.kind = "memory".into();
+            c.presence_manager.enabled = true;
+            c.presence_manager.kind = "memory".into();
+        })
+        .expect("both parts back to memory");
+        assert_eq!(b.broker, BrokerChoice::Memory);
+        assert_eq!(b.presence, PresenceChoice::Memory);
+    }
+
+    #[test]
+    fn disabled_sections_are_not_read() {
+        let b = backends(|c| {
+            c.broker.kind = "redis".into();
+            c.broker.redis = json!({"address": 5});
+            c.presence_manager.kind = "redis".into();
+            c.presence_manager.redis = json!("oops");
+        })
+        .expect("disabled sections");
+        assert_eq!(b.broker, BrokerChoice::Memory);
+        assert_eq!(b.presence, PresenceChoice::Memory);
+    }
+
+    #[test]
+    fn errors_name_the_section_they_come_from() {
+        let key = |change: fn(&mut Config)| backends(change).expect_err("invalid").key().to_owned();
+        assert_eq!(
+            key(|c| {
+                c.broker.enabled = true;
+                c.broker.kind = "redis".into();
+                c.broker.redis = json!({"address": 5});
+            }),
+            "broker.redis.address"
+        );
+        assert_eq!(
+            key(|c| {
+                c.presence_manager.enabled = true;
+                c.presence_manager.kind = "redis".into();
+                c.presence_manager.redis = json!("oops");
+            }),
+            "presence_manager.redis"
+        );
+        assert_eq!(
+            key(|c| {
+                c.presence_manager.enabled = true;
+                c.presence_manager.kind = "nats".into();
+            }),
+            "presence_manager.type"
+        );
+        assert_eq!(
+            key(|c| {
+                c.broker.enabled = true;
+                c.broker.kind = "kafka".into();
+            }),
+            "broker.type"
+        );
+        let e = backends(|c| {
+            c.broker.enabled = true;
+            c.broker.kind = "redisnats".into();
+        })
+        .expect_err("not built");
+        assert_eq!(
+            e.to_string(),
+            "broker.type: \"redisnats\" is not supported by this build yet"
+        );
+    }
+}
