@@ -11,20 +11,28 @@ use std::time::Duration;
 
 use rotor::engine::conformance;
 use rotor::engine::redis::{RedisSettings, connect_engine};
-use rotor::engine::{Broker, PresenceManager};
+use rotor::engine::{Broker, EngineError, PresenceManager};
 use servers::Servers;
 
 async fn cluster() -> Option<(Servers, RedisSettings)> {
+    cluster_with(serde_json::json!({})).await
+}
+
+/// A cluster and settings for it; `extra` adds keys to the Redis object.
+async fn cluster_with(extra: serde_json::Value) -> Option<(Servers, RedisSettings)> {
     if !servers::available(&["redis-server", "redis-cli"]) {
         return None;
     }
     let mut servers = Servers::new();
     let ports = servers.cluster().await;
-    let settings = RedisSettings::from_json(&serde_json::json!({
+    let mut object = serde_json::json!({
         "cluster_address": ports.iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>(),
         "prefix": servers::prefix(),
-    }))
-    .expect("settings");
+    });
+    if let (Some(object), Some(extra)) = (object.as_object_mut(), extra.as_object()) {
+        object.extend(extra.clone());
+    }
+    let settings = RedisSettings::from_json(&object).expect("settings");
     assert!(settings.cluster);
     Some((servers, settings))
 }
@@ -138,4 +146,54 @@ async fn keys_of_a_channel_share_a_slot() {
     ] {
         assert_eq!(slot(key.clone()).await, stream, "{key}");
     }
+}
+
+/// A dead master fails the calls for its slots within connect + io
+/// timeout (with margin) instead of hanging; the other masters still
+/// serve their channels.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_node_fails_calls_in_time() {
+    let Some((mut servers, s)) =
+        cluster_with(serde_json::json!({"connect_timeout": "300ms", "io_timeout": "700ms"})).await
+    else {
+        return;
+    };
+    let (broker, _) = connect_engine(&s).await.expect("connect");
+    let opts = conformance::history_options(5);
+    let channels: Vec<String> = (0..30)
+        .map(|i| conformance::unique_channel(&format!("dead{i}")))
+        .collect();
+    for channel in &channels {
+        broker
+            .publish(channel, conformance::payload(1), &opts)
+            .await
+            .expect("publish before the crash");
+    }
+    let victim: u16 = s.addresses[0]
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    servers.kill(victim);
+    let (mut failed, mut served) = (0, 0);
+    for channel in &channels {
+        let started = std::time::Instant::now();
+        match broker
+            .publish(channel, conformance::payload(2), &opts)
+            .await
+        {
+            Ok(_) => served += 1,
+            Err(e) => {
+                assert!(matches!(e, EngineError::Unavailable(_)), "{e:?}");
+                failed += 1;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "a call took {:?}",
+            started.elapsed()
+        );
+    }
+    assert!(failed > 0, "no channel lived on the dead node");
+    assert!(served > 0, "the live nodes served nothing");
 }

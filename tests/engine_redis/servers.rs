@@ -48,13 +48,14 @@ pub fn free_port() -> u16 {
 
 /// Processes started by one test; killed on drop.
 pub struct Servers {
-    children: Vec<Child>,
+    /// Port and process of each server started.
+    children: Vec<(u16, Child)>,
     pub dir: tempfile::TempDir,
 }
 
 impl Drop for Servers {
     fn drop(&mut self) {
-        for child in &mut self.children {
+        for (_, child) in &mut self.children {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -66,6 +67,16 @@ impl Servers {
         Self {
             children: Vec::new(),
             dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    /// Kills the server on `port` (a crashed node).
+    pub fn kill(&mut self, port: u16) {
+        for (p, child) in &mut self.children {
+            if *p == port {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
         }
     }
 
@@ -83,7 +94,7 @@ impl Servers {
             .stderr(Stdio::null())
             .spawn()
             .expect("start redis-server");
-        self.children.push(child);
+        self.children.push((port, child));
         wait_ping(port).await;
         port
     }
@@ -103,7 +114,7 @@ impl Servers {
             .stderr(Stdio::null())
             .spawn()
             .expect("start redis-server");
-        self.children.push(child);
+        self.children.push((port, child));
         wait_ping(port).await;
         port
     }
@@ -149,7 +160,7 @@ impl Servers {
             .stderr(Stdio::null())
             .spawn()
             .expect("start redis sentinel");
-        self.children.push(child);
+        self.children.push((port, child));
         let name = name.to_owned();
         wait_until(Duration::from_secs(10), || {
             let name = name.clone();
