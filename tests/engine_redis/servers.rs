@@ -15,13 +15,9 @@ use rand::Rng;
 /// `true` when the binaries are there; otherwise prints why the test is
 /// skipped (or panics under `ROTOR_REQUIRE_SERVICES=1`).
 pub fn available(binaries: &[&str]) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
     for binary in binaries {
-        let found = Command::new(binary)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
+        let found = std::env::split_paths(&path).any(|dir| dir.join(binary).is_file());
         if !found {
             assert!(
                 std::env::var("ROTOR_REQUIRE_SERVICES").as_deref() != Ok("1"),
@@ -96,6 +92,31 @@ impl Servers {
             .expect("start redis-server");
         self.children.push((port, child));
         wait_ping(port).await;
+        port
+    }
+
+    /// Starts `redis-server` serving only TLS on a free port (`args` name
+    /// the certificate files) and waits until it accepts connections.
+    pub async fn redis_tls(&mut self, args: &[&str]) -> u16 {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--tls-port", &port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        self.children.push((port, child));
+        wait_until(Duration::from_secs(10), || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+                .map(|_| ())
+        })
+        .await;
         port
     }
 

@@ -11,14 +11,16 @@
 //!   `redis+sentinel://` address) — a master found through Sentinels.
 //!
 //! Mixing forms (a cluster or sentinel address next to other addresses) is
-//! refused. Custom TLS certificates are not built yet and are refused
-//! rather than ignored.
+//! refused. The `tls` object's certificates are read by [`super::tls`];
+//! the `sentinel_tls` object takes none yet and refuses them rather than
+//! ignoring them.
 
 use std::time::Duration;
 
 use serde_json::Value;
 
 use super::address::{self, Parsed};
+use super::tls::{self, TlsSettings};
 use crate::engine::settings::{duration, key_err, string};
 
 /// Default address when none is configured.
@@ -66,6 +68,8 @@ pub struct RedisSettings {
     pub cluster: bool,
     /// The master is found through Sentinels.
     pub sentinel: Option<SentinelSettings>,
+    /// Custom TLS material for `rediss://` connections.
+    pub tls: Option<TlsSettings>,
     /// Key and PUB/SUB channel prefix.
     pub prefix: String,
     /// Dial timeout.
@@ -90,6 +94,7 @@ impl std::fmt::Debug for RedisSettings {
             .field("addresses", &hosts)
             .field("cluster", &self.cluster)
             .field("sentinel", &self.sentinel)
+            .field("tls", &self.tls)
             .field("prefix", &self.prefix)
             .field("connect_timeout", &self.connect_timeout)
             .field("io_timeout", &self.io_timeout)
@@ -104,6 +109,7 @@ impl Default for RedisSettings {
             addresses: vec![DEFAULT_ADDRESS.to_owned()],
             cluster: false,
             sentinel: None,
+            tls: None,
             prefix: DEFAULT_PREFIX.to_owned(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             io_timeout: DEFAULT_IO_TIMEOUT,
@@ -139,7 +145,7 @@ impl RedisSettings {
             .get("tls")
             .and_then(|t| t.get("enabled"))
             .and_then(Value::as_bool);
-        check_tls(obj.get("tls"))?;
+        s.tls = tls::read(obj.get("tls"))?;
         let tls = tls.unwrap_or(false);
         let list = string_list(obj.get("address"), "address")?;
         let mut parsed: Vec<Parsed> = list
@@ -293,7 +299,7 @@ fn string_list(value: Option<&Value>, key: &str) -> Result<Vec<String>, (String,
     }
 }
 
-/// TLS to Redis verifies the server against the system roots; custom
+/// TLS to the Sentinels verifies them against the system roots; custom
 /// certificates and skipping verification are refused rather than ignored.
 fn check_tls(tls: Option<&Value>) -> Result<(), (String, String)> {
     let Some(Value::Object(tls)) = tls else {
@@ -407,12 +413,19 @@ mod tests {
         assert_eq!(err(json!({"io_timeout": "soon"})), "io_timeout");
         assert_eq!(err(json!({"db": -1})), "db");
         assert_eq!(
-            err(json!({"tls": {"enabled": true, "insecure_skip_verify": true}})),
-            "tls.insecure_skip_verify"
+            err(json!({"tls": {"enabled": true, "server_name": "x"}})),
+            "tls.server_name"
+        );
+        let sentinel = |tls| json!({"sentinel_address": "s:1", "sentinel_master_name": "m", "sentinel_tls": tls});
+        assert_eq!(
+            err(sentinel(
+                json!({"enabled": true, "insecure_skip_verify": true})
+            )),
+            "sentinel_tls.insecure_skip_verify"
         );
         assert_eq!(
-            err(json!({"tls": {"enabled": true, "server_ca_pem": "x"}})),
-            "tls.server_ca_pem"
+            err(sentinel(json!({"enabled": true, "server_ca_pem": "x"}))),
+            "sentinel_tls.server_ca_pem"
         );
     }
 

@@ -147,9 +147,28 @@ pub(super) fn connection_info(
     if !settings.password.is_empty() {
         redis_settings = redis_settings.set_password(&settings.password);
     }
-    Ok(info
+    let mut info = info
         .set_redis_settings(redis_settings)
-        .set_tcp_settings(tcp_settings(settings)))
+        .set_tcp_settings(tcp_settings(settings));
+    if settings
+        .tls
+        .as_ref()
+        .is_some_and(|t| t.insecure_skip_verify)
+        && let redis::ConnectionAddr::TcpTls {
+            host,
+            port,
+            tls_params,
+            ..
+        } = info.addr().clone()
+    {
+        info = info.set_addr(redis::ConnectionAddr::TcpTls {
+            host,
+            port,
+            insecure: true,
+            tls_params,
+        });
+    }
+    Ok(info)
 }
 
 /// Keepalive probes find a dead peer on an idle connection (the PUB/SUB one
@@ -201,8 +220,13 @@ pub(super) async fn manager(
         ),
         None => (ProtocolVersion::RESP2, manager_config(settings)),
     };
-    let client =
-        redis::Client::open(connection_info(settings, address, protocol)?).map_err(unavailable)?;
+    let info = connection_info(settings, address, protocol)?;
+    let client = match super::tls::certificates(settings.tls.as_ref()) {
+        Some(certs) if address.starts_with("rediss://") => {
+            redis::Client::build_with_tls(info, certs).map_err(unavailable)?
+        }
+        _ => redis::Client::open(info).map_err(unavailable)?,
+    };
     let budget = settings.connect_timeout + settings.io_timeout;
     match tokio::time::timeout(budget, ConnectionManager::new_with_config(client, config)).await {
         Ok(Ok(conn)) => Ok(conn),
@@ -238,6 +262,22 @@ pub(super) async fn cluster(
     }
     if let Some(tx) = pushes {
         builder = builder.push_sender(tx);
+    }
+    if settings
+        .addresses
+        .iter()
+        .any(|a| a.starts_with("rediss://"))
+    {
+        if let Some(certs) = super::tls::certificates(settings.tls.as_ref()) {
+            builder = builder.certs(certs);
+        }
+        if settings
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.insecure_skip_verify)
+        {
+            builder = builder.tls(redis::TlsMode::Insecure);
+        }
     }
     let client = builder.build().map_err(unavailable)?;
     let budget = settings.connect_timeout + settings.io_timeout;

@@ -65,8 +65,9 @@
 //! so a dead Redis (or cluster node) fails calls with
 //! [`EngineError::Unavailable`] instead of hanging.
 //!
-//! TLS uses the system roots (`rediss://`); custom certificates are not
-//! built yet.
+//! TLS (`rediss://`) verifies against the system roots unless the `tls`
+//! object gives a CA, a client certificate or `insecure_skip_verify`
+//! ([`tls`]).
 
 use std::future::Future;
 use std::time::Duration;
@@ -89,11 +90,13 @@ mod presence;
 mod pubsub;
 mod scripts;
 mod sentinel;
+mod tls;
 
 pub use broker::RedisBroker;
 pub use config::{RedisSettings, SentinelSettings};
 pub use control::RedisControlBus;
 pub use presence::RedisPresenceManager;
+pub use tls::TlsSettings;
 
 /// Stream meta lifetime when neither the publish nor the read gives one.
 pub const DEFAULT_HISTORY_META_TTL: Duration = Duration::from_secs(720 * 3600);
