@@ -141,3 +141,79 @@ async fn follows_a_new_master() {
     }
     assert_ne!(old_master, new_master);
 }
+
+/// A real failover: master plus one replica, `SENTINEL FAILOVER` promotes
+/// the replica; the engine then publishes to the promoted node (the old
+/// master refuses writes as a replica) and deliveries resume there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survives_sentinel_failover() {
+    let Some((mut servers, master, s)) = sentinel_setup().await else {
+        return;
+    };
+    let replica = servers
+        .redis(&["--replicaof", "127.0.0.1", &master.to_string()])
+        .await;
+    let sentinel_port: u16 = s
+        .sentinel
+        .as_ref()
+        .and_then(|x| x.addresses.first())
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .expect("sentinel port");
+    let (broker, _) = connect_engine(&s).await.expect("connect");
+    let broker: Arc<dyn Broker> = Arc::new(broker);
+    let handler = conformance::start(&broker).await;
+    let channel = conformance::unique_channel("realfailover");
+    broker.subscribe(&channel).await.expect("subscribe");
+    let opts = conformance::history_options(100);
+    broker
+        .publish(&channel, conformance::payload(1), &opts)
+        .await
+        .expect("publish before the failover");
+    handler.wait_for(&channel, 1).await;
+
+    // The Sentinel needs to have seen the synced replica before it can
+    // promote it; retry until it accepts.
+    servers::wait_until(Duration::from_secs(30), || async move {
+        let ok: Option<String> = servers::query(
+            sentinel_port,
+            redis::cmd("SENTINEL").arg("FAILOVER").arg(MASTER),
+        )
+        .await;
+        ok.map(|_| ())
+    })
+    .await;
+    servers::wait_until(Duration::from_secs(30), || async move {
+        let addr: Option<(String, u16)> = servers::query(
+            sentinel_port,
+            redis::cmd("SENTINEL")
+                .arg("get-master-addr-by-name")
+                .arg(MASTER),
+        )
+        .await;
+        addr.filter(|(_, p)| *p == replica).map(|_| ())
+    })
+    .await;
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let before = handler.events_for(&channel).len();
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no publish and delivery through the promoted master"
+        );
+        let published = broker
+            .publish(&channel, conformance::payload(2), &opts)
+            .await;
+        let role: Option<Vec<redis::Value>> = servers::query(replica, &redis::cmd("ROLE")).await;
+        let promoted = role
+            .and_then(|r| r.into_iter().next())
+            .is_some_and(|v| matches!(v, redis::Value::BulkString(ref b) if b == b"master"));
+        if published.is_ok() && promoted && handler.events_for(&channel).len() > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let offsets = conformance::delivered_offsets(&handler.events_for(&channel));
+    assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
+}
