@@ -197,3 +197,58 @@ async fn dead_node_fails_calls_in_time() {
     assert!(failed > 0, "no channel lived on the dead node");
     assert!(served > 0, "the live nodes served nothing");
 }
+
+/// The node owning a channel's slot restarts (same port and nodes file):
+/// the sharded subscription is re-established on it and deliveries resume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharded_subscription_survives_node_restart() {
+    let Some((mut servers, s)) =
+        cluster_with(serde_json::json!({"connect_timeout": "300ms", "io_timeout": "700ms"})).await
+    else {
+        return;
+    };
+    let ports: Vec<u16> = s
+        .addresses
+        .iter()
+        .filter_map(|a| a.rsplit(':').next().and_then(|p| p.parse().ok()))
+        .collect();
+    let (broker, _) = connect_engine(&s).await.expect("connect");
+    let broker: Arc<dyn Broker> = Arc::new(broker);
+    let handler = conformance::start(&broker).await;
+    let channel = conformance::unique_channel("restart");
+    broker.subscribe(&channel).await.expect("subscribe");
+    let opts = conformance::history_options(100);
+    broker
+        .publish(&channel, conformance::payload(1), &opts)
+        .await
+        .expect("publish");
+    handler.wait_for(&channel, 1).await;
+    let key = format!("{}.stream.{{{channel}}}", s.prefix);
+    let mut owner = None;
+    for port in &ports {
+        let exists: Option<i64> = servers::query(*port, redis::cmd("EXISTS").arg(&key)).await;
+        if exists == Some(1) {
+            owner = Some(*port);
+        }
+    }
+    let owner = owner.expect("a node holds the stream");
+    servers.kill(owner);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    servers.cluster_node_on(owner).await;
+    servers.cluster_ok(owner).await;
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "deliveries did not resume after the restart"
+        );
+        let _ = broker
+            .publish(&channel, conformance::payload(2), &opts)
+            .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if handler.events_for(&channel).len() > 1 {
+            break;
+        }
+    }
+}

@@ -123,6 +123,13 @@ impl Servers {
     /// Starts a cluster node (cluster mode on, own nodes file).
     pub async fn cluster_node(&mut self) -> u16 {
         let port = free_port();
+        self.cluster_node_on(port).await;
+        port
+    }
+
+    /// Starts (or, after [`Servers::kill`], restarts with its nodes file, so
+    /// it rejoins with its slots) the cluster node on `port`.
+    pub async fn cluster_node_on(&mut self, port: u16) {
         let nodes = self.dir.path().join(format!("nodes-{port}.conf"));
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
@@ -137,7 +144,15 @@ impl Servers {
             .expect("start redis-server");
         self.children.push((port, child));
         wait_ping(port).await;
-        port
+    }
+
+    /// Waits until the node on `port` reports `cluster_state:ok`.
+    pub async fn cluster_ok(&self, port: u16) {
+        wait_until(Duration::from_secs(30), || async move {
+            let info: String = query(port, redis::cmd("CLUSTER").arg("INFO")).await?;
+            Some(()).filter(|()| info.contains("cluster_state:ok"))
+        })
+        .await;
     }
 
     /// Starts a 3-master cluster and waits for `cluster_state:ok` on every
@@ -159,11 +174,7 @@ impl Servers {
             .expect("redis-cli --cluster create");
         assert!(status.success(), "cluster create failed");
         for port in &ports {
-            wait_until(Duration::from_secs(20), || async move {
-                let info: String = query(*port, redis::cmd("CLUSTER").arg("INFO")).await?;
-                Some(()).filter(|()| info.contains("cluster_state:ok"))
-            })
-            .await;
+            self.cluster_ok(*port).await;
         }
         ports
     }
