@@ -50,6 +50,10 @@
 //!   `<p>.presence.data.{ch}`, …), so the publish script runs on one node,
 //!   and deliveries use sharded PUB/SUB (`SPUBLISH` / `SSUBSCRIBE`, Redis
 //!   ≥ 7) on `<p>.client.{ch}`. The control channel stays plain PUB/SUB.
+//!   The keys are Centrifugo's cluster keys; its deliveries on a cluster
+//!   default to plain `PUBLISH` on `<p>.client.<ch>`, so Rotor and
+//!   Centrifugo nodes on one Redis Cluster share history but not
+//!   deliveries.
 //! * **Sentinel** (`sentinel_address` or `redis+sentinel://`): the master
 //!   comes from the Sentinels and is re-checked every 5 s and on any sign of
 //!   connection loss ([`sentinel`]).
@@ -70,12 +74,11 @@
 //! ([`tls`]).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
-use std::sync::Arc;
-
 use redis::{PushInfo, Value};
 
 use super::EngineError;
