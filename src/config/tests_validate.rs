@@ -217,14 +217,16 @@ fn global_channel_and_backends() {
     let mut c = Config::default();
     c.engine.kind = "redis".into();
     assert!(validate(&c).is_ok(), "standalone redis engine is built");
+    c.engine.redis = json!({"cluster_address": ["h:1"]});
+    assert!(validate(&c).is_ok(), "redis cluster is built");
     let (key, text) = error_of(|c| {
         c.engine.kind = "redis".into();
-        c.engine.redis = json!({"cluster_address": ["h:1"]});
+        c.engine.redis = json!({"sentinel_address": ["h:1"]});
     });
-    assert_eq!(key, "engine.redis.cluster_address");
+    assert_eq!(key, "engine.redis.sentinel_master_name");
     assert_eq!(
         text,
-        "engine.redis.cluster_address: Redis Cluster is not supported by this build yet"
+        "engine.redis.sentinel_master_name: is required with sentinel addresses"
     );
     assert_eq!(key_of(|c| c.engine.kind = "etcd".into()), "engine.type");
     let mut c = Config::default();

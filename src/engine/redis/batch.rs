@@ -5,14 +5,16 @@
 //! subscriptions — many clients connecting, or a node resubscribing after
 //! a restart — costs a few round trips instead of one per channel. Requests
 //! are taken in arrival order and only consecutive requests of the same kind
-//! are merged, so one channel's subscribe/unsubscribe order is kept.
+//! are merged, so one channel's subscribe/unsubscribe order is kept. On a
+//! Redis Cluster one batch becomes one `SSUBSCRIBE` per channel, sent
+//! concurrently (see [`Conn::subscribe_channels`]).
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, oneshot};
 
+use super::conn::Conn;
 use super::unavailable;
 use crate::engine::EngineError;
 
@@ -34,7 +36,7 @@ pub(super) struct Batcher {
 
 impl Batcher {
     /// Starts the task that sends the commands on `conn`.
-    pub(super) fn start(conn: ConnectionManager, call_timeout: Duration) -> Self {
+    pub(super) fn start(conn: Conn, call_timeout: Duration) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(worker(conn, call_timeout, rx));
         Self { tx, call_timeout }
@@ -59,11 +61,7 @@ impl Batcher {
     }
 }
 
-async fn worker(
-    conn: ConnectionManager,
-    call_timeout: Duration,
-    mut rx: mpsc::UnboundedReceiver<Request>,
-) {
+async fn worker(conn: Conn, call_timeout: Duration, mut rx: mpsc::UnboundedReceiver<Request>) {
     let mut pending: Vec<Request> = Vec::new();
     while let Some(first) = rx.recv().await {
         pending.push(first);
@@ -95,18 +93,12 @@ async fn worker(
 }
 
 async fn execute(
-    mut conn: ConnectionManager,
+    conn: Conn,
     subscribe: bool,
     names: Vec<String>,
     call_timeout: Duration,
 ) -> Result<(), EngineError> {
-    let call = async move {
-        if subscribe {
-            conn.subscribe(names).await
-        } else {
-            conn.unsubscribe(names).await
-        }
-    };
+    let call = async move { conn.subscribe_channels(subscribe, names).await };
     match tokio::time::timeout(call_timeout, call).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(unavailable(e)),

@@ -1,29 +1,32 @@
 //! The Redis [`Broker`]: publish and history through the Lua scripts of
 //! [`super::scripts`], delivery through the PUB/SUB task of
-//! [`super::pubsub`].
+//! [`super::pubsub`]. With several shards every call for a channel goes to
+//! the shard [`super::consistent_index`] picks; each shard has its own
+//! delivery, and the cluster control bus lives on shard 0.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use prost::Message;
-use redis::aio::ConnectionManager;
-use redis::{AsyncCommands, PushInfo, Value};
+use redis::Value;
 
 use super::pubsub::{Delivery, encode_presence_event};
 use super::{
-    DEFAULT_HISTORY_META_TTL, DEFAULT_IDEMPOTENT_RESULT_TTL, Shard, array_of, bad_reply, bytes_of,
-    millis, new_epoch, parse_position, scripts, string_of, u64_of, unavailable,
+    DEFAULT_HISTORY_META_TTL, DEFAULT_IDEMPOTENT_RESULT_TTL, Node, Shard, array_of, bad_reply,
+    bytes_of, consistent_index, millis, new_epoch, parse_position, scripts, string_of, u64_of,
+    unavailable,
 };
 use crate::engine::{
     Broker, BrokerEventHandler, ClientInfo, EngineError, HistoryOptions, HistoryResult,
     Publication, PublishOptions, PublishResult, StreamPosition,
 };
 
-/// [`Broker`] on standalone Redis.
+/// [`Broker`] on Redis (standalone shards, a Cluster or a Sentinel-managed
+/// master).
 pub struct RedisBroker {
-    shard: Shard,
-    delivery: Arc<Delivery>,
+    /// Never empty (`connect_engine` makes at least one).
+    shards: Vec<(Shard, Arc<Delivery>)>,
 }
 
 impl std::fmt::Debug for RedisBroker {
@@ -37,27 +40,46 @@ fn or_default(ttl: std::time::Duration, default: std::time::Duration) -> std::ti
 }
 
 impl RedisBroker {
-    pub(super) fn new(
-        shard: Shard,
-        pubsub: ConnectionManager,
-        pushes: tokio::sync::mpsc::UnboundedReceiver<PushInfo>,
-    ) -> Self {
-        let delivery = Delivery::start(shard.keys.clone(), pubsub, pushes, shard.call_timeout);
-        Self { shard, delivery }
+    pub(super) fn new(nodes: Vec<Node>) -> Self {
+        let shards = nodes
+            .into_iter()
+            .map(|node| {
+                let on_loss = node.sentinel.as_ref().map(|s| s.refresh_signal());
+                let delivery = Delivery::start(
+                    node.shard.keys.clone(),
+                    node.pubsub,
+                    node.pushes,
+                    node.shard.call_timeout,
+                    on_loss,
+                );
+                if let Some(sentinel) = node.sentinel {
+                    sentinel.watch(Arc::downgrade(&delivery));
+                }
+                (node.shard, delivery)
+            })
+            .collect();
+        Self { shards }
     }
 
-    /// The cluster control bus on this broker's connections.
+    /// The shard and delivery of `channel`.
+    fn shard(&self, channel: &str) -> &(Shard, Arc<Delivery>) {
+        let i = consistent_index(channel, self.shards.len());
+        // `shards` is never empty and `i < len`; fall back to shard 0 anyway.
+        self.shards.get(i).unwrap_or(&self.shards[0])
+    }
+
+    /// The cluster control bus on this broker's connections (shard 0).
     pub fn control_bus(&self) -> Arc<dyn crate::node::cluster::ControlBus> {
-        Arc::new(super::RedisControlBus::new(
-            self.shard.clone(),
-            self.delivery.clone(),
-        ))
+        let (shard, delivery) = &self.shards[0];
+        Arc::new(super::RedisControlBus::new(shard.clone(), delivery.clone()))
     }
 
     async fn publish_event(&self, channel: &str, payload: Vec<u8>) -> Result<(), EngineError> {
-        let key = self.shard.keys.pubsub(channel);
-        self.shard
-            .call(|mut c| async move { c.publish::<_, _, i64>(key, payload).await })
+        let shard = &self.shard(channel).0;
+        let mut command = redis::cmd(shard.keys.publish_command());
+        command.arg(shard.keys.pubsub(channel)).arg(payload);
+        shard
+            .call(|mut c| async move { command.query_async::<Value>(&mut c).await })
             .await
             .map(|_| ())
     }
@@ -103,7 +125,9 @@ fn decode_entry(entry: &Value) -> Result<Publication, EngineError> {
 #[async_trait]
 impl Broker for RedisBroker {
     async fn run(&self, handler: Arc<dyn BrokerEventHandler>) -> Result<(), EngineError> {
-        self.delivery.set_handler(handler);
+        for (_, delivery) in &self.shards {
+            delivery.set_handler(handler.clone());
+        }
         Ok(())
     }
 
@@ -113,7 +137,8 @@ impl Broker for RedisBroker {
         data: Bytes,
         opts: &PublishOptions,
     ) -> Result<PublishResult, EngineError> {
-        let keys = &self.shard.keys;
+        let shard = &self.shard(channel).0;
+        let keys = &shard.keys;
         let idempotency_key = opts.idempotency_key.as_deref().filter(|k| !k.is_empty());
         let result_ttl = match idempotency_key {
             Some(_) => millis(or_default(
@@ -140,9 +165,9 @@ impl Broker for RedisBroker {
             .arg(if with_history { "1" } else { "0" })
             .arg(result_ttl)
             .arg(if with_history { opts.version } else { 0 })
-            .arg(opts.version_epoch.as_str());
-        let reply: Value = self
-            .shard
+            .arg(opts.version_epoch.as_str())
+            .arg(keys.publish_command());
+        let reply: Value = shard
             .call(|mut c| async move { invocation.invoke_async(&mut c).await })
             .await?;
         let parts = array_of(&reply).ok_or_else(|| bad_reply("publish"))?;
@@ -170,11 +195,11 @@ impl Broker for RedisBroker {
     }
 
     async fn subscribe(&self, channel: &str) -> Result<(), EngineError> {
-        self.delivery.subscribe(channel).await
+        self.shard(channel).1.subscribe(channel).await
     }
 
     async fn unsubscribe(&self, channel: &str) -> Result<(), EngineError> {
-        self.delivery.unsubscribe(channel).await
+        self.shard(channel).1.unsubscribe(channel).await
     }
 
     async fn history(
@@ -198,7 +223,8 @@ impl Broker for RedisBroker {
         } else {
             i64::from(filter.limit)
         };
-        let keys = &self.shard.keys;
+        let shard = &self.shard(channel).0;
+        let keys = &shard.keys;
         let mut invocation = scripts::HISTORY.prepare_invoke();
         invocation
             .key(keys.stream(channel))
@@ -208,8 +234,7 @@ impl Broker for RedisBroker {
             .arg(mode)
             .arg(bound)
             .arg(count);
-        let reply: Value = self
-            .shard
+        let reply: Value = shard
             .call(|mut c| async move { invocation.invoke_async(&mut c).await })
             .await?;
         let parts = array_of(&reply).ok_or_else(|| bad_reply("history"))?;
@@ -240,9 +265,12 @@ impl Broker for RedisBroker {
     }
 
     async fn remove_history(&self, channel: &str) -> Result<(), EngineError> {
-        let key = self.shard.keys.stream(channel);
-        self.shard
-            .call(|mut c| async move { c.del::<_, i64>(key).await })
+        let shard = &self.shard(channel).0;
+        let key = shard.keys.stream(channel);
+        shard
+            .call(
+                |mut c| async move { redis::cmd("DEL").arg(key).query_async::<i64>(&mut c).await },
+            )
             .await
             .map(|_| ())
     }

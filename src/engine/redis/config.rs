@@ -2,15 +2,25 @@
 //! `broker.redis` / `presence_manager.redis`), read from its free-form JSON
 //! form into typed settings.
 //!
-//! Addresses are kept as a list so client-side sharding (several addresses),
-//! Redis Cluster (`cluster_address`) and Sentinel (`sentinel_address`) can be
-//! added without changing the shape; this build connects to one standalone
-//! Redis and rejects the others with a clear "not supported yet" error.
+//! Three topologies (address forms in [`super::address`]):
+//! * several `address` entries — client-side sharding over standalone
+//!   Redis servers, one shard per address;
+//! * `cluster_address` (or one `redis+cluster://` address) — the seed nodes
+//!   of one Redis Cluster;
+//! * `sentinel_address` + `sentinel_master_name` (or one
+//!   `redis+sentinel://` address) — a master found through Sentinels.
+//!
+//! Mixing forms (a cluster or sentinel address next to other addresses) is
+//! refused. The `tls` object's certificates are read by [`super::tls`];
+//! the `sentinel_tls` object takes none yet and refuses them rather than
+//! ignoring them.
 
 use std::time::Duration;
 
 use serde_json::Value;
 
+use super::address::{self, Parsed};
+use super::tls::{self, TlsSettings};
 use crate::engine::settings::{duration, key_err, string};
 
 /// Default address when none is configured.
@@ -24,11 +34,42 @@ pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(4);
 /// Default presence entry lifetime without refresh.
 pub const DEFAULT_PRESENCE_TTL: Duration = Duration::from_secs(60);
 
+/// How to find the master through Sentinels.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct SentinelSettings {
+    /// `redis://host:port` of each Sentinel.
+    pub addresses: Vec<String>,
+    /// The monitored master's name.
+    pub master_name: String,
+    /// ACL user at the Sentinels (may be empty).
+    pub user: String,
+    /// Password at the Sentinels (may be empty); never logged.
+    pub password: String,
+    /// TLS to the master (`rediss://`).
+    pub master_tls: bool,
+}
+
+impl std::fmt::Debug for SentinelSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SentinelSettings")
+            .field("addresses", &self.addresses)
+            .field("master_name", &self.master_name)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Typed Redis settings.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisSettings {
-    /// Connection URLs (`redis://` or `rediss://`), one per shard.
+    /// Connection URLs (`redis://` or `rediss://`): one per shard, or the
+    /// seed nodes when `cluster` is set; unused with `sentinel`.
     pub addresses: Vec<String>,
+    /// The addresses are the seed nodes of one Redis Cluster.
+    pub cluster: bool,
+    /// The master is found through Sentinels.
+    pub sentinel: Option<SentinelSettings>,
+    /// Custom TLS material for `rediss://` connections.
+    pub tls: Option<TlsSettings>,
     /// Key and PUB/SUB channel prefix.
     pub prefix: String,
     /// Dial timeout.
@@ -51,6 +92,9 @@ impl std::fmt::Debug for RedisSettings {
         let hosts: Vec<String> = self.addresses.iter().map(|a| redact(a)).collect();
         f.debug_struct("RedisSettings")
             .field("addresses", &hosts)
+            .field("cluster", &self.cluster)
+            .field("sentinel", &self.sentinel)
+            .field("tls", &self.tls)
             .field("prefix", &self.prefix)
             .field("connect_timeout", &self.connect_timeout)
             .field("io_timeout", &self.io_timeout)
@@ -63,6 +107,9 @@ impl Default for RedisSettings {
     fn default() -> Self {
         Self {
             addresses: vec![DEFAULT_ADDRESS.to_owned()],
+            cluster: false,
+            sentinel: None,
+            tls: None,
             prefix: DEFAULT_PREFIX.to_owned(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             io_timeout: DEFAULT_IO_TIMEOUT,
@@ -98,30 +145,48 @@ impl RedisSettings {
             .get("tls")
             .and_then(|t| t.get("enabled"))
             .and_then(Value::as_bool);
-        check_tls(obj.get("tls"))?;
-        if let Some(address) = obj.get("address") {
-            let list: Vec<&str> = match address {
-                Value::String(a) => vec![a.as_str()],
-                Value::Array(items) => items
-                    .iter()
-                    .map(|v| {
-                        v.as_str()
-                            .ok_or_else(|| key_err("address", "must be strings"))
-                    })
-                    .collect::<Result<_, _>>()?,
-                Value::Null => Vec::new(),
-                _ => return Err(key_err("address", "must be a string or a list of strings")),
-            };
-            if !list.is_empty() {
-                s.addresses = list
-                    .iter()
-                    .map(|a| normalize_address(a, tls.unwrap_or(false)))
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| key_err("address", &e))?;
+        s.tls = tls::read(obj.get("tls"))?;
+        let tls = tls.unwrap_or(false);
+        let list = string_list(obj.get("address"), "address")?;
+        let mut parsed: Vec<Parsed> = list
+            .iter()
+            .map(|a| address::parse(a, tls))
+            .collect::<Result<_, _>>()
+            .map_err(|e| key_err("address", &e))?;
+        if parsed.is_empty() {
+            parsed.push(Parsed::Plain(
+                address::plain(DEFAULT_ADDRESS, tls).map_err(|e| key_err("address", &e))?,
+            ));
+        }
+        if parsed.len() > 1 && parsed.iter().any(|p| !matches!(p, Parsed::Plain(_))) {
+            return Err(key_err(
+                "address",
+                "a cluster or sentinel address must be the only address",
+            ));
+        }
+        s.addresses = Vec::new();
+        for p in parsed {
+            match p {
+                Parsed::Plain(url) => s.addresses.push(url),
+                Parsed::Cluster(seeds) => {
+                    s.cluster = true;
+                    s.addresses = seeds;
+                }
+                Parsed::Sentinel(a) => {
+                    if let Some(db) = a.db {
+                        s.db = db;
+                    }
+                    s.user = a.user;
+                    s.password = a.password;
+                    s.sentinel = Some(SentinelSettings {
+                        addresses: a.sentinels,
+                        master_name: a.master_name,
+                        user: a.sentinel_user,
+                        password: a.sentinel_password,
+                        master_tls: a.tls,
+                    });
+                }
             }
-        } else if tls == Some(true) {
-            s.addresses =
-                vec![normalize_address(DEFAULT_ADDRESS, true).map_err(|e| key_err("address", &e))?];
         }
         match obj.get("prefix") {
             Some(Value::String(p)) if !p.is_empty() => s.prefix = p.clone(),
@@ -148,35 +213,93 @@ impl RedisSettings {
                 .filter(|d| *d >= 0)
                 .ok_or_else(|| key_err("db", "must be a non-negative integer"))?;
         }
-        s.user = string(obj.get("user"), "user")?;
-        s.password = string(obj.get("password"), "password")?;
-        for (key, what) in [
-            ("cluster_address", "Redis Cluster"),
-            ("sentinel_address", "Redis Sentinel"),
-        ] {
-            let used = match obj.get(key) {
-                Some(Value::String(a)) => !a.is_empty(),
-                Some(Value::Array(a)) => !a.is_empty(),
-                _ => false,
-            };
-            if used {
+        if obj.contains_key("user") {
+            s.user = string(obj.get("user"), "user")?;
+        }
+        if obj.contains_key("password") {
+            s.password = string(obj.get("password"), "password")?;
+        }
+        let cluster = string_list(obj.get("cluster_address"), "cluster_address")?;
+        let sentinels = string_list(obj.get("sentinel_address"), "sentinel_address")?;
+        if !cluster.is_empty() && !sentinels.is_empty() {
+            return Err(key_err(
+                "cluster_address",
+                "cluster_address and sentinel_address exclude each other",
+            ));
+        }
+        if !cluster.is_empty() {
+            s.cluster = true;
+            s.sentinel = None;
+            s.addresses = cluster
+                .iter()
+                .map(|a| match address::parse(a, tls)? {
+                    Parsed::Plain(url) => Ok(vec![url]),
+                    Parsed::Cluster(seeds) => Ok(seeds),
+                    Parsed::Sentinel(_) => Err("a sentinel address is no cluster node".to_owned()),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| key_err("cluster_address", &e))?
+                .concat();
+        }
+        if !sentinels.is_empty() {
+            let sentinel_tls = obj
+                .get("sentinel_tls")
+                .and_then(|t| t.get("enabled"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            check_tls(obj.get("sentinel_tls")).map_err(|(k, e)| (format!("sentinel_{k}"), e))?;
+            s.cluster = false;
+            s.sentinel = Some(SentinelSettings {
+                addresses: sentinels
+                    .iter()
+                    .map(|a| address::plain(a, sentinel_tls))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| key_err("sentinel_address", &e))?,
+                master_tls: tls,
+                ..SentinelSettings::default()
+            });
+        }
+        if let Some(sentinel) = s.sentinel.as_mut() {
+            for (key, field) in [
+                ("sentinel_master_name", &mut sentinel.master_name),
+                ("sentinel_user", &mut sentinel.user),
+                ("sentinel_password", &mut sentinel.password),
+            ] {
+                let value = string(obj.get(key), key)?;
+                if !value.is_empty() {
+                    *field = value;
+                }
+            }
+            if sentinel.master_name.is_empty() {
                 return Err(key_err(
-                    key,
-                    &format!("{what} is not supported by this build yet"),
+                    "sentinel_master_name",
+                    "is required with sentinel addresses",
                 ));
             }
-        }
-        if s.addresses.len() > 1 {
-            return Err(key_err(
-                "address",
-                "several addresses (client-side sharding) are not supported by this build yet",
-            ));
         }
         Ok(s)
     }
 }
 
-/// TLS to Redis verifies the server against the system roots; custom
+/// A string or a list of strings; absent or `null` is empty.
+fn string_list(value: Option<&Value>, key: &str) -> Result<Vec<String>, (String, String)> {
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(a)) if a.is_empty() => Ok(Vec::new()),
+        Some(Value::String(a)) => Ok(vec![a.clone()]),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| key_err(key, "must be strings"))
+            })
+            .collect(),
+        Some(_) => Err(key_err(key, "must be a string or a list of strings")),
+    }
+}
+
+/// TLS to the Sentinels verifies them against the system roots; custom
 /// certificates and skipping verification are refused rather than ignored.
 fn check_tls(tls: Option<&Value>) -> Result<(), (String, String)> {
     let Some(Value::Object(tls)) = tls else {
@@ -210,30 +333,6 @@ fn check_tls(tls: Option<&Value>) -> Result<(), (String, String)> {
     Ok(())
 }
 
-/// Accepts `redis://…`, `rediss://…`, `tcp://host:port` and bare
-/// `host:port`; returns a URL the client library understands. `tls`
-/// upgrades a plain address to `rediss://`.
-fn normalize_address(address: &str, tls: bool) -> Result<String, String> {
-    let address = address.trim();
-    if address.is_empty() {
-        return Err("empty address".to_owned());
-    }
-    let (scheme, rest) = match address.split_once("://") {
-        Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
-        None => ("redis".to_owned(), address),
-    };
-    let scheme = match scheme.as_str() {
-        "redis" | "tcp" if tls => "rediss",
-        "redis" | "tcp" => "redis",
-        "rediss" => "rediss",
-        other => return Err(format!("unsupported address scheme {other:?}")),
-    };
-    if rest.is_empty() {
-        return Err("address without host".to_owned());
-    }
-    Ok(format!("{scheme}://{rest}"))
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -264,24 +363,69 @@ mod tests {
     }
 
     #[test]
-    fn rejects_what_is_not_built_yet() {
+    fn topologies() {
+        let s = RedisSettings::from_json(&json!({"address": ["a:1", "redis://b:2"]}))
+            .expect("sharding");
+        assert_eq!(s.addresses, vec!["redis://a:1", "redis://b:2"]);
+        assert!(!s.cluster && s.sentinel.is_none());
+        let s =
+            RedisSettings::from_json(&json!({"cluster_address": ["a:1", "b:2"]})).expect("cluster");
+        assert!(s.cluster);
+        assert_eq!(s.addresses, vec!["redis://a:1", "redis://b:2"]);
+        let s = RedisSettings::from_json(&json!({"address": "redis+cluster://a:1?addr=b:2"}))
+            .expect("cluster url");
+        assert!(s.cluster);
+        assert_eq!(s.addresses, vec!["redis://a:1", "redis://b:2"]);
+        let s = RedisSettings::from_json(&json!({
+            "sentinel_address": ["s:26379"], "sentinel_master_name": "m",
+            "sentinel_password": "sp", "password": "mp"
+        }))
+        .expect("sentinel");
+        let sentinel = s.sentinel.clone().expect("sentinel settings");
+        assert_eq!(sentinel.addresses, vec!["redis://s:26379"]);
+        assert_eq!(sentinel.master_name, "m");
+        assert_eq!(sentinel.password, "sp");
+        assert_eq!(s.password, "mp");
+        let s = RedisSettings::from_json(&json!({
+            "address": "redis+sentinel://:mp@s:26379/3?sentinel_master_name=m"
+        }))
+        .expect("sentinel url");
+        assert_eq!(s.sentinel.expect("sentinel").master_name, "m");
+        assert_eq!((s.password.as_str(), s.db), ("mp", 3));
+    }
+
+    #[test]
+    fn rejects_bad_or_unbuilt_settings() {
         let err = |v| RedisSettings::from_json(&v).expect_err("must fail").0;
-        assert_eq!(err(json!({"address": ["a:1", "b:2"]})), "address");
-        assert_eq!(err(json!({"cluster_address": ["a:1"]})), "cluster_address");
         assert_eq!(
             err(json!({"sentinel_address": ["a:1"]})),
-            "sentinel_address"
+            "sentinel_master_name"
+        );
+        assert_eq!(
+            err(json!({"cluster_address": ["a:1"], "sentinel_address": ["b:1"]})),
+            "cluster_address"
+        );
+        assert_eq!(
+            err(json!({"address": ["redis+cluster://a:1", "b:2"]})),
+            "address"
         );
         assert_eq!(err(json!({"address": "unix:///tmp/x"})), "address");
         assert_eq!(err(json!({"io_timeout": "soon"})), "io_timeout");
         assert_eq!(err(json!({"db": -1})), "db");
         assert_eq!(
-            err(json!({"tls": {"enabled": true, "insecure_skip_verify": true}})),
-            "tls.insecure_skip_verify"
+            err(json!({"tls": {"enabled": true, "server_name": "x"}})),
+            "tls.server_name"
+        );
+        let sentinel = |tls| json!({"sentinel_address": "s:1", "sentinel_master_name": "m", "sentinel_tls": tls});
+        assert_eq!(
+            err(sentinel(
+                json!({"enabled": true, "insecure_skip_verify": true})
+            )),
+            "sentinel_tls.insecure_skip_verify"
         );
         assert_eq!(
-            err(json!({"tls": {"enabled": true, "server_ca_pem": "x"}})),
-            "tls.server_ca_pem"
+            err(sentinel(json!({"enabled": true, "server_ca_pem": "x"}))),
+            "sentinel_tls.server_ca_pem"
         );
     }
 

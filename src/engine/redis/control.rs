@@ -2,12 +2,14 @@
 //! command connection; the PUB/SUB connection subscribes the channel and
 //! its reading task hands each message to the node (see
 //! [`crate::node::cluster`] for what travels on it). Like the broker's
-//! channels, the control channel is resubscribed after a reconnect.
+//! channels, the control channel is resubscribed after a reconnect. It is
+//! plain PUB/SUB on every topology (a Redis Cluster forwards `PUBLISH` to
+//! all nodes) and lives on shard 0 with client-side sharding.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use redis::AsyncCommands;
+use redis::Value;
 use tokio::sync::mpsc;
 
 use super::Shard;
@@ -38,7 +40,13 @@ impl ControlBus for RedisControlBus {
     async fn publish(&self, msg: Bytes) -> Result<(), EngineError> {
         let key = self.shard.keys.control();
         self.shard
-            .call(|mut c| async move { c.publish::<_, _, i64>(key, msg.as_ref()).await })
+            .call(|mut c| async move {
+                redis::cmd("PUBLISH")
+                    .arg(key)
+                    .arg(msg.as_ref())
+                    .query_async::<Value>(&mut c)
+                    .await
+            })
             .await
             .map(|_| ())
     }

@@ -1,6 +1,6 @@
 //! Redis engine: [`Broker`](crate::engine::Broker) and
-//! [`PresenceManager`](crate::engine::PresenceManager) on a standalone
-//! Redis, so several Rotor nodes share streams, deliveries and presence.
+//! [`PresenceManager`](crate::engine::PresenceManager) on Redis, so several
+//! Rotor nodes share streams, deliveries and presence.
 //!
 //! # Data model (keys under the configured prefix `<p>`)
 //!
@@ -36,42 +36,70 @@
 //! Cluster control messages (`crate::node::cluster`) travel on PUB/SUB
 //! channel `<p>.control` (Centrifugo's name) over the same connections.
 //!
+//! # Topologies
+//!
+//! * **Standalone**, one address.
+//! * **Client-side sharding**, several addresses: one independent shard
+//!   (command connection + PUB/SUB delivery) per address; a channel's
+//!   stream, presence and deliveries live on the shard
+//!   [`consistent_index`] picks (Centrifugo's jump hash, so both agree on
+//!   the placement). The control channel lives on shard 0.
+//! * **Redis Cluster** (`cluster_address` or `redis+cluster://`): keys wrap
+//!   the channel in a `{…}` hash tag (`<p>.stream.{ch}`,
+//!   `<p>.stream.meta.{ch}`, `<p>.result.{ch}.<key>`,
+//!   `<p>.presence.data.{ch}`, …), so the publish script runs on one node,
+//!   and deliveries use sharded PUB/SUB (`SPUBLISH` / `SSUBSCRIBE`, Redis
+//!   ≥ 7) on `<p>.client.{ch}`. The control channel stays plain PUB/SUB.
+//!   The keys are Centrifugo's cluster keys; its deliveries on a cluster
+//!   default to plain `PUBLISH` on `<p>.client.<ch>`, so Rotor and
+//!   Centrifugo nodes on one Redis Cluster share history but not
+//!   deliveries.
+//! * **Sentinel** (`sentinel_address` or `redis+sentinel://`): the master
+//!   comes from the Sentinels and is re-checked every 5 s and on any sign of
+//!   connection loss ([`sentinel`]).
+//!
 //! # Connections and timeouts
 //!
-//! One multiplexed command connection (commands from concurrent callers are
-//! pipelined) and one dedicated RESP3 connection for PUB/SUB per node, both
-//! auto-reconnecting (`ConnectionManager`; the PUB/SUB one resubscribes).
+//! Per shard one multiplexed command connection (commands from concurrent
+//! callers are pipelined) and one dedicated RESP3 connection for PUB/SUB,
+//! both auto-reconnecting (the PUB/SUB one resubscribes); see [`conn`].
 //! `SUBSCRIBE`/`UNSUBSCRIBE` requests that queue up are sent as one command
 //! (see `batch`).
 //! Every call is bounded by `connect_timeout + io_timeout` (5 s by default),
-//! so a dead Redis fails calls with [`EngineError::Unavailable`] instead of
-//! hanging.
+//! so a dead Redis (or cluster node) fails calls with
+//! [`EngineError::Unavailable`] instead of hanging.
 //!
-//! Only standalone Redis is built; [`RedisSettings`] already keeps a list of
-//! addresses for client-side sharding, Cluster and Sentinel later.
+//! TLS (`rediss://`) verifies against the system roots unless the `tls`
+//! object gives a CA, a client certificate or `insecure_skip_verify`
+//! ([`tls`]).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, Value};
+use redis::{PushInfo, Value};
 
 use super::EngineError;
 
+mod address;
 mod batch;
 mod broker;
 mod config;
+mod conn;
 mod control;
 mod presence;
 mod pubsub;
 mod scripts;
+mod sentinel;
+mod tls;
 
 pub use broker::RedisBroker;
-pub use config::RedisSettings;
+pub use config::{RedisSettings, SentinelSettings};
 pub use control::RedisControlBus;
 pub use presence::RedisPresenceManager;
+pub use tls::TlsSettings;
 
 /// Stream meta lifetime when neither the publish nor the read gives one.
 pub const DEFAULT_HISTORY_META_TTL: Duration = Duration::from_secs(720 * 3600);
@@ -100,190 +128,205 @@ fn unavailable(e: impl std::fmt::Display) -> EngineError {
     EngineError::Unavailable(format!("redis: {e}"))
 }
 
-/// Key and channel names under one prefix.
+/// Key and channel names under one prefix. On a Redis Cluster the channel
+/// is wrapped in a `{…}` hash tag, so one channel's stream, meta, result and
+/// presence keys and its PUB/SUB channel hash to one slot (the publish
+/// script touches them together on one node).
 #[derive(Debug, Clone)]
 pub(crate) struct Keys {
     prefix: String,
+    cluster: bool,
 }
 
 impl Keys {
+    fn tagged<'a>(&self, channel: &'a str) -> std::borrow::Cow<'a, str> {
+        if self.cluster {
+            format!("{{{channel}}}").into()
+        } else {
+            channel.into()
+        }
+    }
     fn stream(&self, channel: &str) -> String {
-        format!("{}.stream.{channel}", self.prefix)
+        format!("{}.stream.{}", self.prefix, self.tagged(channel))
     }
     fn meta(&self, channel: &str) -> String {
-        format!("{}.stream.meta.{channel}", self.prefix)
+        format!("{}.stream.meta.{}", self.prefix, self.tagged(channel))
     }
     fn result(&self, channel: &str, key: &str) -> String {
-        format!("{}.result.{channel}.{key}", self.prefix)
+        format!("{}.result.{}.{key}", self.prefix, self.tagged(channel))
     }
     /// The PUB/SUB channel of cluster control messages.
     fn control(&self) -> String {
         format!("{}.control", self.prefix)
     }
     fn pubsub(&self, channel: &str) -> String {
-        format!("{}.client.{channel}", self.prefix)
+        format!("{}.client.{}", self.prefix, self.tagged(channel))
     }
     /// The Rotor channel of a PUB/SUB channel name, if it is one of ours.
     fn channel_of<'a>(&self, pubsub: &'a str) -> Option<&'a str> {
-        pubsub
+        let channel = pubsub
             .strip_prefix(self.prefix.as_str())?
-            .strip_prefix(".client.")
+            .strip_prefix(".client.")?;
+        if self.cluster {
+            channel.strip_prefix('{')?.strip_suffix('}')
+        } else {
+            Some(channel)
+        }
     }
     fn presence_data(&self, channel: &str) -> String {
-        format!("{}.presence.data.{channel}", self.prefix)
+        format!("{}.presence.data.{}", self.prefix, self.tagged(channel))
     }
     fn presence_expire(&self, channel: &str) -> String {
-        format!("{}.presence.expire.{channel}", self.prefix)
+        format!("{}.presence.expire.{}", self.prefix, self.tagged(channel))
+    }
+    /// `PUBLISH`, or `SPUBLISH` for sharded PUB/SUB on a cluster.
+    fn publish_command(&self) -> &'static str {
+        if self.cluster { "spublish" } else { "publish" }
     }
 }
 
-/// A bounded command connection to one Redis.
+/// A bounded command connection to one shard.
 #[derive(Clone)]
 pub(crate) struct Shard {
-    conn: ConnectionManager,
+    conn: conn::Conn,
     keys: Keys,
     call_timeout: Duration,
+    /// Woken when a call fails (a Sentinel setup then re-asks the
+    /// Sentinels at once instead of at the next periodic check).
+    on_error: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl Shard {
+    fn new(
+        settings: &RedisSettings,
+        conn: conn::Conn,
+        on_error: Option<Arc<tokio::sync::Notify>>,
+    ) -> Self {
+        Self {
+            keys: Keys {
+                prefix: settings.prefix.clone(),
+                cluster: conn.sharded(),
+            },
+            conn,
+            call_timeout: settings.connect_timeout + settings.io_timeout,
+            on_error,
+        }
+    }
+
     /// Runs one call on the command connection within the call timeout.
     async fn call<T, F, Fut>(&self, f: F) -> Result<T, EngineError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(conn::Conn) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
-        match tokio::time::timeout(self.call_timeout, f(self.conn.clone())).await {
-            Ok(Ok(v)) => Ok(v),
+        let result = match tokio::time::timeout(self.call_timeout, f(self.conn.clone())).await {
+            Ok(Ok(v)) => return Ok(v),
             Ok(Err(e)) => Err(unavailable(e)),
             Err(_) => Err(unavailable("timed out")),
+        };
+        if let Some(notify) = &self.on_error {
+            notify.notify_one();
         }
+        result
     }
 }
 
-/// Connection info for `address` with the object's db and credentials.
-fn connection_info(
-    settings: &RedisSettings,
-    address: &str,
-    protocol: ProtocolVersion,
-) -> Result<redis::ConnectionInfo, EngineError> {
-    let info = address
-        .into_connection_info()
-        .map_err(|e| unavailable(format!("bad address {}: {e}", config::redact(address))))?;
-    let mut redis_settings = info.redis_settings().clone().set_protocol(protocol);
-    if settings.db != 0 {
-        redis_settings = redis_settings.set_db(settings.db);
-    }
-    if !settings.user.is_empty() {
-        redis_settings = redis_settings.set_username(&settings.user);
-    }
-    if !settings.password.is_empty() {
-        redis_settings = redis_settings.set_password(&settings.password);
-    }
-    Ok(info
-        .set_redis_settings(redis_settings)
-        .set_tcp_settings(tcp_settings(settings)))
+/// One shard's connections before the broker starts its delivery.
+pub(crate) struct Node {
+    shard: Shard,
+    pubsub: conn::Conn,
+    pushes: tokio::sync::mpsc::UnboundedReceiver<PushInfo>,
+    /// The Sentinel watcher, for a Sentinel-managed master.
+    sentinel: Option<Arc<sentinel::Sentinel>>,
 }
 
-/// Keepalive probes find a dead peer on an idle connection (the PUB/SUB one
-/// is idle whenever nothing is published), and `TCP_USER_TIMEOUT` drops a
-/// connection whose writes go unacknowledged for `io_timeout`; both end in
-/// an I/O error, which makes the connection manager reconnect.
-fn tcp_settings(settings: &RedisSettings) -> redis::io::tcp::TcpSettings {
-    use redis::io::tcp::socket2::TcpKeepalive;
-    let keepalive = TcpKeepalive::new()
-        .with_time(Duration::from_secs(1))
-        .with_interval(Duration::from_secs(1))
-        .with_retries(3);
-    redis::io::tcp::TcpSettings::default()
-        .set_nodelay(true)
-        .set_keepalive(keepalive)
-        .set_user_timeout(settings.io_timeout)
+/// Connects the command and PUB/SUB connections of one standalone Redis.
+async fn connect_single(settings: &RedisSettings, address: &str) -> Result<Node, EngineError> {
+    let commands = conn::manager(settings, address, None).await?;
+    let (tx, pushes) = tokio::sync::mpsc::unbounded_channel();
+    let pubsub = conn::manager(settings, address, Some(tx)).await?;
+    Ok(Node {
+        shard: Shard::new(settings, conn::Conn::Single(commands), None),
+        pubsub: conn::Conn::Single(pubsub),
+        pushes,
+        sentinel: None,
+    })
 }
 
-fn manager_config(settings: &RedisSettings) -> ConnectionManagerConfig {
-    ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(settings.connect_timeout))
-        .set_response_timeout(Some(settings.io_timeout))
-        .set_number_of_retries(2)
-        .set_max_delay(Duration::from_secs(1))
-}
-
-async fn manager(
-    info: redis::ConnectionInfo,
-    config: ConnectionManagerConfig,
-    settings: &RedisSettings,
-) -> Result<ConnectionManager, EngineError> {
-    let client = redis::Client::open(info).map_err(unavailable)?;
-    let budget = settings.connect_timeout + settings.io_timeout;
-    match tokio::time::timeout(budget, ConnectionManager::new_with_config(client, config)).await {
-        Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(e)) => Err(unavailable(e)),
-        Err(_) => Err(unavailable("connect timed out")),
-    }
-}
-
-/// Connects the command connection and the PUB/SUB connection; pushes
-/// (messages) arrive on the returned receiver.
-async fn connect(
-    settings: &RedisSettings,
-) -> Result<
-    (
-        Shard,
-        ConnectionManager,
-        tokio::sync::mpsc::UnboundedReceiver<PushInfo>,
-    ),
-    EngineError,
-> {
-    let address = settings
-        .addresses
-        .first()
-        .ok_or_else(|| unavailable("no address"))?;
-    if address.starts_with("rediss://") {
-        // The TLS connector builds its rustls config from the process
-        // default provider; make sure there is one (a no-op if installed).
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    }
-    let keys = Keys {
-        prefix: settings.prefix.clone(),
-    };
-    let commands = manager(
-        connection_info(settings, address, ProtocolVersion::RESP2)?,
-        manager_config(settings),
-        settings,
-    )
-    .await?;
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let pubsub = manager(
-        connection_info(settings, address, ProtocolVersion::RESP3)?,
-        manager_config(settings)
-            .set_push_sender(tx)
-            .set_automatic_resubscription(),
-        settings,
-    )
-    .await?;
-    let shard = Shard {
-        conn: commands,
-        keys,
-        call_timeout: settings.connect_timeout + settings.io_timeout,
-    };
-    Ok((shard, pubsub, rx))
+/// Connects the command and PUB/SUB connections of a Redis Cluster.
+async fn connect_cluster(settings: &RedisSettings) -> Result<Node, EngineError> {
+    let commands = conn::cluster(settings, None).await?;
+    let (tx, pushes) = tokio::sync::mpsc::unbounded_channel();
+    let pubsub = conn::cluster(settings, Some(tx)).await?;
+    Ok(Node {
+        shard: Shard::new(settings, conn::Conn::Cluster(commands), None),
+        pubsub: conn::Conn::Cluster(pubsub),
+        pushes,
+        sentinel: None,
+    })
 }
 
 /// Connects the Redis engine described by the `engine.redis` object: the
-/// broker and the presence manager share the command connection.
+/// broker and the presence manager share the command connections.
 pub async fn connect_engine(
     settings: &RedisSettings,
 ) -> Result<(RedisBroker, RedisPresenceManager), EngineError> {
-    let (shard, pubsub, pushes) = connect(settings).await?;
+    let nodes = if settings.sentinel.is_some() {
+        vec![sentinel::connect(settings).await?]
+    } else if settings.cluster {
+        vec![connect_cluster(settings).await?]
+    } else {
+        if settings.addresses.is_empty() {
+            return Err(unavailable("no address"));
+        }
+        let connects = settings
+            .addresses
+            .iter()
+            .map(|a| connect_single(settings, a));
+        futures_util::future::try_join_all(connects).await?
+    };
     let addresses: Vec<String> = settings
         .addresses
         .iter()
         .map(|a| config::redact(a))
         .collect();
-    tracing::info!(?addresses, prefix = %settings.prefix, "redis engine connected");
-    let presence = RedisPresenceManager::new(shard.clone(), settings.presence_ttl);
-    let broker = RedisBroker::new(shard, pubsub, pushes);
+    tracing::info!(
+        ?addresses,
+        cluster = settings.cluster,
+        sentinel = ?settings.sentinel,
+        prefix = %settings.prefix,
+        "redis engine connected"
+    );
+    let shards: Vec<Shard> = nodes.iter().map(|n| n.shard.clone()).collect();
+    let presence = RedisPresenceManager::new(shards, settings.presence_ttl);
+    let broker = RedisBroker::new(nodes);
     Ok((broker, presence))
+}
+
+/// The shard of `channel` among `buckets` shards: jump consistent hash
+/// (Lamping & Veach) over the 64-bit FNV-1a hash of the channel name, as
+/// Centrifugo picks a shard, so Rotor and Centrifugo nodes configured with
+/// the same address list agree, and adding a shard moves few channels.
+pub fn consistent_index(channel: &str, buckets: usize) -> usize {
+    if buckets <= 1 {
+        return 0;
+    }
+    let mut key: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in channel.bytes() {
+        key ^= u64::from(byte);
+        key = key.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let buckets = i64::try_from(buckets).unwrap_or(i64::MAX);
+    let (mut b, mut j): (i64, i64) = (-1, 0);
+    while j < buckets {
+        b = j;
+        key = key.wrapping_mul(2_862_933_555_777_941_757).wrapping_add(1);
+        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
+        {
+            j = ((b + 1) as f64 * ((1_i64 << 31) as f64 / ((key >> 33) + 1) as f64)) as i64;
+        }
+    }
+    usize::try_from(b).unwrap_or(0)
 }
 
 // ---------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 //! The Redis [`PresenceManager`]: per channel a hash (client → protobuf
 //! `ClientInfo`) and a sorted set (client → expiry, unix ms). Entries not
 //! refreshed within the presence TTL are dropped on the next read; both keys
-//! expire with the TTL too, so an abandoned channel costs nothing.
+//! expire with the TTL too, so an abandoned channel costs nothing. With
+//! several shards a channel's presence lives on the shard that holds its
+//! stream ([`super::consistent_index`]).
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -10,12 +12,13 @@ use async_trait::async_trait;
 use prost::Message;
 use redis::Value;
 
-use super::{Shard, array_of, bad_reply, bytes_of, millis, scripts};
+use super::{Shard, array_of, bad_reply, bytes_of, consistent_index, millis, scripts};
 use crate::engine::{ClientInfo, EngineError, PresenceManager, PresenceStats};
 
-/// [`PresenceManager`] on standalone Redis.
+/// [`PresenceManager`] on Redis.
 pub struct RedisPresenceManager {
-    shard: Shard,
+    /// Never empty (`connect_engine` makes at least one).
+    shards: Vec<Shard>,
     ttl: Duration,
 }
 
@@ -35,20 +38,25 @@ fn now_ms() -> u64 {
 }
 
 impl RedisPresenceManager {
-    pub(super) fn new(shard: Shard, ttl: Duration) -> Self {
-        Self { shard, ttl }
+    pub(super) fn new(shards: Vec<Shard>, ttl: Duration) -> Self {
+        Self { shards, ttl }
+    }
+
+    fn shard(&self, channel: &str) -> &Shard {
+        let i = consistent_index(channel, self.shards.len());
+        self.shards.get(i).unwrap_or(&self.shards[0])
     }
 
     /// Client id → info of the live entries.
     async fn entries(&self, channel: &str) -> Result<HashMap<String, ClientInfo>, EngineError> {
-        let keys = &self.shard.keys;
+        let shard = self.shard(channel);
+        let keys = &shard.keys;
         let mut invocation = scripts::PRESENCE_GET.prepare_invoke();
         invocation
             .key(keys.presence_expire(channel))
             .key(keys.presence_data(channel))
             .arg(now_ms());
-        let reply: Value = self
-            .shard
+        let reply: Value = shard
             .call(|mut c| async move { invocation.invoke_async(&mut c).await })
             .await?;
         let flat = array_of(&reply).ok_or_else(|| bad_reply("presence"))?;
@@ -93,7 +101,8 @@ impl PresenceManager for RedisPresenceManager {
         client_id: &str,
         info: &ClientInfo,
     ) -> Result<(), EngineError> {
-        let keys = &self.shard.keys;
+        let shard = self.shard(channel);
+        let keys = &shard.keys;
         let ttl = millis(self.ttl);
         let mut invocation = scripts::PRESENCE_ADD.prepare_invoke();
         invocation
@@ -103,7 +112,7 @@ impl PresenceManager for RedisPresenceManager {
             .arg(client_id)
             .arg(info.encode_to_vec())
             .arg(ttl);
-        self.shard
+        shard
             .call(|mut c| async move { invocation.invoke_async::<Value>(&mut c).await })
             .await
             .map(|_| ())
@@ -115,13 +124,14 @@ impl PresenceManager for RedisPresenceManager {
         client_id: &str,
         _user_id: &str,
     ) -> Result<(), EngineError> {
-        let keys = &self.shard.keys;
+        let shard = self.shard(channel);
+        let keys = &shard.keys;
         let mut invocation = scripts::PRESENCE_REMOVE.prepare_invoke();
         invocation
             .key(keys.presence_expire(channel))
             .key(keys.presence_data(channel))
             .arg(client_id);
-        self.shard
+        shard
             .call(|mut c| async move { invocation.invoke_async::<Value>(&mut c).await })
             .await
             .map(|_| ())

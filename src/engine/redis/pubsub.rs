@@ -7,6 +7,12 @@
 //! Redis published them (offset order, since the publish script is atomic)
 //! and never concurrently. Messages for channels no longer in the local set
 //! are dropped, so nothing is handed over once `unsubscribe` returned.
+//!
+//! On a Redis Cluster messages arrive as sharded messages (`smessage`) from
+//! whichever node owns the channel's slot; the cluster connection moves the
+//! subscriptions when slots move. With Sentinel, losing the connection (a
+//! disconnection push or a failed probe) wakes the Sentinel watcher, which
+//! re-asks for the master and, on a new one, calls [`Delivery::resubscribe_all`].
 
 use std::collections::HashSet;
 use std::sync::{Arc, OnceLock, Weak};
@@ -14,18 +20,21 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use prost::Message;
-use redis::aio::ConnectionManager;
 use redis::{PushInfo, PushKind, Value};
+use tokio::sync::Notify;
 
 use super::batch::Batcher;
+use super::conn::Conn;
 use super::{Keys, bytes_of};
 use crate::engine::{BrokerEventHandler, ClientInfo, EngineError, Publication, StreamPosition};
 
 /// Subscriptions and the handler, shared with the reading task.
 pub(super) struct Delivery {
     keys: Keys,
-    conn: ConnectionManager,
+    conn: Conn,
     call_timeout: Duration,
+    /// Woken when the connection looks lost (Sentinel: re-ask at once).
+    on_loss: Option<Arc<Notify>>,
     handler: OnceLock<Arc<dyn BrokerEventHandler>>,
     subscribed: Mutex<HashSet<String>>,
     batcher: Batcher,
@@ -38,15 +47,17 @@ impl Delivery {
     /// connection, and with it the push sender, goes away).
     pub(super) fn start(
         keys: Keys,
-        conn: ConnectionManager,
+        conn: Conn,
         pushes: tokio::sync::mpsc::UnboundedReceiver<PushInfo>,
         call_timeout: Duration,
+        on_loss: Option<Arc<Notify>>,
     ) -> Arc<Self> {
         let delivery = Arc::new(Self {
             keys,
             batcher: Batcher::start(conn.clone(), call_timeout),
             conn,
             call_timeout,
+            on_loss,
             handler: OnceLock::new(),
             subscribed: Mutex::new(HashSet::new()),
             control: OnceLock::new(),
@@ -94,15 +105,43 @@ impl Delivery {
         sink: tokio::sync::mpsc::UnboundedSender<bytes::Bytes>,
     ) -> Result<(), EngineError> {
         let _ = self.control.set(sink);
-        self.batcher.send(true, self.keys.control()).await
+        self.subscribe_control_channel().await
+    }
+
+    async fn subscribe_control_channel(&self) -> Result<(), EngineError> {
+        let call = self.conn.subscribe_plain(self.keys.control());
+        match tokio::time::timeout(self.call_timeout, call).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(super::unavailable(e)),
+            Err(_) => Err(super::unavailable("subscribe timed out")),
+        }
+    }
+
+    /// Subscribes every listed channel (and the control channel) again, on
+    /// a connection that replaced the old one (Sentinel failover).
+    pub(super) async fn resubscribe_all(&self) -> Result<(), EngineError> {
+        let channels: Vec<String> = self.subscribed.lock().iter().cloned().collect();
+        let calls = channels.iter().map(|c| self.command(true, c));
+        futures_util::future::try_join_all(calls).await?;
+        if self.control.get().is_some() {
+            self.subscribe_control_channel().await?;
+        }
+        Ok(())
+    }
+
+    fn lost(&self) {
+        if let Some(notify) = &self.on_loss {
+            notify.notify_one();
+        }
     }
 
     fn dispatch(&self, push: PushInfo) {
         if push.kind == PushKind::Disconnection {
             tracing::warn!("redis PUB/SUB connection lost; reconnecting and resubscribing");
+            self.lost();
             return;
         }
-        if push.kind != PushKind::Message {
+        if push.kind != PushKind::Message && push.kind != PushKind::SMessage {
             return;
         }
         let (Some(name), Some(payload)) = (
@@ -169,8 +208,14 @@ async fn probe_loop(delivery: Weak<Delivery>) {
         let ping = async move { redis::cmd("PING").query_async::<Value>(&mut conn).await };
         match tokio::time::timeout(delivery.call_timeout, ping).await {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "redis PUB/SUB liveness probe failed"),
-            Err(_) => tracing::warn!("redis PUB/SUB liveness probe timed out"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "redis PUB/SUB liveness probe failed");
+                delivery.lost();
+            }
+            Err(_) => {
+                tracing::warn!("redis PUB/SUB liveness probe timed out");
+                delivery.lost();
+            }
         }
     }
 }

@@ -11,7 +11,9 @@ use redis::Script;
 /// KEYS: 1 stream, 2 meta, 3 idempotency result, 4 PUB/SUB channel.
 /// ARGV: 1 protobuf Publication, 2 history size, 3 history TTL (ms),
 /// 4 meta TTL (ms), 5 epoch to use if the meta is missing, 6 "1" with
-/// history, 7 idempotency TTL (ms, 0 = no key), 8 version, 9 version epoch.
+/// history, 7 idempotency TTL (ms, 0 = no key), 8 version, 9 version epoch,
+/// 10 the publish command (`publish`, or `spublish` on a cluster, where the
+/// channel shares the keys' slot).
 ///
 /// Returns `{kind, "offset:epoch"}`: kind `p` published, `s` suppressed by
 /// the idempotency key, `v` suppressed as a stale version.
@@ -56,7 +58,7 @@ if ARGV[6] == "1" then
 end
 -- "%d": tostring would switch to exponent notation for large offsets.
 local position = string.format("%d", offset) .. ":" .. epoch
-redis.call("publish", channel, "p" .. position .. ":" .. data)
+redis.call(ARGV[10], channel, "p" .. position .. ":" .. data)
 if result_ttl > 0 then
   redis.call("set", result_key, position, "PX", ARGV[7])
 end

@@ -1,0 +1,146 @@
+//! The `tls` object of the Redis object: custom certificates for
+//! `rediss://` connections.
+//!
+//! * `server_ca_pem` (or `server_ca_pem_file`) — trust these roots instead
+//!   of the system ones;
+//! * `cert_pem` + `key_pem` (or the `_file` forms) — a client certificate
+//!   (mutual TLS);
+//! * `insecure_skip_verify` — accept any server certificate.
+//!
+//! `server_name` (a verification name other than the host) is not built
+//! and is refused rather than ignored. The material goes to every
+//! connection of the engine (each shard, each cluster node, the master a
+//! Sentinel names); the `sentinel_tls` object does not take certificates
+//! yet.
+
+use serde_json::Value;
+
+use crate::engine::settings::{key_err, string};
+
+/// Custom TLS material (PEM text).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct TlsSettings {
+    /// Client certificate (may be empty).
+    pub cert_pem: String,
+    /// Client key (may be empty); never logged.
+    pub key_pem: String,
+    /// Roots that verify the server (empty: the system roots).
+    pub server_ca_pem: String,
+    /// Accept any server certificate.
+    pub insecure_skip_verify: bool,
+}
+
+impl std::fmt::Debug for TlsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSettings")
+            .field("client_cert", &!self.cert_pem.is_empty())
+            .field("server_ca", &!self.server_ca_pem.is_empty())
+            .field("insecure_skip_verify", &self.insecure_skip_verify)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads the PEM `name` of `obj`: inline, or from `<name>_file`.
+fn pem(
+    obj: &serde_json::Map<String, Value>,
+    object_key: &str,
+    name: &str,
+) -> Result<String, (String, String)> {
+    let inline = string(obj.get(name), &format!("{object_key}.{name}"))?;
+    if !inline.is_empty() {
+        return Ok(inline);
+    }
+    let file_key = format!("{name}_file");
+    let path = string(obj.get(&file_key), &format!("{object_key}.{file_key}"))?;
+    if path.is_empty() {
+        return Ok(String::new());
+    }
+    std::fs::read_to_string(&path).map_err(|e| {
+        key_err(
+            &format!("{object_key}.{file_key}"),
+            &format!("cannot read {path}: {e}"),
+        )
+    })
+}
+
+/// Reads the `tls` object; `None` when it asks for nothing custom.
+pub(super) fn read(value: Option<&Value>) -> Result<Option<TlsSettings>, (String, String)> {
+    let Some(Value::Object(obj)) = value else {
+        return Ok(None);
+    };
+    if !string(obj.get("server_name"), "tls.server_name")?.is_empty() {
+        return Err(key_err(
+            "tls.server_name",
+            "is not supported by this build yet",
+        ));
+    }
+    let settings = TlsSettings {
+        cert_pem: pem(obj, "tls", "cert_pem")?,
+        key_pem: pem(obj, "tls", "key_pem")?,
+        server_ca_pem: pem(obj, "tls", "server_ca_pem")?,
+        insecure_skip_verify: obj
+            .get("insecure_skip_verify")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    };
+    if settings.cert_pem.is_empty() != settings.key_pem.is_empty() {
+        return Err(key_err(
+            "tls.cert_pem",
+            "a client certificate needs both cert_pem and key_pem",
+        ));
+    }
+    if settings == TlsSettings::default() {
+        return Ok(None);
+    }
+    Ok(Some(settings))
+}
+
+/// The certificates for the client library, if any are configured.
+pub(super) fn certificates(tls: Option<&TlsSettings>) -> Option<redis::TlsCertificates> {
+    let tls = tls?;
+    let client_tls = (!tls.cert_pem.is_empty()).then(|| redis::ClientTlsConfig {
+        client_cert: tls.cert_pem.as_bytes().to_vec(),
+        client_key: tls.key_pem.as_bytes().to_vec(),
+    });
+    let root_cert = (!tls.server_ca_pem.is_empty()).then(|| tls.server_ca_pem.as_bytes().to_vec());
+    if client_tls.is_none() && root_cert.is_none() {
+        return None;
+    }
+    Some(redis::TlsCertificates {
+        client_tls,
+        root_cert,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn reads_pems_and_refuses_what_is_not_built() {
+        assert_eq!(read(Some(&json!({"enabled": true}))), Ok(None));
+        let s = read(Some(
+            &json!({"server_ca_pem": "CA", "insecure_skip_verify": true}),
+        ))
+        .expect("read")
+        .expect("custom");
+        assert_eq!(s.server_ca_pem, "CA");
+        assert!(s.insecure_skip_verify);
+        let err = |v| read(Some(&v)).expect_err("must fail").0;
+        assert_eq!(err(json!({"server_name": "x"})), "tls.server_name");
+        assert_eq!(err(json!({"cert_pem": "C"})), "tls.cert_pem");
+        assert_eq!(
+            err(json!({"server_ca_pem_file": "/nonexistent/ca.pem"})),
+            "tls.server_ca_pem_file"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, "FROM FILE").expect("write");
+        let s = read(Some(&json!({"server_ca_pem_file": path})))
+            .expect("read")
+            .expect("custom");
+        assert_eq!(s.server_ca_pem, "FROM FILE");
+    }
+}
