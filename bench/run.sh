@@ -13,7 +13,10 @@
 # WebSocket client without and with permessage-deflate (bench/rotor.json vs
 # bench/rotor-transports.json, `websocket.compression`), and over
 # unidirectional SSE (`uni_sse`) and over bidirectional HTTP-streaming
-# emulation (`http_stream`); bytes on the wire per delivery.
+# emulation (`http_stream`); bytes on the wire per delivery. That config
+# pings every 120 s: the tool's streaming subscribers cannot answer a ping
+# (a pong goes through POST /emulation), and at the default 25 s the server
+# would end them with 3012 before the run is over.
 #
 # `api` (Rotor only): HTTP API requests/s with wrk (`bench/api.lua`), 64
 # connections on CPU 1 — publish vs the no-op ceilings (`GET /health`, and
@@ -153,11 +156,15 @@ if [[ "$ONLY" == all || "$ONLY" == idle ]]; then
 fi
 if [[ "$ONLY" == all || "$ONLY" == connect ]]; then
     # Alternating rounds; 8,000 connections take about a second, long
-    # enough that one scheduling hiccup does not decide the rate.
+    # enough that one scheduling hiccup does not decide the rate. 50 in
+    # flight (runs 1-7) leaves Rotor waiting on round trips; 200 in flight
+    # (a connect storm) measures how fast each server can take them.
     for round in $(seq 1 "${CONNECT_ROUNDS:-3}"); do
-        for server in rotor nats; do
-            run "connect-rate-$round" "$server" connect-rate \
-                --connections "${CONNECT_CONNS:-8000}" --concurrency 50
+        for cc in 50 200; do
+            for server in rotor nats; do
+                run "connect-rate-$cc-$round" "$server" connect-rate \
+                    --connections "${CONNECT_CONNS:-8000}" --concurrency "$cc"
+            done
         done
     done
 fi
