@@ -11,7 +11,9 @@
 #    when it is missing and we are root with apt-get (never fails the run: the
 #    browser tests then fail loudly under ROTOR_REQUIRE_INTEROP=1);
 # 3. builds and runs every test target (the binaries included) with
-#    ROTOR_REQUIRE_INTEROP=1, so a missing SDK is a failure, not a skip.
+#    ROTOR_REQUIRE_INTEROP=1, so a missing SDK is a failure, not a skip;
+#    ROTOR_REQUIRE_SERVICES=1 does the same for the redis-server binary the
+#    Redis topology and restart tests start their own servers from.
 #
 # Extra arguments go to `cargo test`, e.g. `bash tests/run.sh --test interop recovery::`.
 set -euo pipefail
@@ -138,4 +140,4 @@ for a in "$@"; do
   esac
 done
 say "cargo test ${targets[*]:-} $*"
-ROTOR_REQUIRE_INTEROP=1 cargo test ${targets[@]+"${targets[@]}"} "$@"
+ROTOR_REQUIRE_INTEROP=1 ROTOR_REQUIRE_SERVICES=1 cargo test ${targets[@]+"${targets[@]}"} "$@"

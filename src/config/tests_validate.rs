@@ -249,8 +249,10 @@ fn global_channel_and_backends() {
     assert!(validate(&c).is_ok(), "the Redis broker is built");
     c.broker.redis = json!({"sentinel_address": ["h:1"]});
     assert_eq!(
-        validate(&c).expect_err("sentinel").key(),
-        "broker.redis.sentinel_address"
+        validate(&c)
+            .expect_err("sentinel without a master name")
+            .key(),
+        "broker.redis.sentinel_master_name"
     );
     let mut c = Config::default();
     c.presence_manager.enabled = true;

@@ -113,11 +113,17 @@ pub async fn drive<L: Link>(
     let mut ready = pin!(shared.queue.ready());
     let mut signal = pin!(shared.signal.notified());
     tokio::pin!(timer, shutdown);
+    // The session's timers only move when the session ran (a frame, a
+    // timer, a signal); a turn that only wrote leaves them alone.
+    let mut session_ran = false;
     let end = loop {
-        let next = session.next_deadline();
-        if next != deadline {
-            deadline = next;
-            timer.as_mut().reset(deadline);
+        if session_ran {
+            session_ran = false;
+            let next = session.next_deadline();
+            if next != deadline {
+                deadline = next;
+                timer.as_mut().reset(deadline);
+            }
         }
         tokio::select! {
             biased;
@@ -135,6 +141,7 @@ pub async fn drive<L: Link>(
                     Inbound::Gone => break End::Gone,
                     Inbound::Close(d) => break End::Disconnect(d),
                 };
+                session_ran = true;
                 // Boxed: the command's future is large and only lives while
                 // a frame is processed, not in every idle task.
                 let handled = Box::pin(handle_while_flushing(
@@ -161,6 +168,7 @@ pub async fn drive<L: Link>(
             () = &mut signal => {
                 signal.set(shared.signal.notified());
                 Box::pin(session.on_signal()).await;
+                session_ran = true;
             }
             () = &mut shutdown, if !shutdown_seen => {
                 shutdown_seen = true;
