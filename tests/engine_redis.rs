@@ -172,15 +172,7 @@ async fn stalled_redis_fails_calls_then_recovers() {
     let s = through_proxy(&proxy);
     let (broker, presence) = connect_engine(&s).await.expect("connect via proxy");
     let broker: Arc<dyn Broker> = Arc::new(broker);
-    let handler = conformance::start(&broker).await;
-    let channel = conformance::unique_channel("stall");
-    broker.subscribe(&channel).await.expect("subscribe");
-    let opts = conformance::history_options(10);
-    broker
-        .publish(&channel, conformance::payload(1), &opts)
-        .await
-        .expect("publish before the stall");
-    handler.wait_for(&channel, 1).await;
+    let (handler, channel, opts) = conformance::first_delivery(&broker, "stall", 10).await;
 
     proxy.stall(true);
     let started = std::time::Instant::now();
@@ -238,15 +230,7 @@ async fn reconnects_and_resubscribes_after_connection_loss() {
     };
     let (broker, _) = connect_engine(&s).await.expect("connect via proxy");
     let broker: Arc<dyn Broker> = Arc::new(broker);
-    let handler = conformance::start(&broker).await;
-    let channel = conformance::unique_channel("reconnect");
-    broker.subscribe(&channel).await.expect("subscribe");
-    let opts = conformance::history_options(100);
-    broker
-        .publish(&channel, conformance::payload(1), &opts)
-        .await
-        .expect("publish");
-    handler.wait_for(&channel, 1).await;
+    let (handler, channel, opts) = conformance::first_delivery(&broker, "reconnect", 100).await;
 
     proxy.cut();
     // Publications made while the PUB/SUB connection is down are lost (at

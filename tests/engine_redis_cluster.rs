@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rotor::engine::conformance;
 use rotor::engine::redis::{RedisSettings, connect_engine};
-use rotor::engine::{Broker, EngineError, PresenceManager};
+use rotor::engine::{Broker, EngineError};
 use servers::Servers;
 
 async fn cluster() -> Option<(Servers, RedisSettings)> {
@@ -43,31 +43,7 @@ async fn conformance_suite_on_cluster() {
     let Some((_servers, s)) = cluster().await else {
         return;
     };
-    let broker = || async {
-        let (b, _) = connect_engine(&s).await.expect("connect");
-        Arc::new(b) as Arc<dyn Broker>
-    };
-    let presence = || async {
-        let (_, p) = connect_engine(&s).await.expect("connect");
-        Arc::new(p) as Arc<dyn PresenceManager>
-    };
-    // The kind names come from the body list's macro, so they are matched
-    // literally and the closures named here.
-    macro_rules! run_bodies {
-        (broker: $($body:ident),* $(,)?) => {
-            $(
-                eprintln!("conformance body {}", stringify!($body));
-                conformance::$body(broker().await).await;
-            )*
-        };
-        (presence: $($body:ident),* $(,)?) => {
-            $(
-                eprintln!("conformance body {}", stringify!($body));
-                conformance::$body(presence().await).await;
-            )*
-        };
-    }
-    rotor::engine_conformance_bodies!(run_bodies);
+    servers::conformance_suite(&s).await;
 }
 
 /// Two engines (two Rotor nodes) on one cluster: publications on many
@@ -214,15 +190,7 @@ async fn sharded_subscription_survives_node_restart() {
         .collect();
     let (broker, _) = connect_engine(&s).await.expect("connect");
     let broker: Arc<dyn Broker> = Arc::new(broker);
-    let handler = conformance::start(&broker).await;
-    let channel = conformance::unique_channel("restart");
-    broker.subscribe(&channel).await.expect("subscribe");
-    let opts = conformance::history_options(100);
-    broker
-        .publish(&channel, conformance::payload(1), &opts)
-        .await
-        .expect("publish");
-    handler.wait_for(&channel, 1).await;
+    let (handler, channel, opts) = conformance::first_delivery(&broker, "restart", 100).await;
     let key = format!("{}.stream.{{{channel}}}", s.prefix);
     let mut owner = None;
     for port in &ports {

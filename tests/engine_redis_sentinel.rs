@@ -81,24 +81,10 @@ async fn follows_a_new_master() {
     let Some((mut servers, old_master, s)) = sentinel_setup().await else {
         return;
     };
-    let sentinel_port: u16 = s
-        .sentinel
-        .as_ref()
-        .and_then(|x| x.addresses.first())
-        .and_then(|a| a.rsplit(':').next())
-        .and_then(|p| p.parse().ok())
-        .expect("sentinel port");
+    let sentinel_port = sentinel_port(&s);
     let (broker, _) = connect_engine(&s).await.expect("connect");
     let broker: Arc<dyn Broker> = Arc::new(broker);
-    let handler = conformance::start(&broker).await;
-    let channel = conformance::unique_channel("failover");
-    broker.subscribe(&channel).await.expect("subscribe");
-    let opts = conformance::history_options(10);
-    broker
-        .publish(&channel, conformance::payload(1), &opts)
-        .await
-        .expect("publish on the old master");
-    handler.wait_for(&channel, 1).await;
+    let (handler, channel, opts) = conformance::first_delivery(&broker, "failover", 10).await;
 
     // Another master, then the Sentinel is re-pointed at it.
     let new_master = servers.redis(&[]).await;
@@ -153,24 +139,10 @@ async fn survives_sentinel_failover() {
     let replica = servers
         .redis(&["--replicaof", "127.0.0.1", &master.to_string()])
         .await;
-    let sentinel_port: u16 = s
-        .sentinel
-        .as_ref()
-        .and_then(|x| x.addresses.first())
-        .and_then(|a| a.rsplit(':').next())
-        .and_then(|p| p.parse().ok())
-        .expect("sentinel port");
+    let sentinel_port = sentinel_port(&s);
     let (broker, _) = connect_engine(&s).await.expect("connect");
     let broker: Arc<dyn Broker> = Arc::new(broker);
-    let handler = conformance::start(&broker).await;
-    let channel = conformance::unique_channel("realfailover");
-    broker.subscribe(&channel).await.expect("subscribe");
-    let opts = conformance::history_options(100);
-    broker
-        .publish(&channel, conformance::payload(1), &opts)
-        .await
-        .expect("publish before the failover");
-    handler.wait_for(&channel, 1).await;
+    let (handler, channel, opts) = conformance::first_delivery(&broker, "realfailover", 100).await;
 
     // The Sentinel needs to have seen the synced replica before it can
     // promote it; retry until it accepts.
@@ -216,4 +188,14 @@ async fn survives_sentinel_failover() {
     }
     let offsets = conformance::delivered_offsets(&handler.events_for(&channel));
     assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
+}
+
+/// Port of the (first) Sentinel the settings name.
+fn sentinel_port(s: &RedisSettings) -> u16 {
+    s.sentinel
+        .as_ref()
+        .and_then(|x| x.addresses.first())
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .expect("sentinel port")
 }

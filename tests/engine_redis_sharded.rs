@@ -41,31 +41,7 @@ async fn conformance_suite_on_two_shards() {
         return;
     };
     let s = settings(&ports);
-    let broker = || async {
-        let (b, _) = connect_engine(&s).await.expect("connect");
-        Arc::new(b) as Arc<dyn Broker>
-    };
-    let presence = || async {
-        let (_, p) = connect_engine(&s).await.expect("connect");
-        Arc::new(p) as Arc<dyn PresenceManager>
-    };
-    // The kind names come from the body list's macro, so they are matched
-    // literally and the closures named here.
-    macro_rules! run_bodies {
-        (broker: $($body:ident),* $(,)?) => {
-            $(
-                eprintln!("conformance body {}", stringify!($body));
-                conformance::$body(broker().await).await;
-            )*
-        };
-        (presence: $($body:ident),* $(,)?) => {
-            $(
-                eprintln!("conformance body {}", stringify!($body));
-                conformance::$body(presence().await).await;
-            )*
-        };
-    }
-    rotor::engine_conformance_bodies!(run_bodies);
+    servers::conformance_suite(&s).await;
 }
 
 /// Streams and presence of many channels land on both servers, each on

@@ -80,27 +80,16 @@ impl Servers {
     /// port and waits until it answers PING; returns the port.
     pub async fn redis(&mut self, args: &[&str]) -> u16 {
         let port = free_port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        self.children.push((port, child));
+        self.spawn_redis(port, &["--port", &port.to_string()], args);
         wait_ping(port).await;
         port
     }
 
-    /// Starts `redis-server` serving only TLS on a free port (`args` name
-    /// the certificate files) and waits until it accepts connections.
-    pub async fn redis_tls(&mut self, args: &[&str]) -> u16 {
-        let port = free_port();
+    /// Spawns `redis-server` with `ports` (which listener on `port`), loopback
+    /// only, without persistence, in this set's directory, plus `args`.
+    fn spawn_redis(&mut self, port: u16, ports: &[&str], args: &[&str]) {
         let child = Command::new("redis-server")
-            .args(["--port", "0", "--tls-port", &port.to_string()])
+            .args(ports)
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(self.dir.path())
@@ -110,6 +99,17 @@ impl Servers {
             .spawn()
             .expect("start redis-server");
         self.children.push((port, child));
+    }
+
+    /// Starts `redis-server` serving only TLS on a free port (`args` name
+    /// the certificate files) and waits until it accepts connections.
+    pub async fn redis_tls(&mut self, args: &[&str]) -> u16 {
+        let port = free_port();
+        self.spawn_redis(
+            port,
+            &["--port", "0", "--tls-port", &port.to_string()],
+            args,
+        );
         wait_until(Duration::from_secs(10), || async move {
             tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
@@ -265,4 +265,39 @@ pub fn prefix() -> String {
         .map(char::from)
         .collect();
     format!("rotor-topo-{suffix}")
+}
+
+/// Runs every conformance body, one after the other, each on a fresh
+/// engine connected with `s`.
+pub async fn conformance_suite(s: &rotor::engine::redis::RedisSettings) {
+    use std::sync::Arc;
+
+    use rotor::engine::redis::connect_engine;
+    use rotor::engine::{Broker, PresenceManager, conformance};
+
+    let broker = || async {
+        let (b, _) = connect_engine(s).await.expect("connect");
+        Arc::new(b) as Arc<dyn Broker>
+    };
+    let presence = || async {
+        let (_, p) = connect_engine(s).await.expect("connect");
+        Arc::new(p) as Arc<dyn PresenceManager>
+    };
+    // The kind names come from the body list's macro, so they are matched
+    // literally and the closures named here.
+    macro_rules! run_bodies {
+        (broker: $($body:ident),* $(,)?) => {
+            $(
+                eprintln!("conformance body {}", stringify!($body));
+                conformance::$body(broker().await).await;
+            )*
+        };
+        (presence: $($body:ident),* $(,)?) => {
+            $(
+                eprintln!("conformance body {}", stringify!($body));
+                conformance::$body(presence().await).await;
+            )*
+        };
+    }
+    rotor::engine_conformance_bodies!(run_bodies);
 }

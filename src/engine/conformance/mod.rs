@@ -333,6 +333,26 @@ pub async fn start(broker: &Arc<dyn Broker>) -> Arc<RecordingHandler> {
     handler
 }
 
+/// Runs `broker` with a recording handler, subscribes it to a fresh channel
+/// named after `name`, publishes payload 1 with history of `history` and
+/// waits for its delivery: the common start of the failure tests.
+pub async fn first_delivery(
+    broker: &Arc<dyn Broker>,
+    name: &str,
+    history: usize,
+) -> (Arc<RecordingHandler>, String, PublishOptions) {
+    let handler = start(broker).await;
+    let channel = unique_channel(name);
+    broker.subscribe(&channel).await.expect("subscribe");
+    let opts = history_options(history);
+    broker
+        .publish(&channel, payload(1), &opts)
+        .await
+        .expect("first publish");
+    handler.wait_for(&channel, 1).await;
+    (handler, channel, opts)
+}
+
 /// Publishes `payload(1..=n)` sequentially and returns the results.
 pub async fn publish_n(
     broker: &Arc<dyn Broker>,
