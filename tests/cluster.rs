@@ -11,29 +11,22 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde_json::{Value, json};
-use support::binary::free_port;
+use support::binary::Binary;
 use support::{SECRET, WsClient, token};
 
 const API_KEY: &str = "cluster-key";
 
-/// A `rotor` process, killed when dropped.
+/// A `rotor` process (killed when dropped) and its config's directory.
 struct Proc {
-    child: Child,
+    bin: Binary,
     port: u16,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn prefix() -> String {
@@ -99,34 +92,12 @@ impl Proc {
             cfg.extend(extra);
         }
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("config.json");
-        std::fs::write(&path, cfg.to_string()).expect("write config");
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_rotor"))
-            .args([
-                "--config",
-                path.to_str().expect("utf-8 path"),
-                "--http_server.port",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn rotor");
-        let proc = Self {
-            child,
-            port,
+        let bin = support::binary::start(dir.path(), name, &cfg).await;
+        Self {
+            port: bin.port,
+            bin,
             _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "node {name} did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        proc
     }
 
     fn base(&self) -> String {
@@ -192,8 +163,8 @@ async fn info_lists_live_nodes_and_drops_a_killed_one(bus: Bus) {
     let all = ["node-a", "node-b", "node-c"];
     a.wait_nodes(&all, Duration::from_secs(10)).await;
     b.wait_nodes(&all, Duration::from_secs(10)).await;
-    let _ = c.child.kill();
-    let _ = c.child.wait();
+    let _ = c.bin.child.kill();
+    let _ = c.bin.child.wait();
     // Gone within 7 s of its last heartbeat (sent at most 3 s before the
     // kill), polled every 200 ms.
     let took = a
@@ -209,7 +180,7 @@ async fn a_node_stopped_with_sigterm_leaves_info_at_once(bus: Bus) {
     a.wait_nodes(&["node-a", "node-b"], Duration::from_secs(10))
         .await;
     let status = Command::new("kill")
-        .args(["-TERM", &b.child.id().to_string()])
+        .args(["-TERM", &b.bin.child.id().to_string()])
         .status()
         .expect("run kill");
     assert!(status.success(), "kill -TERM");
@@ -217,7 +188,7 @@ async fn a_node_stopped_with_sigterm_leaves_info_at_once(bus: Bus) {
     // before the 7 s heartbeat window would.
     a.wait_nodes(&["node-a"], Duration::from_secs(2)).await;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while b.child.try_wait().ok().flatten().is_none() {
+    while b.bin.child.try_wait().ok().flatten().is_none() {
         assert!(Instant::now() < deadline, "node B did not exit on SIGTERM");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

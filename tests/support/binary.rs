@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 /// A running `rotor`; killed on drop.
 pub struct Binary {
-    child: Child,
+    /// The process (for tests that signal or kill it themselves).
+    pub child: Child,
     /// Its HTTP port (client transports and API).
     pub port: u16,
 }
