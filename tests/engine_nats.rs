@@ -78,25 +78,6 @@ conformance_tests!(delivery_only_to_subscribed, join_leave_delivery);
 // ignores idempotency keys, and so does this one.
 
 /// The `i` of a delivered test payload `{"i":N}`.
-/// Publishes payload 3 until the handler sees it (15 s at most): the
-/// broker delivers again after an outage.
-async fn wait_deliveries_resume(
-    broker: &Arc<dyn Broker>,
-    handler: &conformance::RecordingHandler,
-    channel: &str,
-    opts: &PublishOptions,
-) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        assert!(Instant::now() < deadline, "deliveries did not resume");
-        let _ = broker.publish(channel, conformance::payload(3), opts).await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        if handler.events_for(channel).iter().any(|e| index_of(e) == 3) {
-            return;
-        }
-    }
-}
-
 fn index_of(event: &Event) -> usize {
     let data = &event.publication().expect("publication").data;
     let value: serde_json::Value = serde_json::from_slice(data).expect("json payload");
@@ -325,7 +306,15 @@ async fn dead_nats_fails_publishes_then_recovers() {
     assert!(started.elapsed() < Duration::from_secs(2), "publish hung");
 
     let _server = NatsServer::start_on(port).await;
-    wait_deliveries_resume(&broker, &handler, &channel, &opts).await;
+    conformance::publish_until_delivered(
+        &broker,
+        &handler,
+        &channel,
+        &opts,
+        (3, Duration::from_secs(15)),
+        |events| events.iter().any(|e| index_of(e) == 3),
+    )
+    .await;
 }
 
 /// NATS stops answering without closing the connection (the server process
@@ -371,7 +360,15 @@ async fn frozen_nats_fails_publishes_within_seconds() {
     assert!(matches!(err, EngineError::Unavailable(_)), "{err:?}");
 
     server.signal("CONT");
-    wait_deliveries_resume(&broker, &handler, &channel, &opts).await;
+    conformance::publish_until_delivered(
+        &broker,
+        &handler,
+        &channel,
+        &opts,
+        (3, Duration::from_secs(15)),
+        |events| events.iter().any(|e| index_of(e) == 3),
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------------------

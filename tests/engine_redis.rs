@@ -235,22 +235,20 @@ async fn reconnects_and_resubscribes_after_connection_loss() {
     proxy.cut();
     // Publications made while the PUB/SUB connection is down are lost (at
     // most once); keep publishing until one after the resubscribe arrives.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "deliveries did not resume"
-        );
-        let _ = broker
-            .publish(&channel, conformance::payload(2), &opts)
-            .await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let offsets = conformance::delivered_offsets(&handler.events_for(&channel));
-        if offsets.len() > 1 {
-            assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
-            break;
-        }
-    }
+    let resumed = |events: &[conformance::Event]| {
+        let offsets = conformance::delivered_offsets(events);
+        assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
+        offsets.len() > 1
+    };
+    conformance::publish_until_delivered(
+        &broker,
+        &handler,
+        &channel,
+        &opts,
+        (2, Duration::from_secs(10)),
+        resumed,
+    )
+    .await;
     cleanup(&settings_with_prefix(&s)).await;
 }
 
@@ -276,20 +274,15 @@ async fn deliveries_resume_after_long_outage() {
         .expect_err("redis is down");
     assert!(matches!(err, EngineError::Unavailable(_)), "{err:?}");
     proxy.set_down(false);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "deliveries did not resume"
-        );
-        let _ = broker
-            .publish(&channel, conformance::payload(2), &opts)
-            .await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        if !handler.events_for(&channel).is_empty() {
-            break;
-        }
-    }
+    conformance::publish_until_delivered(
+        &broker,
+        &handler,
+        &channel,
+        &opts,
+        (2, Duration::from_secs(20)),
+        |events| !events.is_empty(),
+    )
+    .await;
     cleanup(&settings_with_prefix(&s)).await;
 }
 

@@ -205,18 +205,13 @@ async fn sharded_subscription_survives_node_restart() {
     servers.cluster_node_on(owner).await;
     servers.cluster_ok(owner).await;
 
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "deliveries did not resume after the restart"
-        );
-        let _ = broker
-            .publish(&channel, conformance::payload(2), &opts)
-            .await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        if handler.events_for(&channel).len() > 1 {
-            break;
-        }
-    }
+    conformance::publish_until_delivered(
+        &broker,
+        &handler,
+        &channel,
+        &opts,
+        (2, Duration::from_secs(30)),
+        |events| events.len() > 1,
+    )
+    .await;
 }

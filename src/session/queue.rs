@@ -176,12 +176,10 @@ impl Queue {
             inner.bytes -= msg.len();
             frame.push(msg);
             if frame.size() >= max_frame {
-                let more = !inner.items.is_empty();
-                // More remains: make sure the writer comes back for it.
-                if more {
-                    inner.pending = true;
-                }
-                return Drained::Open { more };
+                // The writer drains again at once when more remains.
+                return Drained::Open {
+                    more: !inner.items.is_empty(),
+                };
             }
         }
         match &inner.closed {

@@ -333,6 +333,29 @@ pub async fn start(broker: &Arc<dyn Broker>) -> Arc<RecordingHandler> {
     handler
 }
 
+/// Publishes payload `i` on `channel` every 200 ms until `resumed` holds
+/// for what the handler recorded there (deliveries are at most once, so
+/// publications made while a connection is down may be lost); panics after
+/// `limit`.
+pub async fn publish_until_delivered(
+    broker: &Arc<dyn Broker>,
+    handler: &RecordingHandler,
+    channel: &str,
+    opts: &PublishOptions,
+    (i, limit): (usize, Duration),
+    resumed: impl Fn(&[Event]) -> bool,
+) {
+    let deadline = Instant::now() + limit;
+    loop {
+        assert!(Instant::now() < deadline, "deliveries did not resume");
+        let _ = broker.publish(channel, payload(i), opts).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if resumed(&handler.events_for(channel)) {
+            return;
+        }
+    }
+}
+
 /// Runs `broker` with a recording handler, subscribes it to a fresh channel
 /// named after `name`, publishes payload 1 with history of `history` and
 /// waits for its delivery: the common start of the failure tests.
