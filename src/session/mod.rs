@@ -149,7 +149,8 @@ impl Session {
         let shared = Arc::new(Shared::new(
             uuid::Uuid::new_v4().to_string(),
             transport.encoding,
-            cfg.client.queue_max_size,
+            queue::Queue::new(cfg.client.queue_max_size)
+                .with_frame_message_limit(cfg.client.frame_message_limit()),
         ));
         let timers = timers::Timers::new(cfg.client.stale_close_delay.get());
         metrics::gauge!("centrifugo_client_connections_inflight", "transport" => transport.name)
@@ -169,6 +170,11 @@ impl Session {
             timers,
             close_acks: Vec::new(),
         }
+    }
+
+    /// Whether the connect command succeeded.
+    pub fn is_connected(&self) -> bool {
+        matches!(self.status, Status::Connected)
     }
 
     /// The shared half (queue and delivery state).

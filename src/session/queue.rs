@@ -18,6 +18,7 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
+use tokio::time::Instant;
 
 use crate::protocol::Disconnect;
 use crate::protocol::codec::FrameBuilder;
@@ -38,13 +39,16 @@ struct Inner {
     /// A wake-up happened that no wait has taken yet; the next poll of a
     /// wait returns at once.
     pending: bool,
+    /// The writer holds writes back until then (write batching): a push
+    /// only marks `pending`, a close still wakes.
+    hold_until: Option<Instant>,
 }
 
 impl Inner {
     /// Marks a wake-up; returns the waker to wake once the lock is released.
     fn wake(&mut self) -> Option<&Waker> {
         self.pending = true;
-        if self.waiting {
+        if self.waiting && (self.hold_until.is_none() || self.closed.is_some()) {
             self.waiting = false;
             self.waker.as_ref()
         } else {
@@ -58,6 +62,8 @@ impl Inner {
 pub struct Queue {
     inner: Mutex<Inner>,
     max_bytes: usize,
+    /// Messages per drained frame; 0: no count limit.
+    max_messages: usize,
 }
 
 /// Future of [`Queue::ready`].
@@ -107,9 +113,17 @@ impl Queue {
                 waker: None,
                 waiting: false,
                 pending: false,
+                hold_until: None,
             }),
             max_bytes: if max_bytes == 0 { 1 << 20 } else { max_bytes },
+            max_messages: 0,
         }
+    }
+
+    /// At most `n` messages per drained frame (0: no count limit).
+    pub fn with_frame_message_limit(mut self, n: usize) -> Self {
+        self.max_messages = n;
+        self
     }
 
     /// Appends a message. Overflow closes the queue with 3008.
@@ -153,6 +167,23 @@ impl Queue {
         }
     }
 
+    /// Until `until` (write batching; `None` ends it), pushes do not wake
+    /// the writer: it writes when its wait ends. Closing the queue still
+    /// wakes it.
+    pub fn hold(&self, until: Option<Instant>) {
+        self.inner.lock().hold_until = until;
+    }
+
+    /// Messages per drained frame; 0: no count limit.
+    pub fn max_messages(&self) -> usize {
+        self.max_messages
+    }
+
+    /// The end of the writer's batching wait, if one is on.
+    pub fn hold_until(&self) -> Option<Instant> {
+        self.inner.lock().hold_until
+    }
+
     /// The disconnect the queue was closed with, if any.
     pub fn closed(&self) -> Option<Disconnect> {
         self.inner.lock().closed.clone()
@@ -165,7 +196,7 @@ impl Queue {
     }
 
     /// Moves queued messages into `frame` until it holds about `max_frame`
-    /// bytes (at least one message is always taken).
+    /// bytes or the message limit; at least one message is always taken.
     pub fn drain(&self, frame: &mut FrameBuilder, max_frame: usize) -> Drained {
         let mut inner = self.inner.lock();
         if frame.is_empty() && inner.items.len() > 1 {
@@ -175,7 +206,7 @@ impl Queue {
         while let Some(msg) = inner.items.pop_front() {
             inner.bytes -= msg.len();
             frame.push(msg);
-            if frame.size() >= max_frame {
+            if frame.size() >= max_frame || frame.len() == self.max_messages {
                 // The writer drains again at once when more remains.
                 return Drained::Open {
                     more: !inner.items.is_empty(),
@@ -243,6 +274,20 @@ mod tests {
         assert_eq!(q.len_bytes(), 20);
     }
 
+    #[test]
+    fn drain_stops_at_the_message_limit() {
+        let q = Queue::new(1000).with_frame_message_limit(2);
+        for _ in 0..5 {
+            q.push(Bytes::from_static(b"0123456789")).expect("fits");
+        }
+        let mut f = FrameBuilder::new(Encoding::Json);
+        assert_eq!(q.drain(&mut f, 1 << 20), Drained::Open { more: true });
+        assert_eq!(f.len(), 2);
+        let mut g = FrameBuilder::new(Encoding::Json);
+        assert_eq!(q.drain(&mut g, 1 << 20), Drained::Open { more: true });
+        assert_eq!(g.len(), 2);
+    }
+
     #[tokio::test]
     async fn a_wake_up_before_the_wait_is_kept() {
         let q = Queue::new(100);
@@ -253,6 +298,23 @@ mod tests {
         // Consumed: the next wait blocks until the next push.
         let again = tokio::time::timeout(std::time::Duration::from_millis(50), q.ready()).await;
         assert!(again.is_err());
+    }
+
+    #[tokio::test]
+    async fn while_holding_only_a_close_wakes_the_writer() {
+        let q = std::sync::Arc::new(Queue::new(100));
+        q.hold(Some(Instant::now() + std::time::Duration::from_secs(60)));
+        let q2 = q.clone();
+        let mut waiter = tokio::spawn(async move { q2.ready().await });
+        tokio::task::yield_now().await;
+        q.push(Bytes::from_static(b"x")).expect("fits");
+        let early = tokio::time::timeout(std::time::Duration::from_millis(50), &mut waiter).await;
+        assert!(early.is_err(), "a push woke a holding writer");
+        q.close(Disconnect::SHUTDOWN);
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("woken by the close")
+            .expect("joined");
     }
 
     #[tokio::test]

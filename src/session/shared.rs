@@ -152,11 +152,11 @@ pub struct Shared {
 
 impl Shared {
     /// A new session's shared half.
-    pub fn new(id: String, encoding: Encoding, queue_max_size: usize) -> Self {
+    pub fn new(id: String, encoding: Encoding, queue: Queue) -> Self {
         Self {
             id: id.into(),
             encoding,
-            queue: Queue::new(queue_max_size),
+            queue,
             signal: Notify::new(),
             state: Mutex::new(State::default()),
             user: parking_lot::RwLock::new(Arc::from("")),

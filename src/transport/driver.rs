@@ -7,6 +7,14 @@
 //! transport needs), and runs the session's timers. When the queue closes,
 //! the link ends the connection its own way (a close frame, a disconnect
 //! push). No protocol logic lives here or in a link.
+//!
+//! Write batching (`client.write_delay`, `client.max_messages_in_frame`,
+//! `client.reply_without_queue`, Centrifugo PRO's options): once connected,
+//! a write waits `write_delay` for more messages, then writes one frame of
+//! at most `max_messages_in_frame` messages and waits again while more are
+//! queued. The connect reply is never held; other replies are held unless
+//! `reply_without_queue`. Pushes during the wait do not wake the writer; a
+//! disconnect does, and goes out at once with what was held.
 
 use std::future::Future;
 use std::pin::pin;
@@ -14,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::time::Instant;
 
 use crate::node::Node;
 use crate::protocol::Disconnect;
@@ -116,23 +125,54 @@ pub async fn drive<L: Link>(
     // The session's timers only move when the session ran (a frame, a
     // timer, a signal); a turn that only wrote leaves them alone.
     let mut session_ran = false;
+    // Write batching: queued messages wait until the queue's hold ends.
+    // The session's timer entry serves both (one entry per connection).
+    let mut holding = false;
+    // The wait just ended: write one batch.
+    let mut hold_ended = false;
     let end = loop {
+        if hold_ended {
+            hold_ended = false;
+            match Box::pin(flush(&shared, &mut link, out, true)).await {
+                Flush::Idle => {}
+                Flush::More => {
+                    let delay = node.config().client.batching_delay().unwrap_or_default();
+                    hold(&shared, delay, &mut timer, deadline);
+                    holding = true;
+                }
+                Flush::Closed(d) => break End::Disconnect(d),
+                Flush::Failed(d) => break End::Failed(d),
+            }
+        }
         if session_ran {
             session_ran = false;
             let next = session.next_deadline();
             if next != deadline {
                 deadline = next;
-                timer.as_mut().reset(deadline);
+                timer.as_mut().reset(earliest(deadline, holding, &shared));
             }
         }
         tokio::select! {
             biased;
             () = &mut ready => {
                 ready.set(shared.queue.ready());
-                match Box::pin(flush(&shared, &mut link, out)).await {
-                    Flush::Idle => {}
-                    Flush::Closed(d) => break End::Disconnect(d),
-                    Flush::Failed(d) => break End::Failed(d),
+                if holding {
+                    // Only a close wakes a holding writer (or a spurious
+                    // wake-up): a disconnect is not held back.
+                    if shared.queue.closed().is_none() {
+                        continue;
+                    }
+                    holding = false;
+                    shared.queue.hold(None);
+                } else if let Some(delay) = node.config().client.batching_delay()
+                    && session.is_connected()
+                {
+                    hold(&shared, delay, &mut timer, deadline);
+                    holding = true;
+                    continue;
+                }
+                if let Some(end) = written(Box::pin(flush(&shared, &mut link, out, false)).await) {
+                    break end;
                 }
             }
             inbound = link.recv() => {
@@ -142,13 +182,15 @@ pub async fn drive<L: Link>(
                     Inbound::Close(d) => break End::Disconnect(d),
                 };
                 session_ran = true;
+                let client = &node.config().client;
+                let batching = client.batching_delay().map(|_| client.reply_without_queue);
                 // Boxed: the command's future is large and only lives while
                 // a frame is processed, not in every idle task.
                 let handled = Box::pin(handle_while_flushing(
                     &mut session,
                     &shared,
                     &data,
-                    (&mut link, out),
+                    (&mut link, out, batching),
                     &mut ready,
                     || shared.queue.ready(),
                 ))
@@ -158,12 +200,20 @@ pub async fn drive<L: Link>(
                 }
             }
             () = &mut timer => {
-                if let Err(d) = Box::pin(session.on_timer()).await {
-                    shared.disconnect(d);
+                let now = Instant::now();
+                if holding && shared.queue.hold_until().is_none_or(|at| at <= now) {
+                    holding = false;
+                    shared.queue.hold(None);
+                    hold_ended = true;
                 }
-                // Re-arm even if the deadline did not move (a spurious fire).
-                deadline = session.next_deadline();
-                timer.as_mut().reset(deadline);
+                if deadline <= now {
+                    if let Err(d) = Box::pin(session.on_timer()).await {
+                        shared.disconnect(d);
+                    }
+                    deadline = session.next_deadline();
+                }
+                // Re-arm even if nothing moved (a spurious fire).
+                timer.as_mut().reset(earliest(deadline, holding, &shared));
             }
             () = &mut signal => {
                 signal.set(shared.signal.notified());
@@ -197,13 +247,15 @@ pub async fn drive<L: Link>(
 
 /// Runs one client frame through the session. A command may wait on a
 /// proxy call (up to its timeout): meanwhile what is queued for this client
-/// is still written. The command is never cancelled half-way; a write
-/// failure is returned after it finished.
+/// is still written, unless writes are batched (`batching`: whether
+/// replies skip the wait). The
+/// command is never cancelled half-way; a write failure is returned after
+/// it finished.
 async fn handle_while_flushing<L, F>(
     session: &mut Session,
     shared: &Shared,
     data: &[u8],
-    (link, out): (&mut L, Out<'_>),
+    (link, out, batching): (&mut L, Out<'_>, Option<bool>),
     ready: &mut std::pin::Pin<&mut F>,
     renew: impl Fn() -> F,
 ) -> Option<End>
@@ -211,6 +263,12 @@ where
     L: Link,
     F: Future<Output = ()>,
 {
+    // Batched writes: the connect reply, and replies with
+    // `reply_without_queue`, go out when the frame was handled.
+    let flush_after = match batching {
+        None => false,
+        Some(replies_at_once) => replies_at_once || !session.is_connected(),
+    };
     let mut handling = pin!(session.handle_frame(data));
     let mut failed = None;
     loop {
@@ -220,17 +278,27 @@ where
                 if let Err(d) = r {
                     shared.disconnect(d);
                 }
-                return failed;
+                break;
             }
-            () = ready.as_mut(), if failed.is_none() => {
+            () = ready.as_mut(), if batching.is_none() && failed.is_none() => {
                 ready.set(renew());
-                match Box::pin(flush(shared, link, out)).await {
-                    Flush::Idle => {}
-                    Flush::Closed(d) => failed = Some(End::Disconnect(d)),
-                    Flush::Failed(d) => failed = Some(End::Failed(d)),
-                }
+                failed = written(Box::pin(flush(shared, link, out, false)).await);
             }
         }
+    }
+    if flush_after && failed.is_none() {
+        failed = written(Box::pin(flush(shared, link, out, false)).await);
+    }
+    failed
+}
+
+/// How a write that is not batched ended: `None` when the connection
+/// goes on.
+fn written(flush: Flush) -> Option<End> {
+    match flush {
+        Flush::Idle | Flush::More => None,
+        Flush::Closed(d) => Some(End::Disconnect(d)),
+        Flush::Failed(d) => Some(End::Failed(d)),
     }
 }
 
@@ -247,10 +315,33 @@ struct Out<'a> {
     sent: &'a metrics::Counter,
 }
 
+/// Starts a write-batching wait of `delay`: the queue holds pushes back,
+/// the timer fires when the wait ends.
+fn hold(
+    shared: &Shared,
+    delay: Duration,
+    timer: &mut std::pin::Pin<&mut tokio::time::Sleep>,
+    deadline: Instant,
+) {
+    let at = Instant::now() + delay;
+    shared.queue.hold(Some(at));
+    timer.as_mut().reset(at.min(deadline));
+}
+
+/// The session's deadline, or the end of a write-batching wait if sooner.
+fn earliest(deadline: Instant, holding: bool, shared: &Shared) -> Instant {
+    match shared.queue.hold_until() {
+        Some(at) if holding => at.min(deadline),
+        _ => deadline,
+    }
+}
+
 /// Outcome of writing out the queue.
 enum Flush {
     /// Everything queued was written.
     Idle,
+    /// One frame was written (`once`) and more is queued.
+    More,
     /// The queue closed with this disconnect after what preceded it was
     /// written: end the connection gracefully.
     Closed(Disconnect),
@@ -265,13 +356,16 @@ enum Flush {
 ///
 /// The frame builder is made per flush (it holds no allocation between
 /// flushes): kept in the connection's task it would sit in every idle
-/// connection.
-async fn flush<L: Link>(shared: &Shared, link: &mut L, out: Out<'_>) -> Flush {
+/// connection. With `once` (batched writes), it stops after the queue's
+/// message limit (one frame where messages are joined).
+async fn flush<L: Link>(shared: &Shared, link: &mut L, out: Out<'_>, once: bool) -> Flush {
     let (queue, opts) = (&shared.queue, out.opts);
     let mut frame = FrameBuilder::framed(shared.encoding, opts.framing, opts.uni);
+    let mut written = 0;
     loop {
         let drained = queue.drain(&mut frame, opts.max_frame);
         if !frame.is_empty() {
+            written += frame.len();
             let n = frame.len() as u64;
             let bytes = frame.finish();
             let send = tokio::time::timeout(opts.write_timeout, link.send(bytes));
@@ -295,6 +389,11 @@ async fn flush<L: Link>(shared: &Shared, link: &mut L, out: Out<'_>) -> Flush {
         match drained {
             Drained::Closed(d) => return Flush::Closed(d),
             Drained::Open { more: false } => return Flush::Idle,
+            Drained::Open { more: true }
+                if once && queue.max_messages() > 0 && written >= queue.max_messages() =>
+            {
+                return Flush::More;
+            }
             Drained::Open { more: true } => {}
         }
     }

@@ -351,6 +351,18 @@ impl WsClient {
         }
     }
 
+    /// Reads the next frame and returns everything it carried, in order
+    /// (for checks of how messages are joined into frames).
+    pub async fn frame(&mut self) -> Vec<Reply> {
+        assert!(self.pending.is_empty(), "an earlier frame was not read out");
+        match self.next_event().await {
+            Event::Reply(first) => std::iter::once(first)
+                .chain(self.pending.drain(..))
+                .collect(),
+            Event::Closed(code, reason) => panic!("closed with {code} {reason:?}"),
+        }
+    }
+
     /// Waits for the reply with `id`; pushes read meanwhile are kept.
     pub async fn reply_to(&mut self, id: u32) -> Reply {
         let mut skipped = Vec::new();

@@ -78,6 +78,15 @@ pub struct Client {
     pub insecure: bool,
     pub subscribe_to_user_personal_channel: PersonalChannel,
     pub connect_code_to_unidirectional_disconnect: serde_json::Value,
+    /// Centrifugo PRO's write batching: how long a connection's writer
+    /// collects messages before it writes them; zero writes at once.
+    pub write_delay: Duration,
+    /// Messages in one frame. 0: 16 with a `write_delay`, else no count
+    /// limit (frames are bounded by size only); negative: no count limit.
+    pub max_messages_in_frame: i64,
+    /// With a `write_delay`, replies to a client's commands are written as
+    /// soon as the commands are handled instead of waiting for the delay.
+    pub reply_without_queue: bool,
 }
 
 impl Default for Client {
@@ -111,6 +120,28 @@ impl Default for Client {
             insecure: false,
             subscribe_to_user_personal_channel: PersonalChannel::default(),
             connect_code_to_unidirectional_disconnect: empty_object(),
+            write_delay: Duration::ZERO,
+            max_messages_in_frame: 0,
+            reply_without_queue: false,
+        }
+    }
+}
+
+impl Client {
+    /// The wait of write batching (`write_delay`), if any.
+    pub fn batching_delay(&self) -> Option<std::time::Duration> {
+        Some(self.write_delay.get()).filter(|d| !d.is_zero())
+    }
+
+    /// Messages per frame (`max_messages_in_frame`); 0: no count limit.
+    /// Unset (0), it is 16 with a write delay (Centrifugo PRO's default)
+    /// and unlimited without one (frames are bounded by size).
+    pub fn frame_message_limit(&self) -> usize {
+        const DELAYED_DEFAULT: usize = 16;
+        match self.max_messages_in_frame {
+            n if n < 0 => 0,
+            0 if self.batching_delay().is_some() => DELAYED_DEFAULT,
+            n => usize::try_from(n).unwrap_or(usize::MAX),
         }
     }
 }
