@@ -48,6 +48,18 @@ fn numbers(frame: &[Reply]) -> Vec<i64> {
         .collect()
 }
 
+/// Reads frames until `n` publications came, none with more than `max`;
+/// returns their numbers in order.
+async fn read_frames(c: &mut WsClient, n: usize, max: usize) -> Vec<i64> {
+    let mut seen = Vec::new();
+    while seen.len() < n {
+        let frame = c.frame().await;
+        assert!(frame.len() <= max, "{} messages in one frame", frame.len());
+        seen.extend(numbers(&frame));
+    }
+    seen
+}
+
 async fn subscribed(srv: &TestServer, channel: &str) -> WsClient {
     let mut c = srv.connected(false, "1").await;
     let r = c.subscribe(channel).await;
@@ -78,13 +90,7 @@ async fn a_frame_holds_at_most_max_messages_in_frame_and_the_rest_follows() {
     let srv = TestServer::start(batched(200, 2, false)).await;
     let mut c = subscribed(&srv, "news").await;
     publish_batch(&srv, "news", 5).await;
-    let mut seen = Vec::new();
-    while seen.len() < 5 {
-        let frame = c.frame().await;
-        assert!(frame.len() <= 2, "{} messages in one frame", frame.len());
-        seen.extend(numbers(&frame));
-    }
-    assert_eq!(seen, [0, 1, 2, 3, 4]);
+    assert_eq!(read_frames(&mut c, 5, 2).await, [0, 1, 2, 3, 4]);
     drop(c);
     srv.stop().await;
 }
@@ -138,13 +144,7 @@ async fn without_a_delay_max_messages_in_frame_still_bounds_frames() {
     let srv = TestServer::start(batched(0, 1, false)).await;
     let mut c = subscribed(&srv, "news").await;
     publish_batch(&srv, "news", 4).await;
-    let mut seen = Vec::new();
-    while seen.len() < 4 {
-        let frame = c.frame().await;
-        assert_eq!(frame.len(), 1, "{frame:?}");
-        seen.extend(numbers(&frame));
-    }
-    assert_eq!(seen, [0, 1, 2, 3]);
+    assert_eq!(read_frames(&mut c, 4, 1).await, [0, 1, 2, 3]);
     drop(c);
     srv.stop().await;
 }

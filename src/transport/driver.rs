@@ -330,10 +330,13 @@ fn hold(
 
 /// The session's deadline, or the end of a write-batching wait if sooner.
 fn earliest(deadline: Instant, holding: bool, shared: &Shared) -> Instant {
-    match shared.queue.hold_until() {
-        Some(at) if holding => at.min(deadline),
-        _ => deadline,
+    if !holding {
+        return deadline;
     }
+    shared
+        .queue
+        .hold_until()
+        .map_or(deadline, |at| at.min(deadline))
 }
 
 /// Outcome of writing out the queue.
