@@ -248,9 +248,8 @@ pub async fn drive<L: Link>(
 /// Runs one client frame through the session. A command may wait on a
 /// proxy call (up to its timeout): meanwhile what is queued for this client
 /// is still written, unless writes are batched (`batching`: whether
-/// replies skip the wait). The
-/// command is never cancelled half-way; a write failure is returned after
-/// it finished.
+/// replies skip the wait). The command is never cancelled half-way; a
+/// write failure is returned after it finished.
 async fn handle_while_flushing<L, F>(
     session: &mut Session,
     shared: &Shared,
@@ -292,8 +291,8 @@ where
     failed
 }
 
-/// How a write that is not batched ended: `None` when the connection
-/// goes on.
+/// How a flush ended, for a caller that does not pace writes: `None` when
+/// the connection goes on.
 fn written(flush: Flush) -> Option<End> {
     match flush {
         Flush::Idle | Flush::More => None,
