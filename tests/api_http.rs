@@ -48,6 +48,30 @@ async fn unknown_subpaths_and_pro_methods_are_404() {
     srv.stop().await;
 }
 
+/// Centrifugo registers each API method on Go's `ServeMux` with the API
+/// key check inside that method's handler chain (`internal/app/mux.go`), so
+/// a path naming no method is the mux's own 404 — whatever the key, any
+/// HTTP method — with `http.NotFound`'s body.
+#[tokio::test]
+async fn unknown_method_is_404_whatever_the_key() {
+    let srv = TestServer::start(api_config()).await;
+    let keys: [&[(&str, &str)]; 3] = [&[], &[("X-API-Key", "wrong")], &[("X-API-Key", API_KEY)]];
+    for headers in keys {
+        for method in ["POST", "GET"] {
+            let r = request(&srv, method, "/api/nope", "{}", headers).await;
+            assert_eq!(
+                (r.status, r.body.as_str(), r.content_type.as_str()),
+                (404, "404 page not found\n", "text/plain; charset=utf-8"),
+                "{method} {headers:?}"
+            );
+        }
+    }
+    // A known method with a wrong key is refused by the key check.
+    let r = request(&srv, "POST", "/api/info", "{}", &[("X-API-Key", "wrong")]).await;
+    assert_eq!(r.status, 401);
+    srv.stop().await;
+}
+
 #[tokio::test]
 async fn api_key_rules() {
     let srv = TestServer::start(api_config()).await;

@@ -1,22 +1,20 @@
 //! The gRPC API (`spec/server-api.md` §2.8): `CentrifugoApi` (its methods
 //! are generated from `api.proto` and call the executor), gRPC health,
 //! server reflection v1 and v1alpha, gzip and zstd, the API key layer and
-//! TLS, on a listener of its own.
+//! TLS, on a listener of its own (served by [`crate::server::listen`]).
 
-use std::future::Future;
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::MetadataMap;
-use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Response, Status};
+use tower::ServiceBuilder;
 
 use crate::api::ApiError;
 use crate::api::executor::Executor;
 use crate::config::Config;
-use crate::config::types::Tls;
 use crate::middleware::api_key::ApiKeyLayer;
 use crate::proto::api::Error;
 use crate::proto::api::centrifugo_api_server::CentrifugoApiServer;
@@ -104,43 +102,26 @@ pub fn respond<R, M>(
     }
 }
 
-/// Reads a PEM value: inline PEM text, or else a path to a PEM file.
-fn pem(value: &str, section: &str, what: &str) -> Result<Vec<u8>, String> {
-    if value.trim_start().starts_with("-----BEGIN") {
-        return Ok(value.as_bytes().to_vec());
-    }
-    std::fs::read(value).map_err(|e| format!("{section}.{what}: {e}"))
-}
-
-fn tls_config(tls: &Tls) -> Result<ServerTlsConfig, String> {
-    server_tls(tls, "grpc_api.tls")
-}
-
-/// The TLS settings of a gRPC listener from its `tls` section (`section`
-/// names it in errors); also used by the uni gRPC transport.
-pub(crate) fn server_tls(tls: &Tls, section: &str) -> Result<ServerTlsConfig, String> {
-    let identity = Identity::from_pem(
-        pem(&tls.cert_pem, section, "cert_pem")?,
-        pem(&tls.key_pem, section, "key_pem")?,
-    );
-    let mut cfg = ServerTlsConfig::new().identity(identity);
-    if !tls.client_ca_pem.is_empty() {
-        cfg = cfg.client_ca_root(Certificate::from_pem(pem(
-            &tls.client_ca_pem,
-            section,
-            "client_ca_pem",
-        )?));
-    }
-    Ok(cfg)
-}
-
-/// Serves the gRPC API on `listener` until `shutdown` resolves.
-pub async fn serve(
+/// The gRPC API listener on `socket`: `CentrifugoApi`, health and (with
+/// `grpc_api.reflection`) reflection behind the gRPC tower stack and the
+/// API key check, with TLS from `grpc_api.tls`.
+pub(crate) async fn listener(
     cfg: &Config,
     executor: Arc<Executor>,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), String> {
+    socket: TcpListener,
+) -> Result<
+    crate::server::listen::Listener<
+        impl tower::Service<
+            http::Request<crate::server::conn::DeadlineBody>,
+            Response = http::Response<tonic::body::Body>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static,
+    >,
+    String,
+> {
     let g = &cfg.grpc_api;
     let mut api = CentrifugoApiServer::new(GrpcApi::new(executor, g.error_mode == "transport"))
         .accept_compressed(CompressionEncoding::Gzip)
@@ -156,19 +137,16 @@ pub async fn serve(
         .await;
     health.set_serving::<CentrifugoApiServer<GrpcApi>>().await;
 
-    let mut server = Server::builder();
-    if g.tls.enabled {
-        server = server
-            .tls_config(tls_config(&g.tls)?)
-            .map_err(|e| format!("grpc_api.tls: {e}"))?;
-    }
-    let mut router = server
-        // Outer to inner: trace, client IP, rate limit, timeout, load shed
-        // (the tower stack), then the API key check.
-        .layer(crate::middleware::stack::grpc(cfg))
-        .layer(ApiKeyLayer::grpc(&g.key))
-        .add_service(api)
-        .add_service(health_service);
+    let tls = if g.tls.enabled {
+        Some(crate::server::tls::acceptor(
+            &g.tls,
+            "grpc_api.tls",
+            &[b"h2"],
+        )?)
+    } else {
+        None
+    };
+    let mut routes = tonic::service::Routes::new(api).add_service(health_service);
     if g.reflection {
         let v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
@@ -180,15 +158,22 @@ pub async fn serve(
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()
             .map_err(|e| format!("grpc reflection: {e}"))?;
-        router = router.add_service(v1).add_service(v1alpha);
+        routes = routes.add_service(v1).add_service(v1alpha);
     }
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let service = ServiceBuilder::new()
+        // Outer to inner: trace, client IP, rate limit, timeout (also the
+        // client's grpc-timeout), load shed (the tower stack), then the API
+        // key check.
+        .layer(crate::middleware::stack::grpc(cfg))
+        .layer(ApiKeyLayer::grpc(&g.key))
+        .service(routes);
+    let addr = socket.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(addr = %addr, "serving gRPC API");
-    router
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
-        .await
-        .map_err(|e| format!("grpc server: {e}"))
+    Ok(crate::server::listen::Listener {
+        socket,
+        protocol: crate::server::conn::Protocol::Grpc,
+        tls,
+        service,
+        name: "grpc_api",
+    })
 }

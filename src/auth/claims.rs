@@ -116,18 +116,71 @@ fn de_audience<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D
     }
 }
 
-/// NumericDate: a JSON number (fractions allowed) or a numeric string.
+/// NumericDate, read as Centrifugo reads it (Go's `encoding/json` into a
+/// `json.Number`, then `time.Unix(int64(sec), …)`): a JSON number, or a
+/// string holding exactly a JSON number literal (no spaces, no `+`, no
+/// `.5`); anything else makes the token invalid. A value whose whole
+/// seconds do not fit an int64 (`1e30`) is the earliest possible time, as
+/// Go's float-to-int conversion gives on x86-64: such an `exp` has
+/// expired, such an `nbf` has passed.
 fn de_numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
     let n = match Value::deserialize(d)? {
         Value::Null => return Ok(None),
         Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse::<f64>().ok(),
+        Value::String(s) if is_json_number(&s) => s.parse::<f64>().ok(),
         _ => None,
     };
     match n {
-        Some(n) if n.is_finite() => Ok(Some(n)),
+        Some(n) if n.is_finite() => Ok(Some(clamp_to_int64_seconds(n))),
         _ => Err(serde::de::Error::custom("invalid numeric date")),
     }
+}
+
+/// `n` if its whole seconds fit an int64, else the smallest int64.
+fn clamp_to_int64_seconds(n: f64) -> f64 {
+    // 2^63: the first whole number of seconds an int64 cannot hold.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    if n.trunc() >= LIMIT || n.trunc() < -LIMIT {
+        i64::MIN as f64
+    } else {
+        n
+    }
+}
+
+/// Whether `s` is a JSON number literal:
+/// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn is_json_number(s: &str) -> bool {
+    fn digits(b: &[u8]) -> usize {
+        b.iter().take_while(|c| c.is_ascii_digit()).count()
+    }
+    let mut b = s.as_bytes();
+    if let [b'-', rest @ ..] = b {
+        b = rest;
+    }
+    match b {
+        [b'0', rest @ ..] => b = rest,
+        [b'1'..=b'9', ..] => b = &b[digits(b)..],
+        _ => return false,
+    }
+    if let [b'.', rest @ ..] = b {
+        let n = digits(rest);
+        if n == 0 {
+            return false;
+        }
+        b = &rest[n..];
+    }
+    if let [b'e' | b'E', rest @ ..] = b {
+        let rest = match rest {
+            [b'+' | b'-', r @ ..] => r,
+            r => r,
+        };
+        let n = digits(rest);
+        if n == 0 {
+            return false;
+        }
+        b = &rest[n..];
+    }
+    b.is_empty()
 }
 
 /// Decodes the claims Rotor understands; wrong types make the token invalid.
@@ -252,5 +305,43 @@ fn collect_groups(re: &Regex, caps: &regex::Captures<'_>, vars: &mut HashMap<Str
     for name in re.capture_names().flatten() {
         let value = caps.name(name).map(|m| m.as_str()).unwrap_or_default();
         vars.insert(name.to_string(), value.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_number_literals_as_go_accepts_them() {
+        for ok in [
+            "0",
+            "-0",
+            "17",
+            "1700000000",
+            "1.5",
+            "-2.25",
+            "1e30",
+            "1E+3",
+            "2e-1",
+            "0.0",
+        ] {
+            assert!(is_json_number(ok), "{ok}");
+        }
+        for bad in [
+            "", " 1", "1 ", "+1", ".5", "5.", "01", "1e", "1e+", "--1", "0x10", "1_000", "inf",
+            "NaN", "soon",
+        ] {
+            assert!(!is_json_number(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn seconds_beyond_int64_are_the_earliest_time() {
+        assert_eq!(clamp_to_int64_seconds(1e30), i64::MIN as f64);
+        assert_eq!(clamp_to_int64_seconds(-1e30), i64::MIN as f64);
+        assert_eq!(clamp_to_int64_seconds(9.3e18), i64::MIN as f64);
+        assert_eq!(clamp_to_int64_seconds(1_700_000_000.5), 1_700_000_000.5);
+        assert_eq!(clamp_to_int64_seconds(-9.2e18), -9.2e18);
     }
 }

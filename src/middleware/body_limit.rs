@@ -3,6 +3,11 @@
 //! body turns out larger while it is read. The body is read here, up to the
 //! limit, and handed on in full, so the refusal does not depend on how the
 //! handler reads it. Never used on streaming (connection) routes.
+//!
+//! [`BodyLimitLayer::declared_at_most`] adds a bound that is only checked
+//! against `Content-Length` (the body itself is then left to the route's
+//! own limit), so that even with no configured limit a request declaring
+//! more than the API ever reads is refused before a byte of it is read.
 
 use std::task::{Context, Poll};
 
@@ -18,6 +23,7 @@ use super::{BoxFuture, Protocol, Refusal};
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimitLayer {
     max: Option<usize>,
+    declared_max: Option<usize>,
 }
 
 impl BodyLimitLayer {
@@ -25,6 +31,15 @@ impl BodyLimitLayer {
     pub fn new(max: usize) -> Self {
         Self {
             max: (max > 0).then_some(max),
+            declared_max: None,
+        }
+    }
+
+    /// Also refuses a `Content-Length` above `limit`.
+    pub fn declared_at_most(self, limit: usize) -> Self {
+        Self {
+            declared_max: Some(limit),
+            ..self
         }
     }
 }
@@ -36,6 +51,7 @@ impl<S> Layer<S> for BodyLimitLayer {
         BodyLimitService {
             inner,
             max: self.max,
+            declared_max: self.declared_max,
         }
     }
 }
@@ -45,6 +61,7 @@ impl<S> Layer<S> for BodyLimitLayer {
 pub struct BodyLimitService<S> {
     inner: S,
     max: Option<usize>,
+    declared_max: Option<usize>,
 }
 
 fn declared_len(req: &Request<Body>) -> Option<u64> {
@@ -73,14 +90,20 @@ where
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
-        let Some(max) = self.max else {
-            return Either::Left(self.inner.call(req));
+        let declared_limit = match (self.max, self.declared_max) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         };
-        if declared_len(&req).is_some_and(|n| n > max as u64) {
+        if let (Some(n), Some(limit)) = (declared_len(&req), declared_limit)
+            && n > limit as u64
+        {
             metrics::counter!("rotor_middleware_refused_total", "reason" => "body_limit")
                 .increment(1);
             return Either::Right(Box::pin(std::future::ready(Ok(too_large()))));
         }
+        let Some(max) = self.max else {
+            return Either::Left(self.inner.call(req));
+        };
         // The clone that was driven to readiness handles this request.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -161,5 +184,31 @@ mod tests {
         let req = Request::new(Body::from_stream(chunks));
         let r = echo_len().oneshot(req).await.expect("ok");
         assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test]
+    async fn declared_only_bound_refuses_by_header_and_passes_the_rest() {
+        let svc = BodyLimitLayer::new(0)
+            .declared_at_most(4)
+            .layer(tower::service_fn(|req: Request<Body>| async move {
+                let n = req
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_or(0, |c| c.to_bytes().len());
+                Ok::<_, Infallible>(Response::new(Body::from(n.to_string())))
+            }));
+        let req = Request::builder()
+            .header(header::CONTENT_LENGTH, "10000000000")
+            .body(Body::from("1"))
+            .expect("req");
+        let r = svc.clone().oneshot(req).await.expect("ok");
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        // Without a declared length the body goes through unread here.
+        let r = svc
+            .oneshot(Request::new(Body::from("123456789")))
+            .await
+            .expect("ok");
+        assert_eq!(text(r).await, "9");
     }
 }

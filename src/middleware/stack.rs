@@ -46,7 +46,10 @@ pub fn api_http(router: Router, cfg: &Config) -> Router {
         .layer(TraceLayer)
         .layer(client_ip(cfg))
         .layer(RateLimitLayer::new(&m.rate_limit, Protocol::Http))
-        .layer(BodyLimitLayer::new(m.body_limit.max_bytes))
+        .layer(
+            BodyLimitLayer::new(m.body_limit.max_bytes)
+                .declared_at_most(crate::api::http::BODY_LIMIT),
+        )
         .layer(TimeoutLayer::new(m.timeout.request.get(), Protocol::Http))
         .layer(LoadShedLayer::new(
             m.load_shed.max_in_flight,

@@ -90,6 +90,10 @@ pub struct TransportInfo {
 enum Status {
     Connecting,
     Connected,
+    /// A connect failed with an error reply. As in Centrifugo the
+    /// connection is then unusable: any further command disconnects with
+    /// 3501, and the stale timer closes it if the client does not.
+    Unusable,
 }
 
 /// Session-side data of one subscription (the delivery side lives in
@@ -202,6 +206,9 @@ impl Session {
 
     async fn handle_command(&mut self, cmd: Command) -> Result<(), Disconnect> {
         self.on_signal().await;
+        if self.status == Status::Unusable {
+            return Err(Disconnect::BAD_REQUEST);
+        }
         if cmd.id == 0 && cmd.send.is_none() {
             return self.timers.pong();
         }
@@ -212,6 +219,7 @@ impl Session {
                     Ok(()) => Ok(()),
                     Err(Fail::Error(e)) => {
                         self.reply_error(id, &e);
+                        self.status = Status::Unusable;
                         Ok(())
                     }
                     Err(Fail::Disconnect(d)) => Err(d),

@@ -160,7 +160,7 @@ impl Session {
     pub async fn on_timer(&mut self) -> Result<(), Disconnect> {
         let now = Instant::now();
         let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
-        if self.status == Status::Connecting {
+        if self.status != Status::Connected {
             if due(self.timers.stale_at) {
                 return Err(Disconnect::STALE);
             }

@@ -11,7 +11,7 @@
 //! the stream ends with status OK. The incoming gRPC metadata is what
 //! proxies forward under `grpc_metadata`.
 
-use std::future::Future;
+use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -22,8 +22,6 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
 use crate::node::Node;
@@ -210,15 +208,34 @@ impl Link for GrpcLink {
     }
 }
 
-/// Serves the uni gRPC transport on `listener` until `shutdown` resolves.
-/// Connection tasks run on `tracker`, so shutdown drains them.
-pub async fn serve(
+/// The uni gRPC listener on `socket` (TLS from `uni_grpc.tls`).
+pub(crate) fn listener(
     node: Arc<Node>,
     tracker: TaskTracker,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), String> {
+    socket: TcpListener,
+) -> Result<
+    crate::server::listen::Listener<
+        impl tower::Service<
+            http::Request<crate::server::conn::DeadlineBody>,
+            Response = http::Response<tonic::body::Body>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static,
+    >,
+    String,
+> {
     let cfg = &node.config().uni_grpc;
+    let tls = if cfg.tls.enabled {
+        Some(crate::server::tls::acceptor(
+            &cfg.tls,
+            "uni_grpc.tls",
+            &[b"h2"],
+        )?)
+    } else {
+        None
+    };
     let mut svc = CentrifugoUniStreamServer::new(UniStream {
         node: node.clone(),
         tracker,
@@ -226,20 +243,13 @@ pub async fn serve(
     if cfg.max_receive_message_size > 0 {
         svc = svc.max_decoding_message_size(cfg.max_receive_message_size);
     }
-    let mut server = Server::builder();
-    if cfg.tls.enabled {
-        server = server
-            .tls_config(crate::api::grpc::server_tls(&cfg.tls, "uni_grpc.tls")?)
-            .map_err(|e| format!("uni_grpc.tls: {e}"))?;
-    }
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let addr = socket.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(addr = %addr, "serving unidirectional gRPC");
-    server
-        .add_service(svc)
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
-        .await
-        .map_err(|e| format!("uni grpc server: {e}"))
+    Ok(crate::server::listen::Listener {
+        socket,
+        protocol: crate::server::conn::Protocol::Grpc,
+        tls,
+        service: tonic::service::Routes::new(svc),
+        name: "uni_grpc",
+    })
 }

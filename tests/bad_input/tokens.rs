@@ -2,7 +2,7 @@
 
 use crate::support::{
     TestServer, assert_healthy, assert_serves, base_config, keys, now, sign, sign_rs256, token,
-    token_with, unique,
+    token_with,
 };
 use base64::Engine as _;
 use rotor::proto::client::{Command, SubscribeRequest};
@@ -127,35 +127,72 @@ async fn connect_token_with_channel_claim_is_3500() {
     srv.stop().await;
 }
 
+/// Sends `connect` with `token`, expects error reply `code`, then checks
+/// that the connection is unusable, as in Centrifugo (centrifuge's
+/// `handleCommandDispatchError` marks a client whose connect failed
+/// unusable): the next command, even a connect with a good token, closes
+/// it with 3501.
+async fn connect_fails_then_unusable(srv: &TestServer, pb: bool, token: &str, code_: u32) {
+    let mut c = srv.client(pb).await;
+    let r = c.connect(token).await;
+    assert_eq!(code(&r), code_, "{r:?}");
+    c.send(vec![connect_cmd(2, &crate::support::token("u", 600))])
+        .await;
+    expect_close(&mut c, 3501, "command after a failed connect").await;
+}
+
 #[tokio::test]
-async fn expired_token_is_109_and_connection_stays() {
+async fn expired_token_is_109_and_connection_unusable() {
     let srv = TestServer::start(base_config()).await;
-    both(async |pb| {
-        let mut c = srv.client(pb).await;
-        let r = c.connect(&token("u", -10)).await;
-        assert_eq!(code(&r), 109);
-        // Same socket: a fresh token connects.
-        let r = c.connect(&token("u", 600)).await;
-        assert!(r.connect.is_some(), "{r:?}");
-        let ch = unique("exp-");
-        c.subscribe(&ch).await.subscribe.expect("subscribed");
-    })
-    .await;
+    both(async |pb| connect_fails_then_unusable(&srv, pb, &token("u", -10), 109).await).await;
     assert_healthy(&srv).await;
     srv.stop().await;
 }
 
 #[tokio::test]
-async fn future_nbf_is_109_and_connection_stays() {
+async fn future_nbf_is_109_and_connection_unusable() {
     let srv = TestServer::start(base_config()).await;
-    both(async |pb| {
-        let mut c = srv.client(pb).await;
-        let t = token_with(serde_json::json!({"sub": "u", "exp": now() + 600, "nbf": now() + 300}));
-        assert_eq!(code(&c.connect(&t).await), 109);
-        let r = c.connect(&token("u", 600)).await;
-        assert!(r.connect.is_some(), "{r:?}");
-    })
-    .await;
+    let t = token_with(serde_json::json!({"sub": "u", "exp": now() + 600, "nbf": now() + 300}));
+    both(async |pb| connect_fails_then_unusable(&srv, pb, &t, 109).await).await;
+    assert_healthy(&srv).await;
+    srv.stop().await;
+}
+
+/// `exp` as Centrifugo reads it (Go's json.Number, then int64 seconds): a
+/// numeric string is a date, a non-numeric one makes the token invalid,
+/// and seconds beyond int64 (1e30) are the earliest time, so the token has
+/// expired (109) — never a connect reply with ttl 4294967295.
+#[tokio::test]
+async fn exp_beyond_int64_is_expired_and_non_numeric_exp_is_invalid() {
+    let srv = TestServer::start(base_config()).await;
+    for exp in [serde_json::json!(1e30), serde_json::json!("1e30")] {
+        let t = token_with(serde_json::json!({"sub": "u", "exp": exp}));
+        both(async |pb| connect_fails_then_unusable(&srv, pb, &t, 109).await).await;
+    }
+    for exp in [serde_json::json!("soon"), serde_json::json!(" 1")] {
+        let t = token_with(serde_json::json!({"sub": "u", "exp": exp}));
+        both(async |pb| token_closes(&srv, pb, &t, 3500).await).await;
+    }
+    let exp = now() + 600;
+    let t = token_with(serde_json::json!({"sub": "u", "exp": exp.to_string()}));
+    let mut c = srv.client(false).await;
+    let r = c.connect(&t).await;
+    let res = r.connect.expect("numeric string exp connects");
+    assert!(res.expires && res.ttl > 0 && res.ttl <= 600, "{res:?}");
+    assert_healthy(&srv).await;
+    srv.stop().await;
+}
+
+/// A `channels` claim naming an unknown namespace: Centrifugo's token
+/// verifier returns ErrorUnknownChannel, which the connect handler passes
+/// on as the connect error reply 102; the connection is then unusable.
+#[tokio::test]
+async fn channels_claim_with_unknown_namespace_is_102() {
+    let srv = TestServer::start(base_config()).await;
+    let t = token_with(
+        serde_json::json!({"sub": "u", "exp": now() + 600, "channels": ["chat:ok", "nope:x"]}),
+    );
+    both(async |pb| connect_fails_then_unusable(&srv, pb, &t, 102).await).await;
     assert_healthy(&srv).await;
     srv.stop().await;
 }

@@ -3,7 +3,7 @@
 //! of such a process.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 /// A running `rotor`; killed on drop.
@@ -32,18 +32,39 @@ pub fn free_port() -> u16 {
 /// Writes `cfg` to `<dir>/<name>.json`, starts `rotor` with it on a free
 /// port and waits (up to 15 s) until the port accepts connections.
 pub async fn start(dir: &Path, name: &str, cfg: &serde_json::Value) -> Binary {
+    start_with(dir, name, cfg, None).await
+}
+
+/// Like [`start`], with the open-file limit (`ulimit -n`) set to `nofile`
+/// when given; the server's log goes to `<dir>/<name>.log`.
+pub async fn start_with(
+    dir: &Path,
+    name: &str,
+    cfg: &serde_json::Value,
+    nofile: Option<u32>,
+) -> Binary {
     let path = dir.join(format!("{name}.json"));
     std::fs::write(&path, cfg.to_string()).expect("write config");
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_rotor"))
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log file");
+    let mut cmd = match nofile {
+        Some(n) => {
+            let mut c = Command::new("sh");
+            c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\"")])
+                .arg(env!("CARGO_BIN_EXE_rotor"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_rotor")),
+    };
+    let child = cmd
         .args([
             "--config",
             path.to_str().expect("utf-8 path"),
             "--http_server.port",
             &port.to_string(),
         ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(log.try_clone().expect("log file"))
+        .stderr(log)
         .spawn()
         .expect("spawn rotor");
     let binary = Binary { child, port };

@@ -169,6 +169,37 @@ async fn expire_at_rules() {
         v.verify_connect(&hs("HS256", S, json!({"exp": "soon"})))
             .await,
     );
+    // Centrifugo reads NumericDate through Go's json.Number: a string must
+    // be exactly a number literal, and whole seconds beyond int64 become
+    // the earliest time (expired `exp`, passed `nbf`), never a ttl of
+    // 4294967295.
+    for bad in [
+        json!(format!(" {e}")),
+        json!(format!("+{e}")),
+        json!(true),
+        json!([e]),
+    ] {
+        invalid(v.verify_connect(&hs("HS256", S, json!({"exp": bad}))).await);
+    }
+    for huge in [json!(1e30), json!("1e30"), json!(-1e30)] {
+        assert_eq!(
+            v.verify_connect(&hs("HS256", S, json!({"exp": huge.clone()})))
+                .await
+                .err(),
+            Some(TokenError::Expired),
+            "exp {huge}"
+        );
+        let c = v
+            .verify_connect(&hs("HS256", S, json!({"exp": e, "nbf": huge.clone()})))
+            .await
+            .expect("nbf long past");
+        assert_eq!(c.expire_at, Some(e));
+    }
+    let c = v
+        .verify_connect(&hs("HS256", S, json!({"exp": format!("{e}.25")})))
+        .await
+        .expect("numeric string with a fraction");
+    assert_eq!(c.expire_at, Some(e));
 }
 
 #[tokio::test]

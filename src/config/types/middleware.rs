@@ -1,7 +1,9 @@
 //! `middleware.*`: Rotor's own section (Centrifugo has none) for the tower
 //! stack in front of the server APIs: client IP resolution, rate limits,
-//! request body limit, request timeout and load shedding. Everything is off
-//! by default, so a Centrifugo config behaves exactly as under Centrifugo.
+//! request body limit, request timeout and load shedding, all off by
+//! default, so a Centrifugo config behaves exactly as under Centrifugo; and
+//! the limits of every listener (`middleware.listener`), on by default with
+//! Centrifugo's HTTP server timeouts.
 //! Env vars follow the usual mapping, e.g.
 //! `CENTRIFUGO_MIDDLEWARE_RATE_LIMIT_PER_IP_RATE`.
 
@@ -21,6 +23,7 @@ pub struct Middleware {
     pub body_limit: BodyLimit,
     pub timeout: Timeout,
     pub load_shed: LoadShed,
+    pub listener: Listener,
 }
 
 /// `middleware.client_ip`: where the client address comes from.
@@ -117,6 +120,40 @@ pub struct LoadShed {
     pub max_in_flight: usize,
 }
 
+/// `middleware.listener`: what a connection may cost before it carries a
+/// request or a client session, on every listener (HTTP, gRPC API, uni
+/// gRPC). Centrifugo's HTTP server reads headers within 10 s and a whole
+/// request within 30 s; the defaults follow it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Listener {
+    /// From accept (TLS handshake and HTTP/2 preface included) to a
+    /// complete request head, and an HTTP/1 keep-alive connection's wait
+    /// for its next request. Zero is refused.
+    pub header_read_timeout: Duration,
+    /// From a request's head to the end of its body. Zero is refused.
+    pub body_read_timeout: Duration,
+    /// An HTTP/2 connection (gRPC, h2c) with no request in flight is sent
+    /// GOAWAY after this long. Zero is refused.
+    pub idle_timeout: Duration,
+    /// Connections that are neither upgraded nor serving a request whose
+    /// body has arrived, over all listeners; at the cap the oldest is
+    /// closed to admit a new one. 0 = half the process's open-file limit
+    /// (between 64 and 65,536).
+    pub max_pending_connections: usize,
+}
+
+impl Default for Listener {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(120),
+            max_pending_connections: 0,
+        }
+    }
+}
+
 /// Parses an IP address or a CIDR block (`addr/prefix`).
 pub fn parse_cidr(text: &str) -> Result<(IpAddr, u8), String> {
     let text = text.trim();
@@ -158,6 +195,18 @@ impl Middleware {
                 ));
             }
         }
+        for (name, d) in [
+            ("header_read_timeout", self.listener.header_read_timeout),
+            ("body_read_timeout", self.listener.body_read_timeout),
+            ("idle_timeout", self.listener.idle_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::invalid(
+                    format!("middleware.listener.{name}"),
+                    "must be positive",
+                ));
+            }
+        }
         let any_rate = self.rate_limit.per_api_key.enabled() || self.rate_limit.per_ip.enabled();
         if any_rate && self.rate_limit.max_tracked_keys == 0 {
             return Err(ConfigError::invalid(
@@ -182,6 +231,7 @@ mod tests {
         assert!(m.timeout.request.is_zero());
         assert_eq!(m.load_shed.max_in_flight, 0);
         assert!(m.validate().is_ok());
+        assert_eq!(m.listener.header_read_timeout, Duration::from_secs(10));
     }
 
     #[test]
@@ -206,6 +256,10 @@ mod tests {
         m.rate_limit.per_ip.interval = Duration::ZERO;
         let e = m.validate().expect_err("zero interval");
         assert_eq!(e.key(), "middleware.rate_limit.per_ip.interval");
+        let mut m = Middleware::default();
+        m.listener.idle_timeout = Duration::ZERO;
+        let e = m.validate().expect_err("zero idle timeout");
+        assert_eq!(e.key(), "middleware.listener.idle_timeout");
     }
 
     #[test]
@@ -230,6 +284,8 @@ mod tests {
             "CENTRIFUGO_MIDDLEWARE_RATE_LIMIT_PER_IP_RATE" => Some("5".to_string()),
             "CENTRIFUGO_MIDDLEWARE_RATE_LIMIT_PER_IP_INTERVAL" => Some("2s".to_string()),
             "CENTRIFUGO_MIDDLEWARE_LOAD_SHED_MAX_IN_FLIGHT" => Some("64".to_string()),
+            "CENTRIFUGO_MIDDLEWARE_LISTENER_HEADER_READ_TIMEOUT" => Some("3s".to_string()),
+            "CENTRIFUGO_MIDDLEWARE_LISTENER_MAX_PENDING_CONNECTIONS" => Some("77".to_string()),
             _ => None,
         };
         let loaded = crate::config::load_with_env(&path, &[], &env).expect("loads");
@@ -239,6 +295,9 @@ mod tests {
         assert_eq!(m.load_shed.max_in_flight, 64);
         assert_eq!(m.timeout.request, Duration::from_secs(3));
         assert_eq!(m.client_ip.trusted_proxies, vec!["10.0.0.0/8".to_string()]);
+        assert_eq!(m.listener.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(m.listener.max_pending_connections, 77);
+        assert_eq!(m.listener.body_read_timeout, Duration::from_secs(30));
         assert!(loaded.unknown_keys.is_empty(), "{:?}", loaded.unknown_keys);
     }
 }

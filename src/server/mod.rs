@@ -5,6 +5,19 @@
 //! Shutdown has two phases: stop accepting and tell every client to
 //! reconnect (3001), then wait for connections to drain, bounded by
 //! `shutdown.timeout`.
+//!
+//! Every listener (HTTP, internal HTTP, gRPC API, uni gRPC) runs the same
+//! accept loop and connection driver ([`listen`], [`conn`]) under the
+//! limits of `middleware.listener`: header, body and idle timeouts, and a
+//! cap on pending connections shared by all of them ([`pending`]). Rotor
+//! drives hyper itself rather than through `axum::serve` or tonic's
+//! `Server`, because neither bounds a connection that never sends a
+//! request.
+
+pub(crate) mod conn;
+pub(crate) mod listen;
+pub(crate) mod pending;
+pub(crate) mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -145,33 +158,24 @@ pub async fn run(
     let tracker = TaskTracker::new();
     let (ext_router, int_router) = routers(&node, tracker.clone());
     let stop = tokio_util::sync::CancellationToken::new();
+    let shared = listen_shared(node.config(), &stop);
     let mut servers = tokio::task::JoinSet::new();
     // --- server API: HTTP routes and the gRPC listener ---
     let executor = Arc::new(crate::api::executor::Executor::new(node.clone()));
     let (ext_router, int_router) =
         api_routes(node.config(), &executor, &stop, ext_router, int_router);
-    if let (Some(listener), true) = (grpc, node.config().grpc_api.enabled) {
-        let (cfg, ex, stop) = (node.config().clone(), executor.clone(), stop.clone());
-        servers.spawn(async move {
-            let shutdown = async move { stop.cancelled().await };
-            if let Err(e) = crate::api::grpc::serve(&cfg, ex, listener, shutdown).await {
-                tracing::error!(error = %e, "gRPC API server failed");
-            }
-        });
+    if let (Some(socket), true) = (grpc, node.config().grpc_api.enabled) {
+        let listener = crate::api::grpc::listener(node.config(), executor.clone(), socket).await?;
+        servers.spawn(listen::run(listener, shared.clone()));
     }
     // --- end server API ---
     // --- transports: uni gRPC listener ---
     if node.config().uni_grpc.enabled {
         let g = &node.config().uni_grpc;
         let addr = parse_addr(&g.address, &g.port.to_string())?;
-        let listener = bind(addr).map_err(|e| format!("bind uni_grpc {addr}: {e}"))?;
-        let (n, t, stop) = (node.clone(), tracker.clone(), stop.clone());
-        servers.spawn(async move {
-            let shutdown = async move { stop.cancelled().await };
-            if let Err(e) = crate::transport::uni_grpc::serve(n, t, listener, shutdown).await {
-                tracing::error!(error = %e, "uni gRPC server failed");
-            }
-        });
+        let socket = bind(addr).map_err(|e| format!("bind uni_grpc {addr}: {e}"))?;
+        let listener = crate::transport::uni_grpc::listener(node.clone(), tracker.clone(), socket)?;
+        servers.spawn(listen::run(listener, shared.clone()));
     }
     // --- end transports: uni gRPC listener ---
     let ext_addr = external.local_addr().map_err(|e| e.to_string())?;
@@ -184,12 +188,17 @@ pub async fn run(
             if let Some(listener) = internal {
                 let addr = listener.local_addr().map_err(|e| e.to_string())?;
                 tracing::info!(addr = %addr, "serving internal endpoints");
-                servers.spawn(serve_router(listener, int, stop.clone()));
+                servers.spawn(serve_router(listener, "internal", int, shared.clone()));
             }
             ext_router
         }
     };
-    servers.spawn(serve_router(external, ext_router, stop.clone()));
+    servers.spawn(serve_router(
+        external,
+        "external",
+        ext_router,
+        shared.clone(),
+    ));
 
     shutdown.await;
     tracing::info!("shutting down: clients are told to reconnect");
@@ -205,23 +214,40 @@ pub async fn run(
     Ok(())
 }
 
-async fn serve_router(
-    listener: TcpListener,
-    router: Router,
-    stop: tokio_util::sync::CancellationToken,
-) {
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    // Peer addresses feed the middleware's client IP (rate limits, spans).
-    let app = router.into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await;
-    if let Err(e) = result {
-        tracing::error!(error = %e, "http server failed");
+/// What every listener shares: the pending-connection registry, the
+/// limits of `middleware.listener` and the stop signal.
+fn listen_shared(cfg: &Config, stop: &tokio_util::sync::CancellationToken) -> listen::Shared {
+    let l = &cfg.middleware.listener;
+    let cap = match l.max_pending_connections {
+        0 => pending::default_cap(),
+        n => n,
+    };
+    listen::Shared {
+        pending: pending::Pending::new(cap),
+        limits: conn::Limits {
+            header_read: l.header_read_timeout.get(),
+            body_read: l.body_read_timeout.get(),
+            idle: l.idle_timeout.get(),
+        },
+        stop: stop.clone(),
     }
+}
+
+/// Serves an axum router (HTTP/1.1 with upgrades, and h2c) on `socket`.
+async fn serve_router(
+    socket: TcpListener,
+    name: &'static str,
+    router: Router,
+    shared: listen::Shared,
+) {
+    let listener = listen::Listener {
+        socket,
+        protocol: conn::Protocol::Http,
+        tls: None,
+        service: router.fallback(not_found),
+        name,
+    };
+    listen::run(listener, shared).await;
 }
 
 /// External routes (client transports) and internal ones (health, metrics).
@@ -344,6 +370,20 @@ fn api_routes(
     (ext, int)
 }
 // --- end server API routes ---
+
+/// Any path nothing is routed to, answered as Centrifugo's Go mux does
+/// (`http.NotFound`). The HTTP API is routed per method, so an unknown
+/// method under its prefix is a 404 whatever the API key, as there.
+async fn not_found() -> impl IntoResponse {
+    (
+        StatusCode::NOT_FOUND,
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        "404 page not found\n",
+    )
+}
 
 fn json_ok(body: &'static str) -> impl IntoResponse {
     (

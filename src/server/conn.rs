@@ -1,0 +1,496 @@
+//! Serving one accepted connection with hyper, inside the listener limits
+//! (`middleware.listener`):
+//!
+//! * until its first request head is read (TLS handshake, HTTP/2 preface
+//!   and slow headers included) a connection has `header_read_timeout`;
+//!   an HTTP/1 connection has it again while it waits for each next
+//!   request (hyper's own header timer);
+//! * a request body must arrive within `body_read_timeout` of its head:
+//!   after that the handler reads an error and the connection is closed;
+//! * an HTTP/2 connection with no request in flight for `idle_timeout` is
+//!   sent GOAWAY;
+//! * the registry may evict the connection while it is pending
+//!   ([`super::pending`]).
+//!
+//! Each request carries the peer address (axum's `ConnectInfo`, tonic's
+//! `TcpConnectInfo`) and keeps the connection's request counts for as long
+//! as its response body lives, so a streamed client session is never
+//! idle.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use pin_project_lite::pin_project;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+use tower::util::Oneshot;
+
+use super::pending::{ConnState, Registration};
+
+/// A boxed error, as hyper and axum take them.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The limits of every connection of one listener.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub header_read: Duration,
+    pub body_read: Duration,
+    pub idle: Duration,
+}
+
+/// What a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    /// HTTP/1.1 with upgrades, and HTTP/2 (h2c or ALPN) on the same port.
+    Http,
+    /// HTTP/2 only (gRPC).
+    Grpc,
+}
+
+/// Builds the hyper connection builder of a listener.
+pub(crate) fn builder(protocol: Protocol, limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    if protocol == Protocol::Grpc {
+        b = b.http2_only();
+    }
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read);
+    b.http2().timer(TokioTimer::new());
+    b
+}
+
+/// Why the listener closed a connection itself.
+#[derive(Debug, Clone, Copy)]
+enum Close {
+    /// No complete request head in time.
+    HeaderTimeout,
+    /// An HTTP/2 connection idle too long (closed with GOAWAY).
+    Idle,
+    /// Evicted as the oldest pending connection.
+    Evicted,
+}
+
+impl Close {
+    fn label(self) -> &'static str {
+        match self {
+            Close::HeaderTimeout => "header_timeout",
+            Close::Idle => "idle",
+            Close::Evicted => "evicted",
+        }
+    }
+}
+
+/// One connection, as the accept loop hands it over.
+pub(crate) struct Accepted {
+    pub tcp: TcpStream,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub registration: Registration,
+}
+
+/// Serves `conn` until it ends, is closed by the limits, or `stop` is
+/// cancelled (then gracefully).
+pub(crate) async fn serve<S, B>(
+    conn: Accepted,
+    tls: Option<TlsAcceptor>,
+    svc: S,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    limits: Limits,
+    stop: CancellationToken,
+) where
+    S: tower::Service<Request<DeadlineBody>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let Accepted {
+        tcp,
+        peer,
+        local,
+        registration,
+    } = conn;
+    let state = registration.state().clone();
+    let tracked = Tracked {
+        inner: svc,
+        state: state.clone(),
+        peer,
+        local,
+        body_read: limits.body_read,
+    };
+    let Some(tls) = tls else {
+        drive(TokioIo::new(tcp), tracked, &builder, limits, &state, &stop).await;
+        return;
+    };
+    let deadline = state.idle_since() + limits.header_read;
+    let handshake = tokio::select! {
+        r = tokio::time::timeout_at(deadline, tls.accept(tcp)) => r,
+        () = state.wait_evicted() => {
+            closed(Close::Evicted);
+            return;
+        }
+        () = stop.cancelled() => return,
+    };
+    match handshake {
+        Ok(Ok(stream)) => {
+            drive(
+                TokioIo::new(stream),
+                tracked,
+                &builder,
+                limits,
+                &state,
+                &stop,
+            )
+            .await
+        }
+        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+        Err(_) => closed(Close::HeaderTimeout),
+    }
+}
+
+fn closed(why: Close) {
+    tracing::debug!(reason = why.label(), "listener closed a connection");
+    metrics::counter!("rotor_listener_closed_total", "reason" => why.label()).increment(1);
+}
+
+async fn drive<I, S, B>(
+    io: TokioIo<I>,
+    svc: Tracked<S>,
+    builder: &auto::Builder<TokioExecutor>,
+    limits: Limits,
+    state: &ConnState,
+    stop: &CancellationToken,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: tower::Service<Request<DeadlineBody>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let conn = builder.serve_connection_with_upgrades(io, svc);
+    tokio::pin!(conn);
+    let why = tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            return;
+        }
+        why = watchdog(state, limits) => why,
+        () = stop.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+            return;
+        }
+    };
+    closed(why);
+    if let Close::Idle = why {
+        conn.as_mut().graceful_shutdown();
+        let _ = tokio::time::timeout(limits.header_read, conn).await;
+    }
+}
+
+/// Resolves when the connection must be closed: evicted, no first request
+/// head within `header_read` of accept, or idle for `idle` after serving.
+/// While requests are in flight it only looks again every `idle`.
+async fn watchdog(state: &ConnState, limits: Limits) -> Close {
+    let sleep = tokio::time::sleep_until(state.idle_since() + limits.header_read);
+    tokio::pin!(sleep);
+    loop {
+        tokio::select! {
+            () = state.wait_evicted() => return Close::Evicted,
+            () = sleep.as_mut() => {}
+        }
+        let now = Instant::now();
+        if state.in_flight() > 0 {
+            sleep.as_mut().reset(now + limits.idle);
+            continue;
+        }
+        let (limit, why) = if state.served() {
+            (limits.idle, Close::Idle)
+        } else {
+            (limits.header_read, Close::HeaderTimeout)
+        };
+        let due = state.idle_since() + limit;
+        if now >= due {
+            return why;
+        }
+        sleep.as_mut().reset(due);
+    }
+}
+
+/// The per-connection hyper service: counts requests on the connection,
+/// adds the peer address and the body deadline, then calls `inner`.
+#[derive(Clone)]
+struct Tracked<S> {
+    inner: S,
+    state: Arc<ConnState>,
+    peer: SocketAddr,
+    local: SocketAddr,
+    body_read: Duration,
+}
+
+impl<S, B> hyper::service::Service<Request<Incoming>> for Tracked<S>
+where
+    S: tower::Service<Request<DeadlineBody>, Response = Response<B>, Error = Infallible> + Clone,
+{
+    type Response = Response<TrackedBody<B>>;
+    type Error = Infallible;
+    type Future = TrackedFuture<Oneshot<S, Request<DeadlineBody>>>;
+
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
+        let reading = !req.body().is_end_stream();
+        self.state.begin(reading);
+        let guard = RequestGuard(self.state.clone());
+        let ext = req.extensions_mut();
+        ext.insert(axum::extract::ConnectInfo(self.peer));
+        ext.insert(tonic::transport::server::TcpConnectInfo {
+            local_addr: Some(self.local),
+            remote_addr: Some(self.peer),
+        });
+        let deadline = Instant::now() + self.body_read;
+        let req = req.map(|inner| DeadlineBody {
+            inner,
+            deadline,
+            sleep: None,
+            reading: reading.then(|| self.state.clone()),
+        });
+        TrackedFuture {
+            inner: self.inner.clone().oneshot(req),
+            guard: Some(guard),
+        }
+    }
+}
+
+/// Ends a request in its connection's counts when dropped.
+struct RequestGuard(Arc<ConnState>);
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        self.0.end();
+    }
+}
+
+pin_project! {
+    /// The response future of [`Tracked`]: moves the request's guard into
+    /// the response body.
+    pub(crate) struct TrackedFuture<F> {
+        #[pin]
+        inner: F,
+        guard: Option<RequestGuard>,
+    }
+}
+
+impl<F, B> Future for TrackedFuture<F>
+where
+    F: Future<Output = Result<Response<B>, Infallible>>,
+{
+    type Output = Result<Response<TrackedBody<B>>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(resp) = ready!(this.inner.poll(cx));
+        let guard = this.guard.take();
+        Poll::Ready(Ok(resp.map(|inner| TrackedBody {
+            inner,
+            _guard: guard,
+        })))
+    }
+}
+
+pin_project! {
+    /// A response body that keeps its request counted while it lives.
+    pub(crate) struct TrackedBody<B> {
+        #[pin]
+        inner: B,
+        _guard: Option<RequestGuard>,
+    }
+}
+
+impl<B: Body> Body for TrackedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The request body did not arrive within `body_read_timeout`.
+#[derive(Debug)]
+pub(crate) struct BodyTimeout;
+
+impl std::fmt::Display for BodyTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("request body not received in time")
+    }
+}
+
+impl std::error::Error for BodyTimeout {}
+
+/// A request body that must arrive by a deadline, and that marks its
+/// connection as no longer pending once it has.
+pub(crate) struct DeadlineBody {
+    inner: Incoming,
+    deadline: Instant,
+    /// Armed the first time the body has to wait.
+    sleep: Option<Pin<Box<Sleep>>>,
+    /// The connection, until the body is complete.
+    reading: Option<Arc<ConnState>>,
+}
+
+impl DeadlineBody {
+    fn done(&mut self) {
+        if let Some(state) = self.reading.take() {
+            state.body_done();
+        }
+    }
+}
+
+impl Drop for DeadlineBody {
+    fn drop(&mut self) {
+        self.done();
+    }
+}
+
+impl Body for DeadlineBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if this.inner.is_end_stream() {
+                    this.done();
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.done();
+                Poll::Ready(Some(Err(e.into())))
+            }
+            Poll::Ready(None) => {
+                this.done();
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                let deadline = this.deadline;
+                let sleep = this
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if sleep.as_mut().poll(cx).is_ready() {
+                    this.done();
+                    metrics::counter!("rotor_listener_closed_total", "reason" => "body_timeout")
+                        .increment(1);
+                    return Poll::Ready(Some(Err(Box::new(BodyTimeout))));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::pending::Pending;
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        header_read: Duration::from_secs(10),
+        body_read: Duration::from_secs(30),
+        idle: Duration::from_secs(120),
+    };
+
+    #[tokio::test(start_paused = true)]
+    async fn no_first_request_is_a_header_timeout() {
+        let p = Pending::new(8);
+        let reg = p.register();
+        let started = Instant::now();
+        let why = watchdog(reg.state(), LIMITS).await;
+        assert!(matches!(why, Close::HeaderTimeout));
+        assert_eq!(started.elapsed(), LIMITS.header_read);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn busy_connections_wait_and_idle_ones_close_after_the_idle_time() {
+        let p = Pending::new(8);
+        let reg = p.register();
+        let state = reg.state().clone();
+        state.begin(false);
+        let s = state.clone();
+        let ends = tokio::spawn(async move {
+            // A long stream: busy well past every timeout.
+            tokio::time::sleep(Duration::from_secs(1000)).await;
+            s.end();
+            Instant::now()
+        });
+        let why = watchdog(&state, LIMITS).await;
+        let ended = ends.await.expect("task");
+        assert!(matches!(why, Close::Idle));
+        let idle_for = Instant::now() - ended;
+        assert!(
+            idle_for >= LIMITS.idle && idle_for <= 2 * LIMITS.idle,
+            "{idle_for:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn eviction_wakes_the_watchdog() {
+        let p = Pending::new(1);
+        let reg = p.register();
+        let state = reg.state().clone();
+        let p2 = p.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            assert!(p2.evict_oldest());
+        });
+        let started = Instant::now();
+        let why = watchdog(&state, LIMITS).await;
+        assert!(matches!(why, Close::Evicted));
+        assert_eq!(started.elapsed(), Duration::from_secs(1));
+    }
+}
