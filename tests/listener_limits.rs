@@ -84,6 +84,15 @@ async fn open_idle(port: u16, n: usize) -> Vec<TcpStream> {
     socks
 }
 
+/// A socket to `port` that has sent `data`.
+async fn sending(port: u16, data: &[u8]) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    s.write_all(data).await.expect("write");
+    s
+}
+
 /// A real client connects, subscribes and receives a publication sent
 /// through the HTTP API.
 async fn client_is_served(port: u16) {
@@ -169,19 +178,10 @@ async fn slow_and_stalled_requests_are_closed_within_their_timeouts() {
     });
 
     // A request line that never ends.
-    let mut partial = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect");
-    partial.write_all(b"GET /connec").await.expect("write");
+    let mut partial = sending(port, b"GET /connec").await;
 
     // A keep-alive connection left idle after one request.
-    let mut keep_alive = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect");
-    keep_alive
-        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .expect("write");
+    let mut keep_alive = sending(port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").await;
     let mut head = [0u8; 12];
     keep_alive.read_exact(&mut head).await.expect("response");
     assert_eq!(&head, b"HTTP/1.1 200");
@@ -197,24 +197,14 @@ async fn slow_and_stalled_requests_are_closed_within_their_timeouts() {
         ("/connection/websocket", ""),
         ("/nowhere", ""),
     ] {
-        let mut s = TcpStream::connect(("127.0.0.1", port))
-            .await
-            .expect("connect");
         let req = format!(
             "POST {path} HTTP/1.1\r\nHost: x\r\n{extra}Content-Type: application/json\r\nContent-Length: 10000000000\r\n\r\n{{"
         );
-        s.write_all(req.as_bytes()).await.expect("write");
-        huge.push((path, s));
+        huge.push((path, sending(port, req.as_bytes()).await));
     }
 
     // gRPC port: a socket that sends the HTTP/2 preface and stops.
-    let mut preface = TcpStream::connect(("127.0.0.1", grpc_port))
-        .await
-        .expect("connect");
-    preface
-        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
-        .await
-        .expect("write");
+    let mut preface = sending(grpc_port, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
 
     client_is_served(port).await;
 

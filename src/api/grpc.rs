@@ -3,7 +3,6 @@
 //! server reflection v1 and v1alpha, gzip and zstd, the API key layer and
 //! TLS, on a listener of its own (served by [`crate::server::listen`]).
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -110,16 +109,7 @@ pub(crate) async fn listener(
     executor: Arc<Executor>,
     socket: TcpListener,
 ) -> Result<
-    crate::server::listen::Listener<
-        impl tower::Service<
-            http::Request<crate::server::conn::DeadlineBody>,
-            Response = http::Response<tonic::body::Body>,
-            Error = Infallible,
-            Future: Send + 'static,
-        > + Clone
-        + Send
-        + 'static,
-    >,
+    crate::server::listen::Listener<impl crate::server::conn::ConnService<tonic::body::Body>>,
     String,
 > {
     let g = &cfg.grpc_api;

@@ -45,6 +45,40 @@ use super::pending::{ConnState, Registration};
 /// A boxed error, as hyper and axum take them.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// A service a listener serves: an axum router or tonic routes behind
+/// their tower stack, answering `B` bodies.
+pub(crate) trait ConnService<B>:
+    tower::Service<
+        Request<DeadlineBody>,
+        Response = Response<B>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<T, B> ConnService<B> for T where
+    T: tower::Service<
+            Request<DeadlineBody>,
+            Response = Response<B>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
+/// A response body hyper can write.
+pub(crate) trait ResponseBody:
+    Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static
+{
+}
+
+impl<T> ResponseBody for T where T: Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static {}
+
 /// The limits of every connection of one listener.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
@@ -114,13 +148,8 @@ pub(crate) async fn serve<S, B>(
     limits: Limits,
     stop: CancellationToken,
 ) where
-    S: tower::Service<Request<DeadlineBody>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    S: ConnService<B>,
+    B: ResponseBody,
 {
     let Accepted {
         tcp,
@@ -180,13 +209,8 @@ async fn drive<I, S, B>(
     stop: &CancellationToken,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: tower::Service<Request<DeadlineBody>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    S: ConnService<B>,
+    B: ResponseBody,
 {
     let conn = builder.serve_connection_with_upgrades(io, svc);
     tokio::pin!(conn);

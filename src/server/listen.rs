@@ -4,13 +4,9 @@
 //! ([`super::pending`]), and hands each connection to its own task
 //! ([`super::conn`]).
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, Response};
-use http_body::Body;
 use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
@@ -18,7 +14,7 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use super::conn::{self, Accepted, DeadlineBody, Limits, Protocol};
+use super::conn::{self, Accepted, ConnService, Limits, Protocol, ResponseBody};
 use super::pending::Pending;
 
 /// Linux (and BSD) `errno` values of `accept` that mean "no descriptor or
@@ -78,13 +74,8 @@ impl Throttled {
 /// Accepts on `listener` until `shared.stop` is cancelled.
 pub(crate) async fn run<S, B>(listener: Listener<S>, shared: Shared)
 where
-    S: tower::Service<Request<DeadlineBody>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: ConnService<B>,
+    B: ResponseBody,
 {
     let Listener {
         socket,

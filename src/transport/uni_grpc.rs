@@ -11,7 +11,6 @@
 //! the stream ends with status OK. The incoming gRPC metadata is what
 //! proxies forward under `grpc_metadata`.
 
-use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -214,16 +213,7 @@ pub(crate) fn listener(
     tracker: TaskTracker,
     socket: TcpListener,
 ) -> Result<
-    crate::server::listen::Listener<
-        impl tower::Service<
-            http::Request<crate::server::conn::DeadlineBody>,
-            Response = http::Response<tonic::body::Body>,
-            Error = Infallible,
-            Future: Send + 'static,
-        > + Clone
-        + Send
-        + 'static,
-    >,
+    crate::server::listen::Listener<impl crate::server::conn::ConnService<tonic::body::Body>>,
     String,
 > {
     let cfg = &node.config().uni_grpc;
