@@ -129,3 +129,40 @@ fn only_the_batch_path_is_taken() {
         assert!(!is_batch(other), "{other}");
     }
 }
+
+#[tokio::test]
+async fn the_generated_batch_method_shares_the_runner_and_the_cap() {
+    use crate::proto::api::centrifugo_api_server::CentrifugoApi;
+    let node = crate::node::Node::new(crate::config::Config::default())
+        .await
+        .expect("node");
+    let limits = BatchLimits {
+        max_parallel: 2,
+        max_commands: 3,
+    };
+    let api = GrpcApi::new(Arc::new(Executor::new(node)), false, limits);
+    let commands = vec![Command::default(), publish(""), Command::default()];
+    let req = BatchRequest {
+        commands,
+        parallel: true,
+    };
+    let replies = api
+        .batch(Request::new(req))
+        .await
+        .expect("within the cap")
+        .into_inner()
+        .replies;
+    let codes: Vec<Option<u32>> = replies
+        .iter()
+        .map(|r| r.error.as_ref().map(|e| e.code))
+        .collect();
+    assert_eq!(codes.len(), 3);
+    assert_eq!((codes[0], codes[2]), (Some(104), Some(104)));
+    assert!(codes[1].is_some_and(|c| c != 104), "{codes:?}");
+    let over = BatchRequest {
+        commands: vec![Command::default(); 4],
+        parallel: false,
+    };
+    let status = api.batch(Request::new(over)).await.expect_err("over");
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+}
