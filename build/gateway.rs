@@ -151,7 +151,7 @@ pub fn generate(file: &FileDescriptorProto) -> Result<String, String> {
     let _ = writeln!(w, "    axum::Router::new()");
     let _ = writeln!(
         w,
-        "        .route(&format!(\"{{prefix}}/{}\"), axum::routing::post(crate::api::http::batch))",
+        "        .route(&format!(\"{{prefix}}/{}\"), axum::routing::post(crate::api::http_batch::batch))",
         snake(BATCH_RPC)
     );
     for m in &methods {
@@ -172,7 +172,7 @@ pub fn generate(file: &FileDescriptorProto) -> Result<String, String> {
     );
     let _ = writeln!(
         w,
-        "    async fn {}(&self, request: tonic::Request<BatchRequest>) -> Result<tonic::Response<BatchResponse>, tonic::Status> {{\n        Ok(tonic::Response::new(run_batch(&self.executor, request.into_inner()).await))\n    }}",
+        "    async fn {}(&self, request: tonic::Request<BatchRequest>) -> Result<tonic::Response<BatchResponse>, tonic::Status> {{\n        self.run_batch(request).await\n    }}",
         snake(BATCH_RPC)
     );
     for m in &methods {

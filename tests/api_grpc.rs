@@ -105,6 +105,18 @@ async fn gzip_and_zstd_are_accepted_and_sent() {
             .await
             .expect("compressed call");
         assert!(resp.into_inner().replies.is_empty());
+        let batch = BatchRequest {
+            commands: vec![Command::default(); 1000],
+            parallel: true,
+        };
+        let resp = c.batch(with_key(batch)).await.expect("compressed batch");
+        let replies = resp.into_inner().replies;
+        assert_eq!(replies.len(), 1000);
+        assert!(
+            replies
+                .iter()
+                .all(|r| r.error.as_ref().map(|e| e.code) == Some(104))
+        );
     }
     srv.stop().await;
 }
@@ -204,8 +216,27 @@ async fn max_receive_message_size_is_enforced() {
         method: "m".into(),
         params: format!("\"{}\"", "x".repeat(2048)).into(),
     };
+    let found = prost::Message::encoded_len(&big);
     let status = c.rpc(with_key(big)).await.expect_err("too large");
-    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    // grpc-go's status and text (tonic's own would be OUT_OF_RANGE).
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(
+        status.message(),
+        format!("grpc: received message larger than max ({found} vs. 1024)")
+    );
+    // Batch takes its own path and is refused the same way.
+    let batch = BatchRequest {
+        commands: vec![Command::default(); 600],
+        parallel: false,
+    };
+    let status = c.batch(with_key(batch)).await.expect_err("too large");
+    assert_eq!(
+        (status.code(), status.message()),
+        (
+            Code::ResourceExhausted,
+            "grpc: received message larger than max (1200 vs. 1024)"
+        )
+    );
     srv.stop().await;
 }
 

@@ -216,6 +216,24 @@ async fn uni_grpc_connect_errors_become_disconnects() {
     srv.stop().await;
 }
 
+/// A ConnectRequest over `uni_grpc.max_receive_message_size` is refused as
+/// grpc-go refuses it: `RESOURCE_EXHAUSTED` (tonic alone says
+/// `OUT_OF_RANGE`).
+#[tokio::test]
+async fn uni_grpc_message_over_the_limit_is_resource_exhausted() {
+    if !python_ready("uni_grpc_message_over_the_limit_is_resource_exhausted") {
+        return;
+    }
+    let port = free_port();
+    let mut cfg = grpc_config(port);
+    cfg.uni_grpc.max_receive_message_size = 64;
+    let srv = TestServer::start(cfg).await;
+    let mut c = Consumer::start(port, json!({"token": "x".repeat(1000)}));
+    assert_eq!(c.next().await, Line::End("RESOURCE_EXHAUSTED".into()));
+    support::assert_healthy(&srv).await;
+    srv.stop().await;
+}
+
 #[tokio::test]
 async fn uni_grpc_connect_proxy_gets_metadata_and_maps_errors() {
     if !python_ready("uni_grpc_connect_proxy_gets_metadata_and_maps_errors") {

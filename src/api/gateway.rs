@@ -2,17 +2,9 @@
 //! table, HTTP routes, the gRPC service impl, batch and legacy dispatch),
 //! plus the few helpers that generated code calls.
 
-use std::sync::Arc;
-
-use futures_util::StreamExt;
-use futures_util::stream::FuturesOrdered;
-
 use crate::api::ApiError;
 use crate::api::executor::Executor;
 use crate::proto::api::*;
-
-/// Commands of one parallel batch in flight at once.
-pub const BATCH_PARALLELISM: usize = 1024;
 
 /// One rpc of the server API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,52 +42,6 @@ pub fn error_reply(e: ApiError) -> Reply {
         error: Some(e.into()),
         ..Default::default()
     }
-}
-
-/// Runs a batch: sequentially, or with `parallel` concurrently (at most
-/// [`BATCH_PARALLELISM`] in flight) keeping the reply order.
-pub async fn run_batch(ex: &Arc<Executor>, req: BatchRequest) -> BatchResponse {
-    run_commands(
-        ex,
-        req.commands.into_iter().map(Some).collect(),
-        req.parallel,
-    )
-    .await
-}
-
-/// Runs batch commands; a `None` (a JSON `null` element) answers 107.
-pub async fn run_commands(
-    ex: &Arc<Executor>,
-    commands: Vec<Option<Command>>,
-    parallel: bool,
-) -> BatchResponse {
-    async fn one(ex: &Executor, cmd: Option<Command>) -> Reply {
-        match cmd {
-            Some(cmd) => dispatch(ex, cmd).await,
-            None => error_reply(ApiError::bad_request()),
-        }
-    }
-    let mut replies = Vec::with_capacity(commands.len());
-    if !parallel {
-        for cmd in commands {
-            replies.push(one(ex, cmd).await);
-        }
-        return BatchResponse { replies };
-    }
-    let mut commands = commands.into_iter();
-    let mut inflight = FuturesOrdered::new();
-    loop {
-        while inflight.len() < BATCH_PARALLELISM {
-            let Some(cmd) = commands.next() else { break };
-            let ex = ex.clone();
-            inflight.push_back(async move { one(&ex, cmd).await });
-        }
-        match inflight.next().await {
-            Some(reply) => replies.push(reply),
-            None => break,
-        }
-    }
-    BatchResponse { replies }
 }
 
 /// Finds a method of the legacy protocol by its enum name (any case) or

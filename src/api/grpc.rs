@@ -1,7 +1,8 @@
 //! The gRPC API (`spec/server-api.md` §2.8): `CentrifugoApi` (its methods
-//! are generated from `api.proto` and call the executor), gRPC health,
-//! server reflection v1 and v1alpha, gzip and zstd, the API key layer and
-//! TLS, on a listener of its own (served by [`crate::server::listen`]).
+//! are generated from `api.proto` and call the executor; `Batch` runs over
+//! raw bytes, see [`super::grpc_batch`]), gRPC health, server reflection v1
+//! and v1alpha, gzip and zstd, the API key layer and TLS, on a listener of
+//! its own (served by [`crate::server::listen`]).
 
 use std::sync::Arc;
 
@@ -9,14 +10,15 @@ use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::MetadataMap;
 use tonic::{Response, Status};
-use tower::ServiceBuilder;
+use tower::{Layer, ServiceBuilder};
 
 use crate::api::ApiError;
 use crate::api::executor::Executor;
-use crate::config::Config;
+use crate::api::grpc_batch::ApiService;
+use crate::config::{BatchLimits, Config};
 use crate::middleware::api_key::ApiKeyLayer;
+use crate::middleware::grpc_status::{GrpcStatus, GrpcStatusLayer};
 use crate::proto::api::Error;
-use crate::proto::api::centrifugo_api_server::CentrifugoApiServer;
 
 /// Metadata key asking for the transport error mode.
 pub const ERROR_MODE_METADATA: &str = "x-centrifugo-error-mode";
@@ -26,15 +28,18 @@ pub struct GrpcApi {
     /// The one implementation of every method.
     pub executor: Arc<Executor>,
     transport_mode: bool,
+    /// `middleware.batch`.
+    pub(crate) batch: BatchLimits,
 }
 
 impl GrpcApi {
     /// A service over `executor`; `transport_mode` is `grpc_api.error_mode:
     /// transport`.
-    pub fn new(executor: Arc<Executor>, transport_mode: bool) -> Self {
+    pub fn new(executor: Arc<Executor>, transport_mode: bool, batch: BatchLimits) -> Self {
         Self {
             executor,
             transport_mode,
+            batch,
         }
     }
 
@@ -101,6 +106,17 @@ pub fn respond<R, M>(
     }
 }
 
+/// The `CentrifugoApi` service as served: gzip and zstd both ways,
+/// `grpc_api.max_receive_message_size`, `Batch` in bounded memory, and an
+/// over-limit message refused as grpc-go does (`RESOURCE_EXHAUSTED`).
+pub(crate) fn api_service(cfg: &Config, executor: Arc<Executor>) -> GrpcStatus<ApiService> {
+    let g = &cfg.grpc_api;
+    let api = GrpcApi::new(executor, g.error_mode == "transport", cfg.middleware.batch);
+    let max_receive = (g.max_receive_message_size > 0).then_some(g.max_receive_message_size);
+    let encodings = [CompressionEncoding::Gzip, CompressionEncoding::Zstd];
+    GrpcStatusLayer.layer(ApiService::new(api, &encodings, max_receive))
+}
+
 /// The gRPC API listener on `socket`: `CentrifugoApi`, health and (with
 /// `grpc_api.reflection`) reflection behind the gRPC tower stack and the
 /// API key check, with TLS from `grpc_api.tls`.
@@ -113,19 +129,12 @@ pub(crate) async fn listener(
     String,
 > {
     let g = &cfg.grpc_api;
-    let mut api = CentrifugoApiServer::new(GrpcApi::new(executor, g.error_mode == "transport"))
-        .accept_compressed(CompressionEncoding::Gzip)
-        .accept_compressed(CompressionEncoding::Zstd)
-        .send_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Zstd);
-    if g.max_receive_message_size > 0 {
-        api = api.max_decoding_message_size(g.max_receive_message_size);
-    }
+    let api = api_service(cfg, executor);
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
-    health.set_serving::<CentrifugoApiServer<GrpcApi>>().await;
+    health.set_serving::<GrpcStatus<ApiService>>().await;
 
     let tls = if g.tls.enabled {
         Some(crate::server::tls::acceptor(

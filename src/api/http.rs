@@ -1,6 +1,7 @@
 //! The HTTP/JSON API: `POST <prefix>/<method>` per rpc (routes generated
 //! from `api.proto`), `POST <prefix>` for the legacy newline-separated
-//! protocol, the API key layer and the body limit (`spec/server-api.md` §2).
+//! protocol (both batch endpoints live in [`super::http_batch`]), the API
+//! key layer and the body limit (`spec/server-api.md` §2).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,15 +16,15 @@ use axum::routing::post;
 use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::ApiError;
 use crate::api::executor::Executor;
-use crate::api::gateway::{self, legacy_call, legacy_method};
-use crate::config::Config;
+use crate::api::gateway;
+use crate::api::http_batch::legacy;
+use crate::config::{BatchLimits, Config};
 use crate::middleware::api_key::ApiKeyLayer;
-use crate::proto::api::{Command, Error};
+use crate::proto::api::Error;
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 64 << 20;
@@ -41,6 +42,8 @@ pub struct HttpApi {
     /// Cancelled when the server shuts down (the legacy endpoint then
     /// answers 503).
     pub shutdown: CancellationToken,
+    /// `middleware.batch`.
+    pub batch: BatchLimits,
 }
 
 /// The API prefix from `http_api.handler_prefix`: trailing `/` trimmed, so
@@ -60,6 +63,7 @@ pub fn router(cfg: &Config, executor: Arc<Executor>, shutdown: CancellationToken
         executor,
         transport_mode: cfg.http_api.error_mode == "transport",
         shutdown,
+        batch: cfg.middleware.batch,
     };
     let legacy_path = if prefix.is_empty() { "/" } else { &prefix };
     gateway::method_routes(&prefix)
@@ -94,7 +98,7 @@ fn json(status: StatusCode, body: Vec<u8>) -> Response {
     resp
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response {
+pub(crate) fn text(status: StatusCode, body: &'static str) -> Response {
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
@@ -105,11 +109,11 @@ fn text(status: StatusCode, body: &'static str) -> Response {
 }
 
 /// 400 `Bad Request` as text, for bodies that are not JSON.
-fn bad_request() -> Response {
+pub(crate) fn bad_request() -> Response {
     text(StatusCode::BAD_REQUEST, "Bad Request")
 }
 
-fn encode(status: StatusCode, v: &impl Serialize) -> Response {
+pub(crate) fn encode(status: StatusCode, v: &impl Serialize) -> Response {
     match serde_json::to_vec(v) {
         Ok(body) => json(status, body),
         Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
@@ -119,7 +123,7 @@ fn encode(status: StatusCode, v: &impl Serialize) -> Response {
 /// Decodes a request body as Go's `encoding/json` would into a struct: a
 /// JSON object (unknown keys ignored) or `null` (the zero value); anything
 /// else is `None` (400).
-fn decode_body<T: DeserializeOwned + Default>(body: &[u8]) -> Option<T> {
+pub(crate) fn decode_body<T: DeserializeOwned + Default>(body: &[u8]) -> Option<T> {
     let start = body.iter().position(|b| !b.is_ascii_whitespace())?;
     match body[start] {
         b'{' => serde_json::from_slice(body).ok(),
@@ -166,111 +170,5 @@ where
             encode(status, &Error::from(e))
         }
         Err(e) => encode(StatusCode::OK, &ErrorEnvelope { error: e.into() }),
-    }
-}
-
-/// The HTTP form of `BatchRequest`, where a `null` command is kept (it
-/// answers 107) instead of failing the whole body.
-#[derive(Default, serde::Deserialize)]
-#[serde(default)]
-struct HttpBatch {
-    #[serde(deserialize_with = "crate::proto::nullable")]
-    commands: Vec<Option<Command>>,
-    #[serde(deserialize_with = "crate::proto::nullable")]
-    parallel: bool,
-}
-
-/// `POST <prefix>/batch`: never in transport error mode.
-pub async fn batch(State(api): State<HttpApi>, body: Bytes) -> Response {
-    let Some(req) = decode_body::<HttpBatch>(&body) else {
-        return bad_request();
-    };
-    encode(
-        StatusCode::OK,
-        &gateway::run_commands(&api.executor, req.commands, req.parallel).await,
-    )
-}
-
-/// One command of the legacy protocol.
-#[derive(serde::Deserialize)]
-struct LegacyCommand {
-    #[serde(default)]
-    id: u32,
-    #[serde(default)]
-    method: serde_json::Value,
-    #[serde(default)]
-    params: Option<Box<RawValue>>,
-}
-
-/// One reply of the legacy protocol.
-#[derive(Serialize)]
-struct LegacyReply {
-    #[serde(skip_serializing_if = "crate::proto::is_default")]
-    id: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<Error>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    result: Option<Box<RawValue>>,
-}
-
-/// `POST <prefix>`: newline-separated `{"id","method","params"}` commands,
-/// answered by newline-joined replies in order.
-async fn legacy(State(api): State<HttpApi>, body: Bytes) -> Response {
-    if api.shutdown.is_cancelled() {
-        return text(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
-    }
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return bad_request();
-    }
-    let mut commands = Vec::new();
-    for value in serde_json::Deserializer::from_slice(&body).into_iter::<Box<RawValue>>() {
-        let cmd = value
-            .ok()
-            .filter(|raw| raw.get().starts_with('{'))
-            .and_then(|raw| serde_json::from_str::<LegacyCommand>(raw.get()).ok());
-        match cmd {
-            Some(cmd) => commands.push(cmd),
-            None => return bad_request(),
-        }
-    }
-    let mut out = Vec::new();
-    for cmd in commands {
-        let reply = legacy_one(&api.executor, cmd).await;
-        if !out.is_empty() {
-            out.push(b'\n');
-        }
-        match serde_json::to_writer(&mut out, &reply) {
-            Ok(()) => {}
-            Err(_) => return text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
-        }
-    }
-    json(StatusCode::OK, out)
-}
-
-async fn legacy_one(ex: &Executor, cmd: LegacyCommand) -> LegacyReply {
-    let name = match &cmd.method {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Number(n) => n.to_string(),
-        _ => String::new(),
-    };
-    let params = cmd.params.as_ref().map_or(&b""[..], |p| p.get().as_bytes());
-    let outcome = match legacy_method(&name) {
-        Some(m) => legacy_call(ex, m.name, params).await,
-        None => Err(ApiError::not_found()),
-    };
-    let (error, result) = match outcome {
-        Ok(bytes) => match String::from_utf8(bytes)
-            .ok()
-            .and_then(|s| RawValue::from_string(s).ok())
-        {
-            Some(raw) => (None, Some(raw)),
-            None => (Some(ApiError::internal().into()), None),
-        },
-        Err(e) => (Some(e.into()), None),
-    };
-    LegacyReply {
-        id: cmd.id,
-        error,
-        result,
     }
 }

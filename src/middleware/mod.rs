@@ -11,6 +11,7 @@ pub mod body_limit;
 pub mod buckets;
 pub mod client_ip;
 pub mod conn_limit;
+pub mod grpc_status;
 pub mod load_shed;
 pub mod otel;
 pub mod rate_limit;
@@ -79,6 +80,13 @@ impl Refusal {
         status: StatusCode::PAYLOAD_TOO_LARGE,
         grpc: tonic::Code::ResourceExhausted,
         message: "request body too large",
+    };
+    /// HTTP 413 / `RESOURCE_EXHAUSTED`: a batch over
+    /// `middleware.batch.max_commands`.
+    pub const TOO_MANY_COMMANDS: Self = Self {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        grpc: tonic::Code::ResourceExhausted,
+        message: "too many commands in batch",
     };
     /// HTTP 504 / `DEADLINE_EXCEEDED`.
     pub const TIMEOUT: Self = Self {

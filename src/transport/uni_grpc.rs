@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::{Request, Response, Status};
+use tower::Layer as _;
 
 use crate::node::Node;
 use crate::proto::client::{ConnectRequest, Push};
@@ -239,7 +240,10 @@ pub(crate) fn listener(
         socket,
         protocol: crate::server::conn::Protocol::Grpc,
         tls,
-        service: tonic::service::Routes::new(svc),
+        // Over-limit messages are refused as grpc-go refuses them.
+        service: tonic::service::Routes::new(
+            crate::middleware::grpc_status::GrpcStatusLayer.layer(svc),
+        ),
         name: "uni_grpc",
     })
 }

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod binary;
+pub mod grpc_raw;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

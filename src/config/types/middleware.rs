@@ -1,8 +1,9 @@
 //! `middleware.*`: Rotor's own section (Centrifugo has none) for the tower
 //! stack in front of the server APIs: client IP resolution, rate limits,
-//! request body limit, request timeout and load shedding, all off by
-//! default, so a Centrifugo config behaves exactly as under Centrifugo; and
-//! the limits of every listener (`middleware.listener`), on by default with
+//! request body limit, request timeout, load shedding and batch bounds,
+//! all off by default (the batch window only bounds concurrency), so a
+//! Centrifugo config behaves exactly as under Centrifugo; and the limits
+//! of every listener (`middleware.listener`), on by default with
 //! Centrifugo's HTTP server timeouts.
 //! Env vars follow the usual mapping, e.g.
 //! `CENTRIFUGO_MIDDLEWARE_RATE_LIMIT_PER_IP_RATE`.
@@ -24,6 +25,7 @@ pub struct Middleware {
     pub timeout: Timeout,
     pub load_shed: LoadShed,
     pub listener: Listener,
+    pub batch: BatchLimits,
 }
 
 /// `middleware.client_ip`: where the client address comes from.
@@ -154,6 +156,34 @@ impl Default for Listener {
     }
 }
 
+/// `middleware.batch`: bounds on one server API batch (HTTP `/api/batch`,
+/// the legacy `POST /api` endpoint and the gRPC `Batch` rpc).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct BatchLimits {
+    /// Commands of one `parallel` batch in flight at once; must be positive.
+    pub max_parallel: usize,
+    /// Most commands in one batch (HTTP 413 / gRPC `RESOURCE_EXHAUSTED`
+    /// beyond); 0 = no cap, as in Centrifugo.
+    pub max_commands: usize,
+}
+
+impl Default for BatchLimits {
+    fn default() -> Self {
+        Self {
+            max_parallel: 1024,
+            max_commands: 0,
+        }
+    }
+}
+
+impl BatchLimits {
+    /// True when a batch of `count` commands is over `max_commands`.
+    pub fn too_many(&self, count: usize) -> bool {
+        self.max_commands > 0 && count > self.max_commands
+    }
+}
+
 /// Parses an IP address or a CIDR block (`addr/prefix`).
 pub fn parse_cidr(text: &str) -> Result<(IpAddr, u8), String> {
     let text = text.trim();
@@ -207,6 +237,12 @@ impl Middleware {
                 ));
             }
         }
+        if self.batch.max_parallel == 0 {
+            return Err(ConfigError::invalid(
+                "middleware.batch.max_parallel",
+                "must be positive",
+            ));
+        }
         let any_rate = self.rate_limit.per_api_key.enabled() || self.rate_limit.per_ip.enabled();
         if any_rate && self.rate_limit.max_tracked_keys == 0 {
             return Err(ConfigError::invalid(
@@ -230,6 +266,8 @@ mod tests {
         assert_eq!(m.body_limit.max_bytes, 0);
         assert!(m.timeout.request.is_zero());
         assert_eq!(m.load_shed.max_in_flight, 0);
+        assert_eq!(m.batch.max_parallel, 1024);
+        assert!(!m.batch.too_many(usize::MAX), "no batch cap by default");
         assert!(m.validate().is_ok());
         assert_eq!(m.listener.header_read_timeout, Duration::from_secs(10));
     }
@@ -260,6 +298,10 @@ mod tests {
         m.listener.idle_timeout = Duration::ZERO;
         let e = m.validate().expect_err("zero idle timeout");
         assert_eq!(e.key(), "middleware.listener.idle_timeout");
+        let mut m = Middleware::default();
+        m.batch.max_parallel = 0;
+        let e = m.validate().expect_err("zero window");
+        assert_eq!(e.key(), "middleware.batch.max_parallel");
     }
 
     #[test]
@@ -286,6 +328,8 @@ mod tests {
             "CENTRIFUGO_MIDDLEWARE_LOAD_SHED_MAX_IN_FLIGHT" => Some("64".to_string()),
             "CENTRIFUGO_MIDDLEWARE_LISTENER_HEADER_READ_TIMEOUT" => Some("3s".to_string()),
             "CENTRIFUGO_MIDDLEWARE_LISTENER_MAX_PENDING_CONNECTIONS" => Some("77".to_string()),
+            "CENTRIFUGO_MIDDLEWARE_BATCH_MAX_PARALLEL" => Some("16".to_string()),
+            "CENTRIFUGO_MIDDLEWARE_BATCH_MAX_COMMANDS" => Some("1000".to_string()),
             _ => None,
         };
         let loaded = crate::config::load_with_env(&path, &[], &env).expect("loads");
@@ -293,6 +337,9 @@ mod tests {
         assert_eq!(m.rate_limit.per_ip.rate, 5);
         assert_eq!(m.rate_limit.per_ip.interval, Duration::from_secs(2));
         assert_eq!(m.load_shed.max_in_flight, 64);
+        assert_eq!(m.batch.max_parallel, 16);
+        assert_eq!(m.batch.max_commands, 1000);
+        assert!(m.batch.too_many(1001) && !m.batch.too_many(1000));
         assert_eq!(m.timeout.request, Duration::from_secs(3));
         assert_eq!(m.client_ip.trusted_proxies, vec!["10.0.0.0/8".to_string()]);
         assert_eq!(m.listener.header_read_timeout, Duration::from_secs(3));
