@@ -44,14 +44,7 @@ async fn server(dir: &std::path::Path, name: &str) -> (Binary, u16) {
         "log": {"level": "error"}
     });
     let bin = start(dir, name, &cfg).await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while tokio::net::TcpStream::connect(("127.0.0.1", grpc_port))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "gRPC API did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    support::binary::wait_port(grpc_port, "gRPC API").await;
     (bin, grpc_port)
 }
 

@@ -18,6 +18,10 @@ use tracing::Instrument;
 /// Bytes buffered before a chunk is handed to the response.
 pub const CHUNK: usize = 64 << 10;
 
+/// The buffer's first capacity: most answers are small, and glibc
+/// consolidates its heap whenever a block of 64 KiB or more is freed.
+const FIRST: usize = 8 << 10;
+
 /// Chunks queued between the producer and the connection.
 const QUEUED: usize = 4;
 
@@ -77,7 +81,7 @@ where
 {
     let (tx, mut rx) = mpsc::channel(QUEUED);
     let writer = ChunkWriter {
-        buf: Vec::with_capacity(CHUNK),
+        buf: Vec::with_capacity(FIRST),
         tx,
     };
     tokio::spawn(produce(writer).in_current_span());

@@ -30,48 +30,64 @@ use crate::config::BatchLimits;
 use crate::middleware::{Protocol, Refusal};
 use crate::proto::api::{BatchResponse, Command, Error, Reply};
 
+/// Decoded commands the check pass keeps (a prost `Command` is a few
+/// kilobytes, so this bounds what a batch holds decoded at once).
+const KEPT: usize = 128;
+
 /// The HTTP form of `BatchRequest` as the check pass decodes it: every
-/// command is decoded and dropped, `commands` keeps how many there are (a
-/// `null` element counts: it answers 107 instead of failing the whole
+/// command is decoded, the first [`KEPT`] are kept and the rest dropped
+/// (a `null` element counts: it answers 107 instead of failing the whole
 /// body). Unknown keys are ignored and `null` means empty.
-#[derive(Default, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct HttpBatch {
-    #[serde(deserialize_with = "count_commands")]
-    commands: usize,
+    #[serde(deserialize_with = "check_commands")]
+    commands: Checked,
     #[serde(deserialize_with = "crate::proto::nullable")]
     parallel: bool,
 }
 
-/// Decodes `commands` exactly as `Option<Vec<Option<Command>>>` would, but
-/// keeps only the count.
-fn count_commands<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+/// What the check pass learnt of `commands`.
+#[derive(Debug, Default)]
+struct Checked {
+    /// How many there are.
+    count: usize,
+    /// The first [`KEPT`] of them, decoded.
+    head: Vec<Option<Command>>,
+}
+
+/// Decodes `commands` exactly as `Option<Vec<Option<Command>>>` would,
+/// keeping the count and the first [`KEPT`].
+fn check_commands<'de, D: Deserializer<'de>>(d: D) -> Result<Checked, D::Error> {
     struct Commands;
     impl<'de> Visitor<'de> for Commands {
-        type Value = usize;
+        type Value = Checked;
 
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("an array of commands")
         }
 
-        fn visit_none<E>(self) -> Result<usize, E> {
-            Ok(0)
+        fn visit_none<E>(self) -> Result<Checked, E> {
+            Ok(Checked::default())
         }
 
-        fn visit_unit<E>(self) -> Result<usize, E> {
-            Ok(0)
+        fn visit_unit<E>(self) -> Result<Checked, E> {
+            Ok(Checked::default())
         }
 
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Checked, D::Error> {
             d.deserialize_seq(self)
         }
 
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
-            let mut count = 0;
-            while seq.next_element::<Option<Command>>()?.is_some() {
-                count += 1;
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+            let mut checked = Checked::default();
+            while let Some(cmd) = seq.next_element::<Option<Command>>()? {
+                if checked.count < KEPT {
+                    checked.head.push(cmd);
+                }
+                checked.count += 1;
             }
-            Ok(count)
+            Ok(checked)
         }
     }
     d.deserialize_option(Commands)
@@ -84,21 +100,25 @@ fn too_many() -> Response {
 
 /// Checks a whole batch body before any command runs: 400 unless it
 /// decodes (every command included), 413 past `limits.max_commands`.
-/// Returns the command count and `parallel`.
-fn check_batch(body: &[u8], limits: BatchLimits) -> Result<(usize, bool), Response> {
+fn check_batch(body: &[u8], limits: BatchLimits) -> Result<HttpBatch, Response> {
     let req = decode_body::<HttpBatch>(body).ok_or_else(bad_request)?;
-    if limits.too_many(req.commands) {
+    if limits.too_many(req.commands.count) {
         return Err(too_many());
     }
-    Ok((req.commands, req.parallel))
+    Ok(req)
 }
 
-/// The commands of a checked batch, each decoded when it is reached.
-fn decode_commands(commands: &[u8]) -> impl Iterator<Item = Option<Command>> + Send + '_ {
+/// The commands of a checked batch after the first `skip`, each decoded
+/// when it is reached.
+fn decode_commands(
+    commands: &[u8],
+    skip: usize,
+) -> impl Iterator<Item = Option<Command>> + Send + '_ {
     JsonArray::new(commands)
         .into_iter()
         .flatten()
         .map_while(Result::ok)
+        .skip(skip)
         // Checked already, so this cannot fail; if it did, the command
         // would answer 107 like a `null` one.
         .map(|e| serde_json::from_slice(e).unwrap_or(None))
@@ -141,19 +161,26 @@ async fn write_replies(
 
 /// `POST <prefix>/batch`: never in transport error mode.
 pub async fn batch(State(api): State<HttpApi>, body: Bytes) -> Response {
-    let parallel = match check_batch(&body, api.batch) {
-        Ok((0, _)) => return encode(StatusCode::OK, &BatchResponse::default()),
-        Ok((_, parallel)) => parallel,
+    let HttpBatch { commands, parallel } = match check_batch(&body, api.batch) {
+        Ok(req) if req.commands.count == 0 => {
+            return encode(StatusCode::OK, &BatchResponse::default());
+        }
+        Ok(req) => req,
         Err(refusal) => return refusal,
     };
-    // Decoded once already, so the object and its array are well formed.
-    let Some(range) = json_walk::member(&body, "commands") else {
-        return encode(StatusCode::OK, &BatchResponse::default());
+    let Checked { count, head } = commands;
+    // The rest of the array, when the head is not all of it. Decoded once
+    // already, so the object and its array are well formed.
+    let rest = if count > head.len() {
+        json_walk::member(&body, "commands").map(|range| body.slice(range))
+    } else {
+        None
     };
-    let commands = body.slice(range);
     let (ex, limits) = (api.executor, api.batch);
     chunked::respond(move |mut out| async move {
-        let commands = decode_commands(&commands);
+        let skip = head.len();
+        let rest = rest.iter().flat_map(|rest| decode_commands(rest, skip));
+        let commands = head.into_iter().chain(rest);
         let replies = pin!(batch::replies(&ex, commands, parallel, limits));
         if write_replies(&mut out, replies).await {
             out.finish().await;
@@ -302,7 +329,10 @@ mod tests {
                 (3, false),
             ),
         ] {
-            assert_eq!(check_batch(body, limits).ok(), Some(expected));
+            let req = check_batch(body, limits)
+                .ok()
+                .map(|r| (r.commands.count, r.parallel));
+            assert_eq!(req, Some(expected));
         }
         for bad in [
             &b"[]"[..],
@@ -328,20 +358,39 @@ mod tests {
     #[test]
     fn invalid_utf8_where_it_is_ignored_stays_accepted() {
         let body = b"{\"commands\":[{\"info\":{},\"x\":\"\xff\"}],\"y\":\"\xfe\"}";
-        let checked = check_batch(body, BatchLimits::default()).ok();
-        assert_eq!(checked, Some((1, false)));
+        let checked = check_batch(body, BatchLimits::default()).expect("accepted");
+        assert_eq!(checked.commands.count, 1);
         let range = json_walk::member(body, "commands").expect("commands");
-        let cmds: Vec<Option<Command>> = decode_commands(&body[range]).collect();
+        let cmds: Vec<Option<Command>> = decode_commands(&body[range], 0).collect();
         assert!(cmds.len() == 1 && cmds[0].as_ref().is_some_and(|c| c.info.is_some()));
     }
 
     #[test]
     fn decoded_commands_follow_the_array() {
-        let cmds: Vec<Option<Command>> = decode_commands(br#"[{"info":{}}, null, {}]"#).collect();
+        let cmds: Vec<Option<Command>> =
+            decode_commands(br#"[{"info":{}}, null, {}]"#, 0).collect();
         assert_eq!(cmds.len(), 3);
         assert!(cmds[0].as_ref().is_some_and(|c| c.info.is_some()));
         assert!(cmds[1].is_none());
         assert_eq!(cmds[2], Some(Command::default()));
+        let rest: Vec<Option<Command>> =
+            decode_commands(br#"[{"info":{}}, null, {}]"#, 2).collect();
+        assert_eq!(rest, [Some(Command::default())]);
+    }
+
+    #[test]
+    fn the_check_keeps_a_bounded_head() {
+        let body = format!(
+            r#"{{"commands":[{}{{"info":{{}}}}]}}"#,
+            "{},".repeat(KEPT + 9)
+        );
+        let checked = check_batch(body.as_bytes(), BatchLimits::default()).expect("accepted");
+        assert_eq!(checked.commands.count, KEPT + 10);
+        assert_eq!(checked.commands.head.len(), KEPT);
+        let range = json_walk::member(body.as_bytes(), "commands").expect("commands");
+        let rest: Vec<Option<Command>> = decode_commands(&body.as_bytes()[range], KEPT).collect();
+        assert_eq!(rest.len(), 10);
+        assert!(rest[9].as_ref().is_some_and(|c| c.info.is_some()));
     }
 
     #[test]

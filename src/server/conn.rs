@@ -3,14 +3,19 @@
 //!
 //! * until its first request head is read (TLS handshake, HTTP/2 preface
 //!   and slow headers included) a connection has `header_read_timeout`;
-//!   an HTTP/1 connection has it again while it waits for each next
-//!   request (hyper's own header timer);
+//!   an HTTP/1 connection has it again from the end of each response to
+//!   the next request's head;
 //! * a request body must arrive within `body_read_timeout` of its head:
 //!   after that the handler reads an error and the connection is closed;
 //! * an HTTP/2 connection with no request in flight for `idle_timeout` is
 //!   sent GOAWAY;
 //! * the registry may evict the connection while it is pending
 //!   ([`super::pending`]).
+//!
+//! One watchdog per connection checks all of it, lazily: it sleeps until
+//! the earliest moment the connection could be due and looks at the
+//! request counts then, so serving a request costs no timer. (hyper's own
+//! header timer would arm and drop a timer around every HTTP/1 request.)
 //!
 //! Each request carries the peer address (axum's `ConnectInfo`, tonic's
 //! `TcpConnectInfo`) and keeps the connection's request counts for as long
@@ -97,14 +102,12 @@ pub(crate) enum Protocol {
 }
 
 /// Builds the hyper connection builder of a listener.
-pub(crate) fn builder(protocol: Protocol, limits: &Limits) -> auto::Builder<TokioExecutor> {
+/// No hyper header timer is set: the watchdog bounds header reads.
+pub(crate) fn builder(protocol: Protocol) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     if protocol == Protocol::Grpc {
         b = b.http2_only();
     }
-    b.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read);
     b.http2().timer(TokioTimer::new());
     b
 }
@@ -114,7 +117,7 @@ pub(crate) fn builder(protocol: Protocol, limits: &Limits) -> auto::Builder<Toki
 enum Close {
     /// No complete request head in time.
     HeaderTimeout,
-    /// An HTTP/2 connection idle too long (closed with GOAWAY).
+    /// Idle too long after serving (HTTP/2: closed with GOAWAY).
     Idle,
     /// Evicted as the oldest pending connection.
     Evicted,
@@ -236,8 +239,10 @@ async fn drive<I, S, B>(
 }
 
 /// Resolves when the connection must be closed: evicted, no first request
-/// head within `header_read` of accept, or idle for `idle` after serving.
-/// While requests are in flight it only looks again every `idle`.
+/// head within `header_read` of accept, no next request head within
+/// `header_read` of the last response (HTTP/1), or idle for `idle` after
+/// serving (HTTP/2). While requests are in flight it only looks again
+/// every `header_read`.
 async fn watchdog(state: &ConnState, limits: Limits) -> Close {
     let sleep = tokio::time::sleep_until(state.idle_since() + limits.header_read);
     tokio::pin!(sleep);
@@ -248,13 +253,13 @@ async fn watchdog(state: &ConnState, limits: Limits) -> Close {
         }
         let now = Instant::now();
         if state.in_flight() > 0 {
-            sleep.as_mut().reset(now + limits.idle);
+            sleep.as_mut().reset(now + limits.header_read);
             continue;
         }
-        let (limit, why) = if state.served() {
-            (limits.idle, Close::Idle)
-        } else {
-            (limits.header_read, Close::HeaderTimeout)
+        let (limit, why) = match (state.served(), state.is_h2()) {
+            (false, _) => (limits.header_read, Close::HeaderTimeout),
+            (true, false) => (limits.header_read, Close::Idle),
+            (true, true) => (limits.idle, Close::Idle),
         };
         let due = state.idle_since() + limit;
         if now >= due {
@@ -284,6 +289,9 @@ where
     type Future = TrackedFuture<Oneshot<S, Request<DeadlineBody>>>;
 
     fn call(&self, mut req: Request<Incoming>) -> Self::Future {
+        if req.version() == http::Version::HTTP_2 {
+            self.state.set_h2();
+        }
         let reading = !req.body().is_end_stream();
         self.state.begin(reading);
         let guard = RequestGuard(self.state.clone());
@@ -484,6 +492,7 @@ mod tests {
         let p = Pending::new(8);
         let reg = p.register();
         let state = reg.state().clone();
+        state.set_h2();
         state.begin(false);
         let s = state.clone();
         let ends = tokio::spawn(async move {
@@ -495,11 +504,29 @@ mod tests {
         let why = watchdog(&state, LIMITS).await;
         let ended = ends.await.expect("task");
         assert!(matches!(why, Close::Idle));
-        let idle_for = Instant::now() - ended;
-        assert!(
-            idle_for >= LIMITS.idle && idle_for <= 2 * LIMITS.idle,
-            "{idle_for:?}"
-        );
+        assert_eq!(Instant::now() - ended, LIMITS.idle);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_http1_connection_waits_header_read_for_its_next_request() {
+        let p = Pending::new(8);
+        let reg = p.register();
+        let state = reg.state().clone();
+        let s = state.clone();
+        let served = tokio::spawn(async move {
+            // Three requests, each served quicker than the header timeout.
+            for _ in 0..3 {
+                tokio::time::sleep(Duration::from_secs(7)).await;
+                s.begin(false);
+                tokio::time::sleep(Duration::from_secs(25)).await;
+                s.end();
+            }
+            Instant::now()
+        });
+        let why = watchdog(&state, LIMITS).await;
+        let last = served.await.expect("task");
+        assert!(matches!(why, Close::Idle));
+        assert_eq!(Instant::now() - last, LIMITS.header_read);
     }
 
     #[tokio::test(start_paused = true)]

@@ -84,8 +84,7 @@ where
         service,
         name,
     } = listener;
-    let builder: Arc<auto::Builder<TokioExecutor>> =
-        Arc::new(conn::builder(protocol, &shared.limits));
+    let builder: Arc<auto::Builder<TokioExecutor>> = Arc::new(conn::builder(protocol));
     let local = match socket.local_addr() {
         Ok(a) => a,
         Err(e) => {

@@ -50,6 +50,8 @@ pub(crate) struct ConnState {
     idle_since_ms: AtomicU64,
     /// A request head has been read on this connection.
     served: AtomicBool,
+    /// The connection speaks HTTP/2.
+    h2: AtomicBool,
     evicted: AtomicBool,
     wake: Notify,
     epoch: Instant,
@@ -92,6 +94,18 @@ impl ConnState {
     /// Whether a request head has been read on this connection.
     pub(crate) fn served(&self) -> bool {
         self.served.load(Ordering::Relaxed)
+    }
+
+    /// Records that the connection speaks HTTP/2.
+    pub(crate) fn set_h2(&self) {
+        if !self.h2.load(Ordering::Relaxed) {
+            self.h2.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the connection speaks HTTP/2.
+    pub(crate) fn is_h2(&self) -> bool {
+        self.h2.load(Ordering::Relaxed)
     }
 
     /// When the connection last became idle (its accept time before any
@@ -180,6 +194,7 @@ impl Pending {
             counts: AtomicU64::new(0),
             idle_since_ms: AtomicU64::new(0),
             served: AtomicBool::new(false),
+            h2: AtomicBool::new(false),
             evicted: AtomicBool::new(false),
             wake: Notify::new(),
             epoch: Instant::now(),

@@ -68,15 +68,21 @@ pub async fn start_with(
         .spawn()
         .expect("spawn rotor");
     let binary = Binary { child, port };
+    wait_port(port, name).await;
+    binary
+}
+
+/// Waits (up to 15 s) until `port` on 127.0.0.1 accepts connections;
+/// `what` names it if it never does.
+pub async fn wait_port(port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .is_err()
     {
-        assert!(Instant::now() < deadline, "{name} did not start");
+        assert!(Instant::now() < deadline, "{what} did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    binary
 }
 
 /// Calls `POST /api/<method>` with `key`; the reply must be 200 JSON.
