@@ -6,7 +6,8 @@
 //!   an HTTP/1 connection has it again from the end of each response to
 //!   the next request's head;
 //! * a request body must arrive within `body_read_timeout` of its head:
-//!   after that the handler reads an error and the connection is closed;
+//!   after that an HTTP/1 connection is closed (as Go's `ReadTimeout`
+//!   does), and on HTTP/2 the handler reads an error for that stream;
 //! * an HTTP/2 connection with no request in flight for `idle_timeout` is
 //!   sent GOAWAY;
 //! * the registry may evict the connection while it is pending
@@ -41,11 +42,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
-use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tower::util::Oneshot;
 
-use super::pending::{ConnState, Registration};
+use super::pending::{ConnState, Registration, Signal};
 
 /// A boxed error, as hyper and axum take them.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -119,8 +119,12 @@ enum Close {
     HeaderTimeout,
     /// Idle too long after serving (HTTP/2: closed with GOAWAY).
     Idle,
+    /// An HTTP/1 request body not complete in time.
+    BodyTimeout,
     /// Evicted as the oldest pending connection.
     Evicted,
+    /// The server is stopping (closed gracefully, not counted).
+    Stop,
 }
 
 impl Close {
@@ -128,7 +132,9 @@ impl Close {
         match self {
             Close::HeaderTimeout => "header_timeout",
             Close::Idle => "idle",
+            Close::BodyTimeout => "body_timeout",
             Close::Evicted => "evicted",
+            Close::Stop => "stop",
         }
     }
 }
@@ -141,15 +147,15 @@ pub(crate) struct Accepted {
     pub registration: Registration,
 }
 
-/// Serves `conn` until it ends, is closed by the limits, or `stop` is
-/// cancelled (then gracefully).
+/// Serves `conn` until it ends, is closed by the limits or evicted, or
+/// the registry signals the server's stop (then gracefully).
 pub(crate) async fn serve<S, B>(
     conn: Accepted,
     tls: Option<TlsAcceptor>,
     svc: S,
     builder: Arc<auto::Builder<TokioExecutor>>,
     limits: Limits,
-    stop: CancellationToken,
+    protocol: Protocol,
 ) where
     S: ConnService<B>,
     B: ResponseBody,
@@ -166,33 +172,25 @@ pub(crate) async fn serve<S, B>(
         state: state.clone(),
         peer,
         local,
+        protocol,
         body_read: limits.body_read,
     };
     let Some(tls) = tls else {
-        drive(TokioIo::new(tcp), tracked, &builder, limits, &state, &stop).await;
+        drive(TokioIo::new(tcp), tracked, &builder, limits, &state).await;
         return;
     };
     let deadline = state.idle_since() + limits.header_read;
     let handshake = tokio::select! {
         r = tokio::time::timeout_at(deadline, tls.accept(tcp)) => r,
-        () = state.wait_evicted() => {
-            closed(Close::Evicted);
+        signal = std::future::poll_fn(|cx| state.poll_signal(cx)) => {
+            if signal == Signal::Evicted {
+                closed(Close::Evicted);
+            }
             return;
         }
-        () = stop.cancelled() => return,
     };
     match handshake {
-        Ok(Ok(stream)) => {
-            drive(
-                TokioIo::new(stream),
-                tracked,
-                &builder,
-                limits,
-                &state,
-                &stop,
-            )
-            .await
-        }
+        Ok(Ok(stream)) => drive(TokioIo::new(stream), tracked, &builder, limits, &state).await,
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
         Err(_) => closed(Close::HeaderTimeout),
     }
@@ -209,7 +207,6 @@ async fn drive<I, S, B>(
     builder: &auto::Builder<TokioExecutor>,
     limits: Limits,
     state: &ConnState,
-    stop: &CancellationToken,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: ConnService<B>,
@@ -225,12 +222,12 @@ async fn drive<I, S, B>(
             return;
         }
         why = watchdog(state, limits) => why,
-        () = stop.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
-            return;
-        }
     };
+    if let Close::Stop = why {
+        conn.as_mut().graceful_shutdown();
+        let _ = conn.await;
+        return;
+    }
     closed(why);
     if let Close::Idle = why {
         conn.as_mut().graceful_shutdown();
@@ -238,22 +235,39 @@ async fn drive<I, S, B>(
     }
 }
 
-/// Resolves when the connection must be closed: evicted, no first request
-/// head within `header_read` of accept, no next request head within
-/// `header_read` of the last response (HTTP/1), or idle for `idle` after
-/// serving (HTTP/2). While requests are in flight it only looks again
-/// every `header_read`.
+/// Resolves when the connection must be closed: evicted or stopped by the
+/// registry, no first request
+/// head within `header_read` of accept, an HTTP/1 body not complete within
+/// `body_read` of its head, no next request head within `header_read` of
+/// the last response (HTTP/1), or idle for `idle` after serving (HTTP/2).
+/// While requests are in flight it looks again every `header_read` (or
+/// `body_read`, if shorter), or when a body is due.
 async fn watchdog(state: &ConnState, limits: Limits) -> Close {
     let sleep = tokio::time::sleep_until(state.idle_since() + limits.header_read);
     tokio::pin!(sleep);
+    let busy_check = limits.header_read.min(limits.body_read);
     loop {
         tokio::select! {
-            () = state.wait_evicted() => return Close::Evicted,
+            signal = std::future::poll_fn(|cx| state.poll_signal(cx)) => {
+                return match signal {
+                    Signal::Evicted => Close::Evicted,
+                    Signal::Stop => Close::Stop,
+                };
+            }
             () = sleep.as_mut() => {}
         }
         let now = Instant::now();
         if state.in_flight() > 0 {
-            sleep.as_mut().reset(now + limits.header_read);
+            let mut next = now + busy_check;
+            // HTTP/2 bodies have a deadline each (see DeadlineBody).
+            if let Some(since) = state.reading_since().filter(|_| !state.is_h2()) {
+                let due = since + limits.body_read;
+                if now >= due {
+                    return Close::BodyTimeout;
+                }
+                next = next.min(due);
+            }
+            sleep.as_mut().reset(next);
             continue;
         }
         let (limit, why) = match (state.served(), state.is_h2()) {
@@ -277,6 +291,7 @@ struct Tracked<S> {
     state: Arc<ConnState>,
     peer: SocketAddr,
     local: SocketAddr,
+    protocol: Protocol,
     body_read: Duration,
 }
 
@@ -289,19 +304,29 @@ where
     type Future = TrackedFuture<Oneshot<S, Request<DeadlineBody>>>;
 
     fn call(&self, mut req: Request<Incoming>) -> Self::Future {
-        if req.version() == http::Version::HTTP_2 {
+        let h2 = req.version() == http::Version::HTTP_2;
+        if h2 {
             self.state.set_h2();
         }
         let reading = !req.body().is_end_stream();
         self.state.begin(reading);
         let guard = RequestGuard(self.state.clone());
+        // The peer address in the form the listener's routes read it.
         let ext = req.extensions_mut();
-        ext.insert(axum::extract::ConnectInfo(self.peer));
-        ext.insert(tonic::transport::server::TcpConnectInfo {
-            local_addr: Some(self.local),
-            remote_addr: Some(self.peer),
-        });
-        let deadline = Instant::now() + self.body_read;
+        match self.protocol {
+            Protocol::Http => {
+                ext.insert(axum::extract::ConnectInfo(self.peer));
+            }
+            Protocol::Grpc => {
+                ext.insert(tonic::transport::server::TcpConnectInfo {
+                    local_addr: Some(self.local),
+                    remote_addr: Some(self.peer),
+                });
+            }
+        }
+        // HTTP/1 bodies are timed by the watchdog, at no cost per request;
+        // HTTP/2 streams share a connection, so each body times itself.
+        let deadline = (h2 && reading).then(|| Instant::now() + self.body_read);
         let req = req.map(|inner| DeadlineBody {
             inner,
             deadline,
@@ -392,11 +417,11 @@ impl std::fmt::Display for BodyTimeout {
 
 impl std::error::Error for BodyTimeout {}
 
-/// A request body that must arrive by a deadline, and that marks its
-/// connection as no longer pending once it has.
+/// A request body that marks its connection as no longer pending once it
+/// has arrived, and (HTTP/2) must arrive by a deadline.
 pub(crate) struct DeadlineBody {
     inner: Incoming,
-    deadline: Instant,
+    deadline: Option<Instant>,
     /// Armed the first time the body has to wait.
     sleep: Option<Pin<Box<Sleep>>>,
     /// The connection, until the body is complete.
@@ -442,14 +467,15 @@ impl Body for DeadlineBody {
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                let deadline = this.deadline;
+                let Some(deadline) = this.deadline else {
+                    return Poll::Pending;
+                };
                 let sleep = this
                     .sleep
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
                 if sleep.as_mut().poll(cx).is_ready() {
                     this.done();
-                    metrics::counter!("rotor_listener_closed_total", "reason" => "body_timeout")
-                        .increment(1);
+                    closed(Close::BodyTimeout);
                     return Poll::Ready(Some(Err(Box::new(BodyTimeout))));
                 }
                 Poll::Pending
@@ -530,7 +556,24 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn eviction_wakes_the_watchdog() {
+    async fn an_http1_body_gets_body_read_from_its_head() {
+        let p = Pending::new(8);
+        let reg = p.register();
+        let state = reg.state().clone();
+        let s = state.clone();
+        let began = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            s.begin(true);
+            Instant::now()
+        });
+        let why = watchdog(&state, LIMITS).await;
+        let began = began.await.expect("task");
+        assert!(matches!(why, Close::BodyTimeout));
+        assert_eq!(Instant::now() - began, LIMITS.body_read);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn eviction_and_stop_wake_the_watchdog() {
         let p = Pending::new(1);
         let reg = p.register();
         let state = reg.state().clone();
@@ -543,5 +586,14 @@ mod tests {
         let why = watchdog(&state, LIMITS).await;
         assert!(matches!(why, Close::Evicted));
         assert_eq!(started.elapsed(), Duration::from_secs(1));
+        let other = p.register();
+        let state = other.state().clone();
+        state.begin(false);
+        let p2 = p.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            p2.stop_all();
+        });
+        assert!(matches!(watchdog(&state, LIMITS).await, Close::Stop));
     }
 }

@@ -97,7 +97,11 @@ where
     loop {
         let accepted = tokio::select! {
             r = socket.accept() => r,
-            () = shared.stop.cancelled() => return,
+            () = shared.stop.cancelled() => {
+                // Connections registered from now on start stopped.
+                shared.pending.stop_all();
+                return;
+            }
         };
         let (tcp, peer) = match accepted {
             Ok(pair) => pair,
@@ -131,7 +135,7 @@ where
             service.clone(),
             builder.clone(),
             shared.limits,
-            shared.stop.clone(),
+            protocol,
         ));
     }
 }

@@ -22,10 +22,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
+use std::task::{Context, Poll};
+
+use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// One unit of `requests in flight` in [`ConnState::counts`].
@@ -36,6 +38,18 @@ const READING: u64 = 1 << 32;
 const GONE: u64 = 1 << 63;
 /// The `requests in flight` bits.
 const IN_FLIGHT_MASK: u64 = 0xffff_ffff;
+
+/// Why the registry asks a connection to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Signal {
+    /// Evicted as the oldest pending connection: close it now.
+    Evicted,
+    /// The server is shutting down: finish gracefully.
+    Stop,
+}
+
+const EVICTED: u8 = 1;
+const STOPPED: u8 = 2;
 
 /// What one connection is doing, shared by its task, its requests and the
 /// registry.
@@ -48,12 +62,17 @@ pub(crate) struct ConnState {
     counts: AtomicU64,
     /// Milliseconds since `epoch` when the last request ended.
     idle_since_ms: AtomicU64,
+    /// Milliseconds since `epoch` when the last request whose body was
+    /// still to come began (HTTP/1 has one request at a time).
+    reading_since_ms: AtomicU64,
     /// A request head has been read on this connection.
     served: AtomicBool,
     /// The connection speaks HTTP/2.
     h2: AtomicBool,
-    evicted: AtomicBool,
-    wake: Notify,
+    /// [`Signal`] bits: set once, by the registry.
+    signals: AtomicU8,
+    /// The connection task, woken when a signal is set.
+    waker: AtomicWaker,
     epoch: Instant,
     registry: Arc<Pending>,
 }
@@ -67,6 +86,10 @@ impl ConnState {
     /// A request head arrived; `reading` when its body is still to come.
     pub(crate) fn begin(&self, reading: bool) {
         self.served.store(true, Ordering::Relaxed);
+        if reading {
+            self.reading_since_ms
+                .store(self.now_ms(), Ordering::Relaxed);
+        }
         let delta = IN_FLIGHT + if reading { READING } else { 0 };
         let before = self.counts.fetch_add(delta, Ordering::AcqRel);
         self.registry.transition(before, before + delta);
@@ -80,8 +103,7 @@ impl ConnState {
 
     /// A request's response ended (or was dropped).
     pub(crate) fn end(&self) {
-        self.idle_since_ms
-            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.idle_since_ms.store(self.now_ms(), Ordering::Relaxed);
         let before = self.counts.fetch_sub(IN_FLIGHT, Ordering::AcqRel);
         self.registry.transition(before, before - IN_FLIGHT);
     }
@@ -108,6 +130,20 @@ impl ConnState {
         self.h2.load(Ordering::Relaxed)
     }
 
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// When the last request whose body is still arriving began; None when
+    /// no body is arriving.
+    pub(crate) fn reading_since(&self) -> Option<Instant> {
+        let counts = self.counts.load(Ordering::Acquire);
+        ((counts & !GONE) >> 32 > 0).then(|| {
+            self.epoch
+                + std::time::Duration::from_millis(self.reading_since_ms.load(Ordering::Relaxed))
+        })
+    }
+
     /// When the connection last became idle (its accept time before any
     /// request).
     pub(crate) fn idle_since(&self) -> Instant {
@@ -116,23 +152,24 @@ impl ConnState {
 
     /// Whether the registry asked this connection to close.
     pub(crate) fn evicted(&self) -> bool {
-        self.evicted.load(Ordering::Acquire)
+        self.signals.load(Ordering::Acquire) & EVICTED != 0
     }
 
-    /// Resolves once the connection is evicted.
-    pub(crate) async fn wait_evicted(&self) {
-        loop {
-            let notified = self.wake.notified();
-            if self.evicted() {
-                return;
-            }
-            notified.await;
+    /// Ready with the registry's signal once there is one (eviction
+    /// first). One atomic waker, not a `Notify`: this is polled every time
+    /// the connection task runs.
+    pub(crate) fn poll_signal(&self, cx: &mut Context<'_>) -> Poll<Signal> {
+        self.waker.register(cx.waker());
+        match self.signals.load(Ordering::Acquire) {
+            s if s & EVICTED != 0 => Poll::Ready(Signal::Evicted),
+            s if s & STOPPED != 0 => Poll::Ready(Signal::Stop),
+            _ => Poll::Pending,
         }
     }
 
-    fn evict(&self) {
-        self.evicted.store(true, Ordering::Release);
-        self.wake.notify_waiters();
+    fn signal(&self, bit: u8) {
+        self.signals.fetch_or(bit, Ordering::AcqRel);
+        self.waker.wake();
     }
 }
 
@@ -160,6 +197,9 @@ impl Drop for Registration {
 #[derive(Debug)]
 pub(crate) struct Pending {
     cap: usize,
+    /// Set by [`Pending::stop_all`]: connections registered later start
+    /// stopped.
+    stopped: AtomicBool,
     count: AtomicUsize,
     next_id: AtomicU64,
     conns: Mutex<BTreeMap<u64, Arc<ConnState>>>,
@@ -170,6 +210,7 @@ impl Pending {
     pub(crate) fn new(cap: usize) -> Arc<Self> {
         Arc::new(Self {
             cap: cap.max(1),
+            stopped: AtomicBool::new(false),
             count: AtomicUsize::new(0),
             next_id: AtomicU64::new(0),
             conns: Mutex::new(BTreeMap::new()),
@@ -189,19 +230,28 @@ impl Pending {
     /// Registers a just-accepted connection (pending: it has sent nothing).
     pub(crate) fn register(self: &Arc<Self>) -> Registration {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        // Under the lock, so that a stop either sees this connection or
+        // this connection sees the stop.
+        let mut conns = self.conns.lock();
         let state = Arc::new(ConnState {
             id,
             counts: AtomicU64::new(0),
             idle_since_ms: AtomicU64::new(0),
+            reading_since_ms: AtomicU64::new(0),
             served: AtomicBool::new(false),
             h2: AtomicBool::new(false),
-            evicted: AtomicBool::new(false),
-            wake: Notify::new(),
+            signals: AtomicU8::new(if self.stopped.load(Ordering::Acquire) {
+                STOPPED
+            } else {
+                0
+            }),
+            waker: AtomicWaker::new(),
             epoch: Instant::now(),
             registry: self.clone(),
         });
         self.count.fetch_add(1, Ordering::AcqRel);
-        self.conns.lock().insert(id, state.clone());
+        conns.insert(id, state.clone());
+        drop(conns);
         Registration(state)
     }
 
@@ -221,7 +271,7 @@ impl Pending {
             }
             let counts = state.counts.load(Ordering::Acquire);
             if counts & IN_FLIGHT_MASK == 0 {
-                state.evict();
+                state.signal(EVICTED);
                 return true;
             }
             if fallback.is_none() && is_pending(counts) {
@@ -231,10 +281,19 @@ impl Pending {
         drop(conns);
         match fallback {
             Some(state) => {
-                state.evict();
+                state.signal(EVICTED);
                 true
             }
             None => false,
+        }
+    }
+
+    /// Asks every registered connection to finish gracefully (shutdown).
+    pub(crate) fn stop_all(&self) {
+        let conns = self.conns.lock();
+        self.stopped.store(true, Ordering::Release);
+        for state in conns.values() {
+            state.signal(STOPPED);
         }
     }
 
@@ -325,7 +384,14 @@ mod tests {
         assert!(uploading.state().evicted(), "then a body still arriving");
         assert!(!p.evict_oldest(), "a request being served is never evicted");
         assert!(!busy.state().evicted());
-        idle.state().wait_evicted().await;
+        let signal = std::future::poll_fn(|cx| idle.state().poll_signal(cx)).await;
+        assert_eq!(signal, Signal::Evicted);
+        p.stop_all();
+        let signal = std::future::poll_fn(|cx| busy.state().poll_signal(cx)).await;
+        assert_eq!(signal, Signal::Stop);
+        let late = p.register();
+        let signal = std::future::poll_fn(|cx| late.state().poll_signal(cx)).await;
+        assert_eq!(signal, Signal::Stop, "registered after the stop");
     }
 
     #[test]
