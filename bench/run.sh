@@ -52,6 +52,8 @@ NATS_WS_PORT=8080
 ROTOR_URL="ws://127.0.0.1:${ROTOR_PORT}/connection/websocket"
 NATS_URL="ws://127.0.0.1:${NATS_WS_PORT}"
 NATS_BIN=${NATS_BIN:-/usr/sbin/nats-server}
+# ROTOR_BIN: the server binary (A/B runs point it at an older build).
+ROTOR_BIN=${ROTOR_BIN:-target/release/rotor}
 OUT="bench/results/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$OUT"
 
@@ -70,7 +72,8 @@ if [[ $(id -u) == 0 && -w $AUTOGROUP ]]; then
 fi
 restore_autogroup() { if [[ -n "$AUTOGROUP_WAS" ]]; then echo "$AUTOGROUP_WAS" >"$AUTOGROUP"; fi; }
 
-cargo build --release --bins
+# BUILD=0 skips the build (A/B runs of prebuilt binaries while the tree changes).
+if [[ ${BUILD:-1} == 1 ]]; then cargo build --release --bins; fi
 BENCH=("${PRIO[@]}" taskset -c 1 target/release/rotor-bench)
 {
     echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -79,6 +82,7 @@ BENCH=("${PRIO[@]}" taskset -c 1 target/release/rotor-bench)
     echo "memory:  $(free -h | awk '/^Mem:/ {print $2}')"
     echo "kernel:  $(uname -r)"
     echo "rustc:   $(rustc --version)"
+    echo "rotor:   $ROTOR_BIN ($(md5sum <"$ROTOR_BIN" | cut -c1-12))"
     echo "nats:    $("$NATS_BIN" --version)"
     echo "nice:    $NICE"
     echo "client:  $CLIENT"
@@ -118,7 +122,7 @@ start_server() { # rotor|nats
     stop_server
     case "$1" in
         rotor)
-            "${PRIO[@]}" taskset -c 0 target/release/rotor --config "$ROTOR_CONFIG" \
+            "${PRIO[@]}" taskset -c 0 "$ROTOR_BIN" --config "$ROTOR_CONFIG" \
                 --http_server.port "$ROTOR_PORT" >>"$OUT/rotor.log" 2>&1 &
             SERVER_PID=$!
             wait_port "$ROTOR_PORT" ;;

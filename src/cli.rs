@@ -225,6 +225,9 @@ fn checkconfig(path: &Path, strict: bool) -> ExitCode {
     if let Err(e) = config::validate(&loaded.config) {
         return fail(format!("error validating config: {e}"));
     }
+    if let Err(e) = crate::server::tls::check(&loaded.config) {
+        return fail(format!("error validating config: {e}"));
+    }
     if strict && !loaded.unknown_keys.is_empty() {
         return fail(format!(
             "unknown keys in config: {}",

@@ -4,100 +4,16 @@
 //! accepts any certificate, and a server that requires client
 //! certificates takes the configured `cert_pem` / `key_pem`.
 
+#[path = "support/certs.rs"]
+mod certs;
 #[path = "engine_redis/servers.rs"]
 mod servers;
 
-use std::path::Path;
-use std::process::{Command, Stdio};
-
+use certs::{make_certs, read};
 use rotor::engine::conformance;
 use rotor::engine::redis::{RedisSettings, connect_engine};
 use rotor::engine::{Broker, EngineError};
 use servers::Servers;
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let status = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl");
-    assert!(status.success(), "openssl {args:?}");
-}
-
-/// A CA, a server certificate for 127.0.0.1 and a client certificate.
-fn make_certs(dir: &Path) {
-    let days = ["-days", "2"];
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-subj",
-            "/CN=rotor-test-ca",
-            days[0],
-            days[1],
-        ],
-    );
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .expect("write ext");
-    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").expect("write ext");
-    for (name, ext) in [("server", "server.ext"), ("client", "client.ext")] {
-        let key = format!("{name}.key");
-        let csr = format!("{name}.csr");
-        let crt = format!("{name}.crt");
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                &key,
-                "-out",
-                &csr,
-                "-subj",
-                &format!("/CN={name}"),
-            ],
-        );
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &crt,
-                days[0],
-                days[1],
-                "-extfile",
-                ext,
-            ],
-        );
-    }
-}
-
-fn read(dir: &Path, name: &str) -> String {
-    std::fs::read_to_string(dir.join(name)).expect("read pem")
-}
 
 async fn tls_server(require_client_cert: bool) -> Option<(Servers, u16)> {
     if !servers::available(&["redis-server", "openssl"]) {

@@ -140,7 +140,7 @@ pub(crate) async fn listener(
         Some(crate::server::tls::acceptor(
             &g.tls,
             "grpc_api.tls",
-            &[b"h2"],
+            crate::server::tls::GRPC_ALPN,
         )?)
     } else {
         None

@@ -107,6 +107,11 @@ fn check_log(cfg: &Config) -> Check {
     Ok(())
 }
 
+/// Whether the object `v` has `"enabled": true`.
+fn flag_on(v: &Value) -> bool {
+    v.get("enabled").and_then(Value::as_bool) == Some(true)
+}
+
 fn check_http(cfg: &Config) -> Check {
     let h = &cfg.http_server;
     if h.h2c_external && (h.internal_port.is_empty() || h.internal_port == h.port.to_string()) {
@@ -114,6 +119,32 @@ fn check_http(cfg: &Config) -> Check {
             "http_server.h2c_external",
             "requires a separate http_server.internal_port",
         ));
+    }
+    // Not built yet, and each changes how clients reach the server:
+    // refused rather than served some other way.
+    for (key, on, why) in [
+        (
+            "http_server.tls_autocert.enabled",
+            flag_on(&h.tls_autocert),
+            "ACME certificates; set http_server.tls with a certificate and key",
+        ),
+        (
+            "http_server.http3.enabled",
+            flag_on(&h.http3),
+            "HTTP/3; clients reach the server over HTTP/1.1 and HTTP/2",
+        ),
+        (
+            "webtransport.enabled",
+            flag_on(&cfg.webtransport),
+            "WebTransport (it runs over HTTP/3)",
+        ),
+    ] {
+        if on {
+            return Err(invalid(
+                key,
+                format!("is not supported by this build yet: {why}"),
+            ));
+        }
     }
     if h.h2c_external && h.tls.enabled {
         return Err(invalid(

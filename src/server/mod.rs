@@ -76,6 +76,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
 /// Like [`serve`]; on SIGHUP, `reload` supplies a new configuration whose
 /// token keys and channel options replace the running ones.
 pub async fn serve_with_reload(config: Config, reload: Option<Reloader>) -> Result<(), String> {
+    tls::check(&config)?;
     let hs = &config.http_server;
     let external_addr = parse_addr(&hs.address, &hs.port.to_string())?;
     let external = bind(external_addr).map_err(|e| format!("bind {external_addr}: {e}"))?;
@@ -178,8 +179,10 @@ pub async fn run(
         servers.spawn(listen::run(listener, shared.clone()));
     }
     // --- end transports: uni gRPC listener ---
+    let (ext_tls, int_tls) = tls::http_acceptors(&node.config().http_server)?;
     let ext_addr = external.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(addr = %ext_addr, node = %node.name, "serving client connections on ws://{ext_addr}{}", node.config().websocket.handler_prefix);
+    let scheme = if ext_tls.is_some() { "wss" } else { "ws" };
+    tracing::info!(addr = %ext_addr, node = %node.name, "serving client connections on {scheme}://{ext_addr}{}", node.config().websocket.handler_prefix);
 
     let ext_router = match (&internal, int_router) {
         (None, Some(int)) => ext_router.merge(int),
@@ -187,8 +190,14 @@ pub async fn run(
         (Some(_), Some(int)) => {
             if let Some(listener) = internal {
                 let addr = listener.local_addr().map_err(|e| e.to_string())?;
-                tracing::info!(addr = %addr, "serving internal endpoints");
-                servers.spawn(serve_router(listener, "internal", int, shared.clone()));
+                tracing::info!(addr = %addr, tls = int_tls.is_some(), "serving internal endpoints");
+                servers.spawn(serve_router(
+                    listener,
+                    "internal",
+                    int,
+                    int_tls,
+                    shared.clone(),
+                ));
             }
             ext_router
         }
@@ -197,6 +206,7 @@ pub async fn run(
         external,
         "external",
         ext_router,
+        ext_tls,
         shared.clone(),
     ));
 
@@ -233,17 +243,19 @@ fn listen_shared(cfg: &Config, stop: &tokio_util::sync::CancellationToken) -> li
     }
 }
 
-/// Serves an axum router (HTTP/1.1 with upgrades, and h2c) on `socket`.
+/// Serves an axum router (HTTP/1.1 with upgrades, and HTTP/2: h2c, or
+/// over TLS when `tls` is given) on `socket`.
 async fn serve_router(
     socket: TcpListener,
     name: &'static str,
     router: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shared: listen::Shared,
 ) {
     let listener = listen::Listener {
         socket,
         protocol: conn::Protocol::Http,
-        tls: None,
+        tls,
         service: router.fallback(not_found),
         name,
     };

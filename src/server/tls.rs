@@ -3,36 +3,84 @@
 //! for client certificates), with the ALPN protocols the listener speaks.
 //! The handshake runs in the connection's task, inside its header-read
 //! deadline, never in the accept loop.
+//!
+//! Which HTTP port gets which object follows Centrifugo: `http_server.tls`
+//! covers every HTTP port, or only the external one with
+//! `http_server.tls_external`; a separate internal port takes
+//! `http_server.internal_tls` instead when that is enabled.
+//!
+//! [`check`] builds every enabled object once, so that `checkconfig` and
+//! start-up refuse a missing or bad certificate naming its key, before
+//! anything is bound.
 
 use std::sync::Arc;
 
+use base64::Engine as _;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::types::Tls;
+use crate::config::Config;
+use crate::config::types::{HttpServer, Tls};
 
-/// Reads a PEM value: inline PEM text, or else a path to a PEM file.
-/// `section` and `what` name the key in errors.
-pub(crate) fn pem(value: &str, section: &str, what: &str) -> Result<Vec<u8>, String> {
-    if value.trim_start().starts_with("-----BEGIN") {
+/// ALPN of the HTTP ports: HTTP/2, then HTTP/1.1 (WebSocket upgrades).
+const HTTP_ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
+/// ALPN of the gRPC ports.
+pub(crate) const GRPC_ALPN: &[&[u8]] = &[b"h2"];
+
+/// Whether `text` holds a PEM block (a BEGIN line and its END line).
+fn is_pem(text: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(text) else {
+        return false;
+    };
+    let Some(start) = text.find("-----BEGIN ") else {
+        return false;
+    };
+    let rest = &text[start + "-----BEGIN ".len()..];
+    let Some(end) = rest.find("-----") else {
+        return false;
+    };
+    let label = &rest[..end];
+    rest.contains(&format!("-----END {label}-----"))
+}
+
+/// Reads a PEM value as Centrifugo v6 does: raw PEM text, else base64 of
+/// PEM text, else the path of a file holding PEM. `key` names it in errors.
+pub(crate) fn pem(value: &str, key: &str) -> Result<Vec<u8>, String> {
+    if value.is_empty() {
+        return Err(format!("{key}: required when TLS is enabled"));
+    }
+    if is_pem(value.as_bytes()) {
         return Ok(value.as_bytes().to_vec());
     }
-    std::fs::read(value).map_err(|e| format!("{section}.{what}: {e}"))
+    if let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(value.trim())
+        && is_pem(&decoded)
+    {
+        return Ok(decoded);
+    }
+    match std::fs::read(value) {
+        Ok(bytes) if is_pem(&bytes) => Ok(bytes),
+        Ok(_) => Err(format!("{key}: file {value:?} holds no PEM data")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
+            "{key}: not PEM text, base64 of PEM, or an existing file ({value:?} not found)"
+        )),
+        Err(e) => Err(format!("{key}: cannot read {value:?}: {e}")),
+    }
 }
 
 /// The acceptor for a listener whose `tls` object is `tls` (`section` names
 /// it in errors); `alpn` lists the protocols offered, preferred first.
 pub(crate) fn acceptor(tls: &Tls, section: &str, alpn: &[&[u8]]) -> Result<TlsAcceptor, String> {
-    let certs = CertificateDer::pem_slice_iter(&pem(&tls.cert_pem, section, "cert_pem")?)
+    let key_of = |what: &str| format!("{section}.{what}");
+    let certs = CertificateDer::pem_slice_iter(&pem(&tls.cert_pem, &key_of("cert_pem"))?)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{section}.cert_pem: {e}"))?;
+        .map_err(|e| format!("{}: {e}", key_of("cert_pem")))?;
     if certs.is_empty() {
-        return Err(format!("{section}.cert_pem: no certificate found"));
+        return Err(format!("{}: no certificate found", key_of("cert_pem")));
     }
-    let key = PrivateKeyDer::from_pem_slice(&pem(&tls.key_pem, section, "key_pem")?)
-        .map_err(|e| format!("{section}.key_pem: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(&pem(&tls.key_pem, &key_of("key_pem"))?)
+        .map_err(|e| format!("{}: {e}", key_of("key_pem")))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -41,23 +89,58 @@ pub(crate) fn acceptor(tls: &Tls, section: &str, alpn: &[&[u8]]) -> Result<TlsAc
         builder.with_no_client_auth()
     } else {
         let mut roots = rustls::RootCertStore::empty();
-        let pem_bytes = pem(&tls.client_ca_pem, section, "client_ca_pem")?;
-        for cert in CertificateDer::pem_slice_iter(&pem_bytes) {
-            let cert = cert.map_err(|e| format!("{section}.client_ca_pem: {e}"))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("{section}.client_ca_pem: {e}"))?;
+        let ca_key = key_of("client_ca_pem");
+        for cert in CertificateDer::pem_slice_iter(&pem(&tls.client_ca_pem, &ca_key)?) {
+            let cert = cert.map_err(|e| format!("{ca_key}: {e}"))?;
+            roots.add(cert).map_err(|e| format!("{ca_key}: {e}"))?;
         }
         let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
             .build()
-            .map_err(|e| format!("{section}.client_ca_pem: {e}"))?;
+            .map_err(|e| format!("{ca_key}: {e}"))?;
         builder.with_client_cert_verifier(verifier)
     };
     let mut config = builder
         .with_single_cert(certs, key)
-        .map_err(|e| format!("{section}: {e}"))?;
+        .map_err(|e| format!("{section}: certificate and key: {e}"))?;
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The acceptors of the HTTP ports: the external one, and the internal one
+/// (used only when the internal port is a port of its own).
+pub(crate) fn http_acceptors(
+    hs: &HttpServer,
+) -> Result<(Option<TlsAcceptor>, Option<TlsAcceptor>), String> {
+    let main = hs
+        .tls
+        .enabled
+        .then(|| acceptor(&hs.tls, "http_server.tls", HTTP_ALPN))
+        .transpose()?;
+    let internal = if hs.internal_tls.enabled {
+        Some(acceptor(
+            &hs.internal_tls,
+            "http_server.internal_tls",
+            HTTP_ALPN,
+        )?)
+    } else if hs.tls_external {
+        None
+    } else {
+        main.clone()
+    };
+    Ok((main, internal))
+}
+
+/// Builds every enabled `tls` object of the listeners, naming the key of
+/// the first that cannot be used.
+pub fn check(cfg: &Config) -> Result<(), String> {
+    http_acceptors(&cfg.http_server)?;
+    if cfg.grpc_api.enabled && cfg.grpc_api.tls.enabled {
+        acceptor(&cfg.grpc_api.tls, "grpc_api.tls", GRPC_ALPN)?;
+    }
+    if cfg.uni_grpc.enabled && cfg.uni_grpc.tls.enabled {
+        acceptor(&cfg.uni_grpc.tls, "uni_grpc.tls", GRPC_ALPN)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -72,7 +155,7 @@ mod tests {
             key_pem: "/nonexistent/key.pem".into(),
             ..Default::default()
         };
-        let e = acceptor(&tls, "grpc_api.tls", &[b"h2"])
+        let e = acceptor(&tls, "grpc_api.tls", GRPC_ALPN)
             .err()
             .expect("fails");
         assert!(e.starts_with("grpc_api.tls.cert_pem:"), "{e}");
@@ -80,9 +163,34 @@ mod tests {
             cert_pem: "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n".into(),
             ..tls
         };
-        let e = acceptor(&tls, "uni_grpc.tls", &[b"h2"])
+        let e = acceptor(&tls, "uni_grpc.tls", GRPC_ALPN)
             .err()
             .expect("fails");
         assert!(e.starts_with("uni_grpc.tls."), "{e}");
+        let e = acceptor(&Tls::default(), "http_server.tls", HTTP_ALPN)
+            .err()
+            .expect("fails");
+        assert_eq!(e, "http_server.tls.cert_pem: required when TLS is enabled");
+    }
+
+    #[test]
+    fn pem_is_text_then_base64_then_a_file() {
+        let text = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert_eq!(pem(text, "k").expect("text"), text.as_bytes());
+        let b64 = base64::engine::general_purpose::STANDARD.encode(text);
+        assert_eq!(pem(&b64, "k").expect("base64"), text.as_bytes());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.pem");
+        std::fs::write(&path, text).expect("write");
+        let path = path.to_string_lossy().into_owned();
+        assert_eq!(pem(&path, "k").expect("file"), text.as_bytes());
+        std::fs::write(&path, "not pem").expect("write");
+        assert!(
+            pem(&path, "k")
+                .expect_err("no PEM")
+                .contains("holds no PEM")
+        );
+        let e = pem("/nonexistent/x.pem", "a.b").expect_err("missing");
+        assert!(e.starts_with("a.b: not PEM text"), "{e}");
     }
 }

@@ -222,7 +222,7 @@ pub(crate) fn listener(
         Some(crate::server::tls::acceptor(
             &cfg.tls,
             "uni_grpc.tls",
-            &[b"h2"],
+            crate::server::tls::GRPC_ALPN,
         )?)
     } else {
         None

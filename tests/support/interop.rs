@@ -165,10 +165,12 @@ impl Server {
     /// Start the binary on free ports and wait for `/health`. Retries with
     /// other ports if the process exits early (e.g. a port was taken
     /// between our probe and its bind).
-    fn start(config: &Path) -> Server {
+    /// With `tls`, the HTTP port speaks TLS: it is ready once it accepts
+    /// connections.
+    fn start(config: &Path, tls: bool) -> Server {
         let mut last_err = String::new();
         for _attempt in 0..3 {
-            match Server::try_start(config) {
+            match Server::try_start(config, tls) {
                 Ok(s) => return s,
                 Err(e) => last_err = e,
             }
@@ -176,7 +178,7 @@ impl Server {
         panic!("rotor did not start: {last_err}");
     }
 
-    fn try_start(config: &Path) -> Result<Server, String> {
+    fn try_start(config: &Path, tls: bool) -> Result<Server, String> {
         let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
         let log = dir.path().join("rotor.log");
         let out = fs::File::create(&log).map_err(|e| format!("create log: {e}"))?;
@@ -211,7 +213,12 @@ impl Server {
                     server.log_tail()
                 ));
             }
-            if health_ok(port) {
+            let ready = if tls {
+                TcpStream::connect(("127.0.0.1", port)).is_ok()
+            } else {
+                health_ok(port)
+            };
+            if ready {
                 return Ok(server);
             }
             if Instant::now() > deadline {
@@ -401,6 +408,9 @@ pub struct CaseOpts {
     pub needs: Vec<(PathBuf, String)>,
     /// The label in SKIP and FAILED messages, instead of `sdk/encoding/scenario`.
     pub label: Option<String>,
+    /// The HTTP port speaks TLS (`config_patch` sets `http_server.tls`):
+    /// the script gets `wss://` and `https://` URLs and trusts this CA.
+    pub tls_ca: Option<PathBuf>,
 }
 
 /// Why the case cannot run here, if it cannot: the SDK's own packages, and
@@ -488,7 +498,7 @@ pub fn run_case_with(
         fs::write(&path, v.to_string()).expect("write the case's config");
         path
     };
-    let server = Server::start(&config);
+    let server = Server::start(&config, opts.tls_ca.is_some());
     let script = |dir: &str, ext: &str| match &opts.script {
         Some(s) => interop_dir().join(s),
         None => interop_dir().join(dir).join(format!("{scenario}.{ext}")),
@@ -508,16 +518,29 @@ pub fn run_case_with(
         }
     };
     let http = format!("127.0.0.1:{}", server.port);
+    let (ws, https) = match &opts.tls_ca {
+        Some(ca) => {
+            // Node, Python's ssl (websockets, httpx) and requests trust it.
+            for var in ["NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"] {
+                cmd.env(var, ca);
+            }
+            ("wss", "https")
+        }
+        None => ("ws", "http"),
+    };
     cmd.arg(encoding)
         .current_dir(interop_dir())
-        .env("ROTOR_WS_URL", format!("ws://{http}/connection/websocket"))
-        .env("ROTOR_HTTP_URL", format!("http://{http}"))
+        .env(
+            "ROTOR_WS_URL",
+            format!("{ws}://{http}/connection/websocket"),
+        )
+        .env("ROTOR_HTTP_URL", format!("{https}://{http}"))
         .env(
             "ROTOR_HMAC_SECRET",
             config_str("/client/token/hmac_secret_key"),
         )
         .env("ROTOR_ENCODING", encoding)
-        .env("ROTOR_API_URL", format!("http://{http}/api"))
+        .env("ROTOR_API_URL", format!("{https}://{http}/api"))
         .env("ROTOR_API_KEY", config_str("/http_api/key"))
         .env("ROTOR_GRPC_ADDR", format!("127.0.0.1:{}", server.grpc_port))
         .env("ROTOR_GRPC_API_KEY", config_str("/grpc_api/key"));
