@@ -3,11 +3,14 @@
 //!
 //! * the official SDKs over `wss://` (npm `centrifuge` in JSON and
 //!   Protobuf, `centrifuge-python`) and the API clients over `https://`
-//!   (PyPI `cent`, npm `cent.js`), trusting the test CA;
+//!   (PyPI `cent`, npm `cent.js`), and `grpcio` to the gRPC API over TLS
+//!   (`grpc_api.tls`), all trusting the test CA;
 //! * `https://` health, a plain-HTTP request to the TLS port failing;
 //! * mutual TLS (`client_ca_pem`): refused without a client certificate,
 //!   served with one;
 //! * `tls_external`: TLS on the external port only, the internal one plain;
+//! * SIGHUP: new connections get the new certificate, open ones stay, a bad
+//!   one on reload keeps the running one;
 //! * a missing key file refused by `checkconfig` and at start-up, naming
 //!   the key; `tls_autocert` and `http3` refused by name.
 //!
@@ -43,10 +46,15 @@ fn server_tls(dir: &Path) -> Value {
     })
 }
 
+/// `scenario` with the HTTP ports and the gRPC API on TLS.
 fn sdk_case(sdk: Sdk, scenario: &str, encoding: &str, packages: &[&str]) {
     let dir = pki();
+    let tls = server_tls(dir.path());
     let opts = CaseOpts {
-        config_patch: Some(json!({ "http_server": { "tls": server_tls(dir.path()) } })),
+        config_patch: Some(json!({
+            "http_server": { "tls": tls },
+            "grpc_api": { "tls": tls },
+        })),
         tls_ca: Some(dir.path().join("ca.crt")),
         label: Some(format!("tls/{sdk:?}/{encoding}/{scenario}").to_lowercase()),
         ..CaseOpts::default()
@@ -72,6 +80,16 @@ fn python_sdk_over_wss() {
 #[test]
 fn cent_python_over_https() {
     sdk_case(Sdk::Python, "api_cent", "json", &["centrifuge", "cent"]);
+}
+
+#[test]
+fn grpcio_api_over_tls() {
+    sdk_case(
+        Sdk::Python,
+        "api_grpc",
+        "json",
+        &["centrifuge", "grpc", "grpc_reflection", "grpc_health"],
+    );
 }
 
 #[test]
@@ -228,4 +246,101 @@ fn unusable_or_unsupported_tls_is_refused_by_name() {
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("http_server.tls.key_pem"), "{text}");
+}
+
+/// The leaf certificate the server presented for `resp` (DER).
+fn peer_certificate(resp: &reqwest::Response) -> Vec<u8> {
+    resp.extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|info| info.peer_certificate())
+        .expect("TLS info with the peer certificate")
+        .to_vec()
+}
+
+/// A keep-alive HTTPS client trusting both test CAs, reporting the peer
+/// certificate.
+fn trusting(cas: &[&Path]) -> reqwest::Client {
+    let roots = cas.iter().map(|dir| {
+        let pem = std::fs::read(dir.join("ca.crt")).expect("ca");
+        reqwest::Certificate::from_pem(&pem).expect("ca pem")
+    });
+    reqwest::Client::builder()
+        .tls_certs_only(roots)
+        .tls_info(true)
+        .pool_max_idle_per_host(1)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client")
+}
+
+#[tokio::test]
+async fn sighup_swaps_the_certificate_and_keeps_open_connections() {
+    let (old, new) = (pki(), pki());
+    let live = tempfile::tempdir().expect("tempdir");
+    let put = |from: &Path| {
+        for (src, dst) in [("server.crt", "live.crt"), ("server.key", "live.key")] {
+            std::fs::copy(from.join(src), live.path().join(dst)).expect("copy");
+        }
+    };
+    put(old.path());
+    let cfg = config(json!({ "tls": {
+        "enabled": true,
+        "cert_pem": live.path().join("live.crt"),
+        "key_pem": live.path().join("live.key"),
+    }}));
+    let srv = binary::start(live.path(), "reload", &cfg).await;
+    let url = format!("https://127.0.0.1:{}/health", srv.port);
+    let cas = [old.path(), new.path()];
+    let open = trusting(&cas);
+    let first = open.get(&url).send().await.expect("first request");
+    assert_eq!(first.status().as_u16(), 200);
+    let before = peer_certificate(&first);
+
+    put(new.path());
+    let status = Command::new("kill")
+        .args(["-HUP", &srv.child.id().to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(status.success());
+    // A new connection gets the new certificate once the reload is done.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let resp = trusting(&cas)
+            .get(&url)
+            .send()
+            .await
+            .expect("new connection");
+        if peer_certificate(&resp) != before {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the certificate was not replaced after SIGHUP"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The connection opened before the reload is still the same one.
+    let again = open
+        .get(&url)
+        .send()
+        .await
+        .expect("request on the open connection");
+    assert_eq!(again.status().as_u16(), 200);
+    assert_eq!(
+        peer_certificate(&again),
+        before,
+        "the open connection was replaced"
+    );
+
+    // A bad certificate on reload keeps the running one.
+    std::fs::write(live.path().join("live.crt"), "not a certificate").expect("write");
+    let status = Command::new("kill")
+        .args(["-HUP", &srv.child.id().to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(status.success());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let resp = trusting(&cas).get(&url).send().await.expect("still served");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_ne!(peer_certificate(&resp), before);
 }

@@ -119,11 +119,12 @@ pub(crate) fn api_service(cfg: &Config, executor: Arc<Executor>) -> GrpcStatus<A
 
 /// The gRPC API listener on `socket`: `CentrifugoApi`, health and (with
 /// `grpc_api.reflection`) reflection behind the gRPC tower stack and the
-/// API key check, with TLS from `grpc_api.tls`.
+/// API key check, with TLS from `grpc_api.tls` (its `tls` slot).
 pub(crate) async fn listener(
     cfg: &Config,
     executor: Arc<Executor>,
     socket: TcpListener,
+    tls: Option<Arc<crate::server::tls::TlsSlot>>,
 ) -> Result<
     crate::server::listen::Listener<impl crate::server::conn::ConnService<tonic::body::Body>>,
     String,
@@ -136,15 +137,6 @@ pub(crate) async fn listener(
         .await;
     health.set_serving::<GrpcStatus<ApiService>>().await;
 
-    let tls = if g.tls.enabled {
-        Some(crate::server::tls::acceptor(
-            &g.tls,
-            "grpc_api.tls",
-            crate::server::tls::GRPC_ALPN,
-        )?)
-    } else {
-        None
-    };
     let mut routes = tonic::service::Routes::new(api).add_service(health_service);
     if g.reflection {
         let v1 = tonic_reflection::server::Builder::configure()

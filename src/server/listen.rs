@@ -11,11 +11,12 @@ use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
-use tokio_rustls::TlsAcceptor;
+
 use tokio_util::sync::CancellationToken;
 
 use super::conn::{self, Accepted, ConnService, Limits, Protocol, ResponseBody};
 use super::pending::Pending;
+use super::tls::TlsSlot;
 
 /// Linux (and BSD) `errno` values of `accept` that mean "no descriptor or
 /// buffer left", not "this one connection failed".
@@ -39,7 +40,7 @@ pub(crate) struct Shared {
 pub(crate) struct Listener<S> {
     pub socket: TcpListener,
     pub protocol: Protocol,
-    pub tls: Option<TlsAcceptor>,
+    pub tls: Option<Arc<TlsSlot>>,
     pub service: S,
     pub name: &'static str,
 }
@@ -131,7 +132,7 @@ where
         };
         tokio::spawn(conn::serve(
             accepted,
-            tls.clone(),
+            tls.as_ref().map(|slot| slot.acceptor()),
             service.clone(),
             builder.clone(),
             shared.limits,

@@ -76,7 +76,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
 /// Like [`serve`]; on SIGHUP, `reload` supplies a new configuration whose
 /// token keys and channel options replace the running ones.
 pub async fn serve_with_reload(config: Config, reload: Option<Reloader>) -> Result<(), String> {
-    tls::check(&config)?;
+    let certs = Arc::new(tls::ListenerTls::new(&config)?);
     let hs = &config.http_server;
     let external_addr = parse_addr(&hs.address, &hs.port.to_string())?;
     let external = bind(external_addr).map_err(|e| format!("bind {external_addr}: {e}"))?;
@@ -102,20 +102,33 @@ pub async fn serve_with_reload(config: Config, reload: Option<Reloader>) -> Resu
     // --- end server API ---
     let node = Node::new(config).await?;
     if let Some(reload) = reload {
-        tokio::spawn(reload_on_sighup(node.clone(), reload));
+        tokio::spawn(reload_on_sighup(node.clone(), reload, certs.clone()));
     }
-    run(node, external, internal, grpc, shutdown_signal()).await
+    run_with(node, external, internal, grpc, certs, shutdown_signal()).await
 }
 
 #[cfg(unix)]
-async fn reload_on_sighup(node: Arc<Node>, reload: Reloader) {
+async fn reload_on_sighup(node: Arc<Node>, reload: Reloader, certs: Arc<tls::ListenerTls>) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         return;
     };
     while hup.recv().await.is_some() {
-        match reload().and_then(|cfg| node.reload(&cfg)) {
-            Ok(()) => tracing::info!("configuration reloaded (token keys and channel options)"),
+        let reloaded = reload().and_then(|cfg| {
+            // Certificates first: a bad one keeps everything as it was.
+            let warnings = certs.reload(&cfg)?;
+            node.reload(&cfg)?;
+            Ok(warnings)
+        });
+        match reloaded {
+            Ok(warnings) => {
+                for w in warnings {
+                    tracing::warn!("{w}");
+                }
+                tracing::info!(
+                    "configuration reloaded (token keys, channel options, TLS certificates)"
+                )
+            }
             Err(e) => {
                 tracing::error!(error = %e, "configuration reload failed; keeping the running one")
             }
@@ -124,7 +137,7 @@ async fn reload_on_sighup(node: Arc<Node>, reload: Reloader) {
 }
 
 #[cfg(not(unix))]
-async fn reload_on_sighup(_node: Arc<Node>, _reload: Reloader) {}
+async fn reload_on_sighup(_node: Arc<Node>, _reload: Reloader, _certs: Arc<tls::ListenerTls>) {}
 
 async fn shutdown_signal() {
     let ctrl_c = async {
@@ -156,6 +169,19 @@ pub async fn run(
     grpc: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
+    let certs = Arc::new(tls::ListenerTls::new(node.config())?);
+    run_with(node, external, internal, grpc, certs, shutdown).await
+}
+
+/// [`run`] with the listeners' TLS built already (SIGHUP reloads it).
+async fn run_with(
+    node: Arc<Node>,
+    external: TcpListener,
+    internal: Option<TcpListener>,
+    grpc: Option<TcpListener>,
+    certs: Arc<tls::ListenerTls>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
     let tracker = TaskTracker::new();
     let (ext_router, int_router) = routers(&node, tracker.clone());
     let stop = tokio_util::sync::CancellationToken::new();
@@ -166,7 +192,9 @@ pub async fn run(
     let (ext_router, int_router) =
         api_routes(node.config(), &executor, &stop, ext_router, int_router);
     if let (Some(socket), true) = (grpc, node.config().grpc_api.enabled) {
-        let listener = crate::api::grpc::listener(node.config(), executor.clone(), socket).await?;
+        let listener =
+            crate::api::grpc::listener(node.config(), executor.clone(), socket, certs.grpc_api())
+                .await?;
         servers.spawn(listen::run(listener, shared.clone()));
     }
     // --- end server API ---
@@ -175,11 +203,16 @@ pub async fn run(
         let g = &node.config().uni_grpc;
         let addr = parse_addr(&g.address, &g.port.to_string())?;
         let socket = bind(addr).map_err(|e| format!("bind uni_grpc {addr}: {e}"))?;
-        let listener = crate::transport::uni_grpc::listener(node.clone(), tracker.clone(), socket)?;
+        let listener = crate::transport::uni_grpc::listener(
+            node.clone(),
+            tracker.clone(),
+            socket,
+            certs.uni_grpc(),
+        )?;
         servers.spawn(listen::run(listener, shared.clone()));
     }
     // --- end transports: uni gRPC listener ---
-    let (ext_tls, int_tls) = tls::http_acceptors(&node.config().http_server)?;
+    let (ext_tls, int_tls) = (certs.external(), certs.internal());
     let ext_addr = external.local_addr().map_err(|e| e.to_string())?;
     let scheme = if ext_tls.is_some() { "wss" } else { "ws" };
     tracing::info!(addr = %ext_addr, node = %node.name, "serving client connections on {scheme}://{ext_addr}{}", node.config().websocket.handler_prefix);
@@ -249,7 +282,7 @@ async fn serve_router(
     socket: TcpListener,
     name: &'static str,
     router: Router,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<Arc<tls::TlsSlot>>,
     shared: listen::Shared,
 ) {
     let listener = listen::Listener {

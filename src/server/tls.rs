@@ -12,9 +12,15 @@
 //! [`check`] builds every enabled object once, so that `checkconfig` and
 //! start-up refuse a missing or bad certificate naming its key, before
 //! anything is bound.
+//!
+//! Each TLS listener reads its configuration from a [`TlsSlot`]; SIGHUP
+//! rebuilds them all ([`ListenerTls::reload`]) and swaps them in together,
+//! or keeps the running ones when any fails. Connections accepted after
+//! that use the new certificates; open ones are not touched.
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use base64::Engine as _;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -22,7 +28,7 @@ use rustls::server::WebPkiClientVerifier;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
-use crate::config::types::{HttpServer, Tls};
+use crate::config::types::Tls;
 
 /// ALPN of the HTTP ports: HTTP/2, then HTTP/1.1 (WebSocket upgrades).
 const HTTP_ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
@@ -69,9 +75,14 @@ pub(crate) fn pem(value: &str, key: &str) -> Result<Vec<u8>, String> {
     }
 }
 
-/// The acceptor for a listener whose `tls` object is `tls` (`section` names
-/// it in errors); `alpn` lists the protocols offered, preferred first.
-pub(crate) fn acceptor(tls: &Tls, section: &str, alpn: &[&[u8]]) -> Result<TlsAcceptor, String> {
+/// The server configuration for a listener whose `tls` object is `tls`
+/// (`section` names it in errors); `alpn` lists the protocols offered,
+/// preferred first.
+fn server_config(
+    tls: &Tls,
+    section: &str,
+    alpn: &[&[u8]],
+) -> Result<Arc<rustls::ServerConfig>, String> {
     let key_of = |what: &str| format!("{section}.{what}");
     let certs = CertificateDer::pem_slice_iter(&pem(&tls.cert_pem, &key_of("cert_pem"))?)
         .collect::<Result<Vec<_>, _>>()
@@ -103,44 +114,123 @@ pub(crate) fn acceptor(tls: &Tls, section: &str, alpn: &[&[u8]]) -> Result<TlsAc
         .with_single_cert(certs, key)
         .map_err(|e| format!("{section}: certificate and key: {e}"))?;
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(TlsAcceptor::from(Arc::new(config)))
+    Ok(Arc::new(config))
 }
 
-/// The acceptors of the HTTP ports: the external one, and the internal one
-/// (used only when the internal port is a port of its own).
-pub(crate) fn http_acceptors(
-    hs: &HttpServer,
-) -> Result<(Option<TlsAcceptor>, Option<TlsAcceptor>), String> {
-    let main = hs
-        .tls
-        .enabled
-        .then(|| acceptor(&hs.tls, "http_server.tls", HTTP_ALPN))
-        .transpose()?;
+/// One listener's TLS configuration, replaceable while it serves.
+#[derive(Debug)]
+pub(crate) struct TlsSlot(ArcSwap<rustls::ServerConfig>);
+
+impl TlsSlot {
+    fn new(config: Arc<rustls::ServerConfig>) -> Arc<Self> {
+        Arc::new(Self(ArcSwap::new(config)))
+    }
+
+    /// The acceptor for the next connection.
+    pub(crate) fn acceptor(&self) -> TlsAcceptor {
+        TlsAcceptor::from(self.0.load_full())
+    }
+}
+
+/// The configurations of every listener, built from `cfg`: external and
+/// internal HTTP port (the internal one is used only when it is a port of
+/// its own), gRPC API, uni gRPC. `None` where TLS is off.
+type Configs = [Option<Arc<rustls::ServerConfig>>; 4];
+
+fn configs(cfg: &Config) -> Result<Configs, String> {
+    let hs = &cfg.http_server;
+    let build = |on: bool, tls: &Tls, section: &str, alpn: &[&[u8]]| {
+        on.then(|| server_config(tls, section, alpn)).transpose()
+    };
+    let external = build(hs.tls.enabled, &hs.tls, "http_server.tls", HTTP_ALPN)?;
     let internal = if hs.internal_tls.enabled {
-        Some(acceptor(
+        build(
+            true,
             &hs.internal_tls,
             "http_server.internal_tls",
             HTTP_ALPN,
-        )?)
+        )?
     } else if hs.tls_external {
         None
     } else {
-        main.clone()
+        external.clone()
     };
-    Ok((main, internal))
+    let g = &cfg.grpc_api;
+    let grpc_api = build(
+        g.enabled && g.tls.enabled,
+        &g.tls,
+        "grpc_api.tls",
+        GRPC_ALPN,
+    )?;
+    let u = &cfg.uni_grpc;
+    let uni_grpc = build(
+        u.enabled && u.tls.enabled,
+        &u.tls,
+        "uni_grpc.tls",
+        GRPC_ALPN,
+    )?;
+    Ok([external, internal, grpc_api, uni_grpc])
+}
+
+/// The TLS of every listener, by port.
+#[derive(Debug)]
+pub(crate) struct ListenerTls {
+    slots: [Option<Arc<TlsSlot>>; 4],
+}
+
+impl ListenerTls {
+    /// Builds every enabled `tls` object of `cfg`.
+    pub(crate) fn new(cfg: &Config) -> Result<Self, String> {
+        Ok(Self {
+            slots: configs(cfg)?.map(|c| c.map(TlsSlot::new)),
+        })
+    }
+
+    /// The external HTTP port's.
+    pub(crate) fn external(&self) -> Option<Arc<TlsSlot>> {
+        self.slots[0].clone()
+    }
+
+    /// The internal HTTP port's (when it is a port of its own).
+    pub(crate) fn internal(&self) -> Option<Arc<TlsSlot>> {
+        self.slots[1].clone()
+    }
+
+    /// The gRPC API port's.
+    pub(crate) fn grpc_api(&self) -> Option<Arc<TlsSlot>> {
+        self.slots[2].clone()
+    }
+
+    /// The uni gRPC port's.
+    pub(crate) fn uni_grpc(&self) -> Option<Arc<TlsSlot>> {
+        self.slots[3].clone()
+    }
+
+    /// Rebuilds every configuration from `cfg` and swaps them in together;
+    /// on any error nothing changes. A port whose TLS `cfg` turns on or off
+    /// keeps what it has (a listener cannot change that while it runs):
+    /// returned as a warning.
+    pub(crate) fn reload(&self, cfg: &Config) -> Result<Vec<String>, String> {
+        const PORTS: [&str; 4] = ["external HTTP", "internal HTTP", "gRPC API", "uni gRPC"];
+        let fresh = configs(cfg)?;
+        let mut warnings = Vec::new();
+        for ((slot, config), port) in self.slots.iter().zip(fresh).zip(PORTS) {
+            match (slot, config) {
+                (Some(slot), Some(config)) => slot.0.store(config),
+                (None, None) => {}
+                (Some(_), None) | (None, Some(_)) => warnings.push(format!(
+                    "TLS on the {port} port was turned on or off: that takes a restart"
+                )),
+            }
+        }
+        Ok(warnings)
+    }
 }
 
 /// Builds every enabled `tls` object of the listeners, naming the key of
 /// the first that cannot be used.
 pub fn check(cfg: &Config) -> Result<(), String> {
-    http_acceptors(&cfg.http_server)?;
-    if cfg.grpc_api.enabled && cfg.grpc_api.tls.enabled {
-        acceptor(&cfg.grpc_api.tls, "grpc_api.tls", GRPC_ALPN)?;
-    }
-    if cfg.uni_grpc.enabled && cfg.uni_grpc.tls.enabled {
-        acceptor(&cfg.uni_grpc.tls, "uni_grpc.tls", GRPC_ALPN)?;
-    }
-    Ok(())
+    configs(cfg).map(drop)
 }
 
 #[cfg(test)]
@@ -155,21 +245,15 @@ mod tests {
             key_pem: "/nonexistent/key.pem".into(),
             ..Default::default()
         };
-        let e = acceptor(&tls, "grpc_api.tls", GRPC_ALPN)
-            .err()
-            .expect("fails");
+        let e = server_config(&tls, "grpc_api.tls", GRPC_ALPN).expect_err("fails");
         assert!(e.starts_with("grpc_api.tls.cert_pem:"), "{e}");
         let tls = Tls {
             cert_pem: "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n".into(),
             ..tls
         };
-        let e = acceptor(&tls, "uni_grpc.tls", GRPC_ALPN)
-            .err()
-            .expect("fails");
+        let e = server_config(&tls, "uni_grpc.tls", GRPC_ALPN).expect_err("fails");
         assert!(e.starts_with("uni_grpc.tls."), "{e}");
-        let e = acceptor(&Tls::default(), "http_server.tls", HTTP_ALPN)
-            .err()
-            .expect("fails");
+        let e = server_config(&Tls::default(), "http_server.tls", HTTP_ALPN).expect_err("fails");
         assert_eq!(e, "http_server.tls.cert_pem: required when TLS is enabled");
     }
 

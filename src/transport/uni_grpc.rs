@@ -208,25 +208,18 @@ impl Link for GrpcLink {
     }
 }
 
-/// The uni gRPC listener on `socket` (TLS from `uni_grpc.tls`).
+/// The uni gRPC listener on `socket` (TLS from `uni_grpc.tls`: its `tls`
+/// slot).
 pub(crate) fn listener(
     node: Arc<Node>,
     tracker: TaskTracker,
     socket: TcpListener,
+    tls: Option<Arc<crate::server::tls::TlsSlot>>,
 ) -> Result<
     crate::server::listen::Listener<impl crate::server::conn::ConnService<tonic::body::Body>>,
     String,
 > {
     let cfg = &node.config().uni_grpc;
-    let tls = if cfg.tls.enabled {
-        Some(crate::server::tls::acceptor(
-            &cfg.tls,
-            "uni_grpc.tls",
-            crate::server::tls::GRPC_ALPN,
-        )?)
-    } else {
-        None
-    };
     let mut svc = CentrifugoUniStreamServer::new(UniStream {
         node: node.clone(),
         tracker,

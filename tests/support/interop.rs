@@ -521,7 +521,14 @@ pub fn run_case_with(
     let (ws, https) = match &opts.tls_ca {
         Some(ca) => {
             // Node, Python's ssl (websockets, httpx) and requests trust it.
-            for var in ["NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"] {
+            // ROTOR_GRPC_CA: api_grpc.py's channels (grpcio reads no
+            // environment for its roots).
+            for var in [
+                "NODE_EXTRA_CA_CERTS",
+                "SSL_CERT_FILE",
+                "REQUESTS_CA_BUNDLE",
+                "ROTOR_GRPC_CA",
+            ] {
                 cmd.env(var, ca);
             }
             ("wss", "https")

@@ -7,7 +7,8 @@ that a wrong or missing key is UNAUTHENTICATED and that `grpc.health.v1`
 says SERVING. A centrifuge-python subscriber checks the publish arrives.
 
 Env: ROTOR_GRPC_ADDR (host:port), ROTOR_GRPC_API_KEY, plus the usual
-ROTOR_WS_URL / ROTOR_HMAC_SECRET.
+ROTOR_WS_URL / ROTOR_HMAC_SECRET; with ROTOR_GRPC_CA (a CA file) the channels
+speak TLS and trust that CA.
 """
 
 import os
@@ -25,7 +26,16 @@ from lib import (
 
 ADDR = os.environ["ROTOR_GRPC_ADDR"]
 KEY = os.environ["ROTOR_GRPC_API_KEY"]
+CA = os.environ.get("ROTOR_GRPC_CA")
 SERVICE = "centrifugal.centrifugo.api.CentrifugoApi"
+
+
+def credentials():
+    """TLS credentials trusting ROTOR_GRPC_CA, or None for plain text."""
+    if not CA:
+        return None
+    with open(CA, "rb") as f:
+        return grpc.ssl_channel_credentials(root_certificates=f.read())
 PACKAGE = "centrifugal.centrifugo.api"
 
 
@@ -56,13 +66,19 @@ class Api:
 async def main() -> None:
     # Reflection uses a blocking channel (the descriptor database is sync and
     # the pool asks it lazily, so it stays open until the end).
-    sync_channel = grpc.insecure_channel(ADDR)
+    creds = credentials()
+    sync_channel = (
+        grpc.secure_channel(ADDR, creds) if creds else grpc.insecure_channel(ADDR)
+    )
     db = ProtoReflectionDescriptorDatabase(sync_channel)
     services = list(db.get_services())
     check(SERVICE in services, "reflection lists CentrifugoApi", services)
     pool = descriptor_pool.DescriptorPool(db)
 
-    async with grpc.aio.insecure_channel(ADDR) as channel:
+    channel_cm = (
+        grpc.aio.secure_channel(ADDR, creds) if creds else grpc.aio.insecure_channel(ADDR)
+    )
+    async with channel_cm as channel:
         api = Api(channel, pool)
         methods = [m.name for m in api.service.methods]
         for m in ("Publish", "Broadcast", "History", "Info", "Batch", "Presence", "Channels"):
