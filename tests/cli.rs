@@ -114,6 +114,32 @@ fn checkconfig_reports_validation_and_read_errors() {
 }
 
 #[test]
+fn checkconfig_refuses_features_not_built_by_name() {
+    let dir = tmp();
+    for (config, key) in [
+        (
+            r#"{"consumers": [{"name": "outbox", "enabled": true, "type": "postgresql"}]}"#,
+            "consumers[0].type",
+        ),
+        (r#"{"admin": {"enabled": true}}"#, "admin.enabled"),
+        (
+            r#"{"http_server": {"tls_autocert": {"enabled": true}}}"#,
+            "http_server.tls_autocert.enabled",
+        ),
+    ] {
+        std::fs::write(dir.path().join("config.json"), config).expect("write");
+        let out = rotor(dir.path(), &["checkconfig"], &[]);
+        assert_eq!(out.status.code(), Some(1), "{config}");
+        let text = stdout(&out);
+        assert!(
+            text.starts_with(&format!("error validating config: {key}: ")),
+            "{text}"
+        );
+        assert!(text.contains("not supported"), "{text}");
+    }
+}
+
+#[test]
 fn checkconfig_applies_env_and_dotenv() {
     let dir = tmp();
     std::fs::write(dir.path().join("config.json"), "{}").expect("write");

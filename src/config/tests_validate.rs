@@ -304,6 +304,17 @@ fn proxies_consumers_personal_channel() {
         key_of(|c| c.consumers = vec![json!({"name": "ab", "type": "mq"})]),
         "consumers[0].type"
     );
+    // Known but not built: refused when enabled, accepted when off.
+    let (key, msg) = error_of(|c| {
+        c.consumers = vec![
+            json!({"name": "off", "type": "kafka"}),
+            json!({"name": "on", "type": "postgresql", "enabled": true}),
+        ]
+    });
+    assert_eq!(key, "consumers[1].type");
+    assert!(msg.contains("not supported"), "{msg}");
+    let (key, _) = error_of(|c| c.admin.enabled = true);
+    assert_eq!(key, "admin.enabled");
     assert_eq!(
         key_of(|c| c.client.proxy = json!({"connect": {"enabled": true}})),
         "client.proxy.connect.endpoint"

@@ -50,6 +50,12 @@ pub fn validate(cfg: &Config) -> Check {
     check_stream_proxies(cfg)?;
     check_rpc(cfg, &proxy_names)?;
     check_consumers(cfg)?;
+    if cfg.admin.enabled {
+        return Err(invalid(
+            "admin.enabled",
+            "is not supported by this build yet: the admin web UI and its API are not built",
+        ));
+    }
     cfg.middleware.validate()?;
     Ok(())
 }
@@ -485,6 +491,13 @@ fn check_consumers(cfg: &Config) -> Check {
                     "unknown consumer type {kind:?} (known: {})",
                     CONSUMER_TYPES.join(", ")
                 ),
+            ));
+        }
+        // None is built yet: an enabled one would consume nothing.
+        if c.get("enabled").and_then(Value::as_bool) == Some(true) {
+            return Err(invalid(
+                format!("{key}.type"),
+                format!("{kind:?} consumers are not supported by this build yet"),
             ));
         }
     }

@@ -503,6 +503,33 @@ mod tests {
         idle: Duration::from_secs(120),
     };
 
+    /// Runs the watchdog of a fresh connection while `script` drives its
+    /// state (`h2`: an HTTP/2 connection); returns why the watchdog closed
+    /// it and when the script finished.
+    async fn watch<F>(
+        h2: bool,
+        script: impl FnOnce(Arc<ConnState>) -> F + Send + 'static,
+    ) -> (Close, Instant)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let p = Pending::new(8);
+        let reg = p.register();
+        let state = reg.state().clone();
+        if h2 {
+            state.set_h2();
+        }
+        let done = tokio::spawn({
+            let state = state.clone();
+            async move {
+                script(state).await;
+                Instant::now()
+            }
+        });
+        let why = watchdog(&state, LIMITS).await;
+        (why, done.await.expect("script"))
+    }
+
     #[tokio::test(start_paused = true)]
     async fn no_first_request_is_a_header_timeout() {
         let p = Pending::new(8);
@@ -515,31 +542,20 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn busy_connections_wait_and_idle_ones_close_after_the_idle_time() {
-        let p = Pending::new(8);
-        let reg = p.register();
-        let state = reg.state().clone();
-        state.set_h2();
-        state.begin(false);
-        let s = state.clone();
-        let ends = tokio::spawn(async move {
+        let (why, ended) = watch(true, |s| async move {
+            s.begin(false);
             // A long stream: busy well past every timeout.
             tokio::time::sleep(Duration::from_secs(1000)).await;
             s.end();
-            Instant::now()
-        });
-        let why = watchdog(&state, LIMITS).await;
-        let ended = ends.await.expect("task");
+        })
+        .await;
         assert!(matches!(why, Close::Idle));
         assert_eq!(Instant::now() - ended, LIMITS.idle);
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_http1_connection_waits_header_read_for_its_next_request() {
-        let p = Pending::new(8);
-        let reg = p.register();
-        let state = reg.state().clone();
-        let s = state.clone();
-        let served = tokio::spawn(async move {
+        let (why, last) = watch(false, |s| async move {
             // Three requests, each served quicker than the header timeout.
             for _ in 0..3 {
                 tokio::time::sleep(Duration::from_secs(7)).await;
@@ -547,27 +563,19 @@ mod tests {
                 tokio::time::sleep(Duration::from_secs(25)).await;
                 s.end();
             }
-            Instant::now()
-        });
-        let why = watchdog(&state, LIMITS).await;
-        let last = served.await.expect("task");
+        })
+        .await;
         assert!(matches!(why, Close::Idle));
         assert_eq!(Instant::now() - last, LIMITS.header_read);
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_http1_body_gets_body_read_from_its_head() {
-        let p = Pending::new(8);
-        let reg = p.register();
-        let state = reg.state().clone();
-        let s = state.clone();
-        let began = tokio::spawn(async move {
+        let (why, began) = watch(false, |s| async move {
             tokio::time::sleep(Duration::from_secs(3)).await;
             s.begin(true);
-            Instant::now()
-        });
-        let why = watchdog(&state, LIMITS).await;
-        let began = began.await.expect("task");
+        })
+        .await;
         assert!(matches!(why, Close::BodyTimeout));
         assert_eq!(Instant::now() - began, LIMITS.body_read);
     }
