@@ -31,7 +31,7 @@ pub fn render(node: &Arc<Node>) -> String {
     metrics::gauge!("centrifugo_node_num_users").set(stats.users as f64);
     metrics::gauge!("centrifugo_node_num_channels").set(stats.channels as f64);
     metrics::gauge!("centrifugo_node_num_subscriptions").set(stats.subscriptions as f64);
-    metrics::gauge!("centrifugo_node_num_nodes").set(1.0);
+    metrics::gauge!("centrifugo_node_num_nodes").set(node.num_nodes() as f64);
     metrics::gauge!("centrifugo_node_build", "version" => crate::node::VERSION).set(1.0);
     install().map(PrometheusHandle::render).unwrap_or_default()
 }

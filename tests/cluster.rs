@@ -86,6 +86,7 @@ impl Proc {
             "http_stream": {"enabled": true},
             "channel": {"without_namespace": {"allow_subscribe_for_client": true}},
             "node": {"name": name},
+            "prometheus": {"enabled": true},
             "log": {"level": "warn"}
         });
         if let (Some(cfg), Value::Object(extra)) = (cfg.as_object_mut(), engine) {
@@ -146,6 +147,20 @@ impl Proc {
         }
     }
 
+    /// `centrifugo_node_num_nodes` from `/metrics`.
+    async fn num_nodes(&self) -> f64 {
+        let text = reqwest::get(format!("{}/metrics", self.base()))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .find_map(|l| l.strip_prefix("centrifugo_node_num_nodes "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no centrifugo_node_num_nodes in:\n{text}"))
+    }
+
     async fn ws_user(&self, user: &str) -> WsClient {
         let url = format!("ws://127.0.0.1:{}/connection/websocket", self.port);
         let mut c = WsClient::open(&url, false, None).await.expect("ws");
@@ -163,6 +178,7 @@ async fn info_lists_live_nodes_and_drops_a_killed_one(bus: Bus) {
     let all = ["node-a", "node-b", "node-c"];
     a.wait_nodes(&all, Duration::from_secs(10)).await;
     b.wait_nodes(&all, Duration::from_secs(10)).await;
+    assert_eq!(a.num_nodes().await, 3.0);
     let _ = c.bin.child.kill();
     let _ = c.bin.child.wait();
     // Gone within 7 s of its last heartbeat (sent at most 3 s before the
@@ -171,6 +187,7 @@ async fn info_lists_live_nodes_and_drops_a_killed_one(bus: Bus) {
         .wait_nodes(&["node-a", "node-b"], Duration::from_secs(12))
         .await;
     assert!(took <= Duration::from_secs(11), "took {took:?}");
+    assert_eq!(a.num_nodes().await, 2.0);
 }
 
 async fn a_node_stopped_with_sigterm_leaves_info_at_once(bus: Bus) {

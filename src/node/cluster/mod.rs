@@ -214,6 +214,11 @@ impl Node {
         }
     }
 
+    /// How many nodes are live, this one included.
+    pub fn num_nodes(&self) -> usize {
+        1 + self.cluster.live_peers().len()
+    }
+
     /// Every live node's report, this node's first, then by name.
     pub fn cluster_info(&self) -> Vec<NodeReport> {
         let mut others: Vec<NodeReport> = self
