@@ -18,7 +18,6 @@ use base64::Engine as _;
 use rotor::config::{self, Config};
 use serde_json::{Value, json};
 use support::api::{api_config, call};
-use support::binary::free_port;
 use support::{PATIENCE, TestServer, now, token, token_with, unique};
 use tokio::sync::mpsc;
 
@@ -53,11 +52,12 @@ fn python_ready(test: &str) -> bool {
     false
 }
 
-fn grpc_config(port: u16) -> Config {
+/// Uni gRPC on a port the server picks (`TestServer::uni_grpc_port`).
+fn grpc_config() -> Config {
     let mut cfg = api_config();
     cfg.uni_grpc.enabled = true;
     cfg.uni_grpc.address = "127.0.0.1".into();
-    cfg.uni_grpc.port = port;
+    cfg.uni_grpc.port = 0;
     cfg.client.ping_interval = config::Duration::from_secs(2);
     cfg.client.pong_timeout = config::Duration::from_secs(1);
     cfg
@@ -154,8 +154,8 @@ async fn uni_grpc_stream_lifecycle() {
     if !python_ready("uni_grpc_stream_lifecycle") {
         return;
     }
-    let port = free_port();
-    let srv = TestServer::start(grpc_config(port)).await;
+    let srv = TestServer::start(grpc_config()).await;
+    let port = srv.uni_grpc_port();
     let user = unique("ugrpc-");
     let ch = unique("chat:ugrpc-");
     let tok = token_with(json!({"sub": user, "exp": now() + 3600, "channels": [ch]}));
@@ -200,8 +200,8 @@ async fn uni_grpc_connect_errors_become_disconnects() {
     if !python_ready("uni_grpc_connect_errors_become_disconnects") {
         return;
     }
-    let port = free_port();
-    let srv = TestServer::start(grpc_config(port)).await;
+    let srv = TestServer::start(grpc_config()).await;
+    let port = srv.uni_grpc_port();
     for (req, want) in [
         (json!({"token": "not-a-jwt"}), 3500),
         (json!({"token": token("late", -100)}), 3005),
@@ -224,10 +224,10 @@ async fn uni_grpc_message_over_the_limit_is_resource_exhausted() {
     if !python_ready("uni_grpc_message_over_the_limit_is_resource_exhausted") {
         return;
     }
-    let port = free_port();
-    let mut cfg = grpc_config(port);
+    let mut cfg = grpc_config();
     cfg.uni_grpc.max_receive_message_size = 64;
     let srv = TestServer::start(cfg).await;
+    let port = srv.uni_grpc_port();
     let mut c = Consumer::start(port, json!({"token": "x".repeat(1000)}));
     assert_eq!(c.next().await, Line::End("RESOURCE_EXHAUSTED".into()));
     support::assert_healthy(&srv).await;
@@ -250,8 +250,7 @@ async fn uni_grpc_connect_proxy_gets_metadata_and_maps_errors() {
         session_backend::Answer::Json(json!({"result": {"user": "px", "channels": [channel]}}))
     })
     .await;
-    let port = free_port();
-    let mut cfg = grpc_config(port);
+    let mut cfg = grpc_config();
     let mut p = session_backend::proxy(&backend.url("connect"));
     p["enabled"] = json!(true);
     p["grpc_metadata"] = json!(["x-uni-test"]);
@@ -261,6 +260,7 @@ async fn uni_grpc_connect_proxy_gets_metadata_and_maps_errors() {
         "transforms": [{"code": 1403, "to": {"code": 4403, "reason": "denied"}}]
     });
     let srv = TestServer::start(cfg).await;
+    let port = srv.uni_grpc_port();
 
     let data = base64::engine::general_purpose::STANDARD.encode(br#"{"hello":1}"#);
     let mut c = Consumer::start(port, json!({"data": data}));
@@ -318,12 +318,12 @@ async fn uni_grpc_serves_tls_when_configured() {
         "{}",
         String::from_utf8_lossy(&made.stderr)
     );
-    let port = free_port();
-    let mut cfg = grpc_config(port);
+    let mut cfg = grpc_config();
     cfg.uni_grpc.tls.enabled = true;
     cfg.uni_grpc.tls.cert_pem = std::fs::read_to_string(&cert).expect("cert");
     cfg.uni_grpc.tls.key_pem = key.to_string_lossy().into_owned();
     let srv = TestServer::start(cfg).await;
+    let port = srv.uni_grpc_port();
     let mut c = Consumer::start_with(port, json!({"token": token("tls", 3600)}), Some(&cert));
     assert!(c.push().await["connect"]["client"].is_string());
     // A plaintext client gets no stream.

@@ -1,7 +1,8 @@
 //! Listeners, routes and graceful shutdown.
 //!
-//! [`serve`] binds what the config asks for; [`run`] takes bound listeners
-//! (so tests use port 0) and serves until the shutdown future resolves.
+//! [`Listeners::bind`] binds every port the config asks for, in one place;
+//! [`run`] takes bound listeners (so tests use port 0) and serves until the
+//! shutdown future resolves. [`serve`] does both.
 //! Shutdown has two phases: stop accepting and tell every client to
 //! reconnect (3001), then wait for connections to drain, bounded by
 //! `shutdown.timeout`.
@@ -77,34 +78,70 @@ pub async fn serve(config: Config) -> Result<(), String> {
 /// token keys and channel options replace the running ones.
 pub async fn serve_with_reload(config: Config, reload: Option<Reloader>) -> Result<(), String> {
     let certs = Arc::new(tls::ListenerTls::new(&config)?);
-    let hs = &config.http_server;
-    let external_addr = parse_addr(&hs.address, &hs.port.to_string())?;
-    let external = bind(external_addr).map_err(|e| format!("bind {external_addr}: {e}"))?;
-    let internal = if !hs.internal_port.is_empty() && hs.internal_port != hs.port.to_string() {
-        let address = if hs.internal_address.is_empty() {
-            &hs.address
-        } else {
-            &hs.internal_address
-        };
-        let addr = parse_addr(address, &hs.internal_port)?;
-        Some(bind(addr).map_err(|e| format!("bind {addr}: {e}"))?)
-    } else {
-        None
-    };
-    // --- server API (gRPC listener) ---
-    let grpc = if config.grpc_api.enabled {
-        let g = &config.grpc_api;
-        let addr = parse_addr(&g.address, &g.port.to_string())?;
-        Some(bind(addr).map_err(|e| format!("bind grpc {addr}: {e}"))?)
-    } else {
-        None
-    };
-    // --- end server API ---
+    let listeners = Listeners::bind(&config)?;
     let node = Node::new(config).await?;
     if let Some(reload) = reload {
         tokio::spawn(reload_on_sighup(node.clone(), reload, certs.clone()));
     }
-    run_with(node, external, internal, grpc, certs, shutdown_signal()).await
+    run_with(node, listeners, certs, shutdown_signal()).await
+}
+
+/// The server's bound sockets, one per port.
+#[derive(Debug)]
+pub struct Listeners {
+    /// `http_server.port`: client transports, and whatever is not moved to
+    /// the internal port.
+    pub external: TcpListener,
+    /// `http_server.internal_port`, when it is a port of its own.
+    pub internal: Option<TcpListener>,
+    /// `grpc_api.port`, when the gRPC API is enabled.
+    pub grpc_api: Option<TcpListener>,
+    /// `uni_grpc.port`, when the unidirectional gRPC transport is enabled.
+    pub uni_grpc: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds every port `config` asks for.
+    pub fn bind(config: &Config) -> Result<Self, String> {
+        let hs = &config.http_server;
+        let at = bind_at;
+        let external = at(&hs.address, &hs.port.to_string(), "http_server")?;
+        let internal = if !hs.internal_port.is_empty() && hs.internal_port != hs.port.to_string() {
+            let address = if hs.internal_address.is_empty() {
+                &hs.address
+            } else {
+                &hs.internal_address
+            };
+            Some(at(address, &hs.internal_port, "internal")?)
+        } else {
+            None
+        };
+        let g = &config.grpc_api;
+        let grpc_api = g
+            .enabled
+            .then(|| at(&g.address, &g.port.to_string(), "grpc_api"))
+            .transpose()?;
+        Ok(Self {
+            external,
+            internal,
+            grpc_api,
+            uni_grpc: Self::bind_uni_grpc(config)?,
+        })
+    }
+
+    /// The uni gRPC listener `config` asks for (none when it is off).
+    pub fn bind_uni_grpc(config: &Config) -> Result<Option<TcpListener>, String> {
+        let u = &config.uni_grpc;
+        u.enabled
+            .then(|| bind_at(&u.address, &u.port.to_string(), "uni_grpc"))
+            .transpose()
+    }
+}
+
+/// Binds `address`:`port` (Centrifugo's forms); `what` names it in errors.
+fn bind_at(address: &str, port: &str, what: &str) -> Result<TcpListener, String> {
+    let addr = parse_addr(address, port)?;
+    bind(addr).map_err(|e| format!("bind {what} {addr}: {e}"))
 }
 
 #[cfg(unix)]
@@ -160,28 +197,31 @@ async fn shutdown_signal() {
     }
 }
 
-/// Serves on bound listeners until `shutdown` resolves, then drains.
-/// `grpc` is the gRPC API listener (used when `grpc_api.enabled`).
+/// Serves on bound listeners until `shutdown` resolves, then drains. The
+/// gRPC API and uni gRPC listeners are served when their sections are
+/// enabled.
 pub async fn run(
     node: Arc<Node>,
-    external: TcpListener,
-    internal: Option<TcpListener>,
-    grpc: Option<TcpListener>,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
     let certs = Arc::new(tls::ListenerTls::new(node.config())?);
-    run_with(node, external, internal, grpc, certs, shutdown).await
+    run_with(node, listeners, certs, shutdown).await
 }
 
 /// [`run`] with the listeners' TLS built already (SIGHUP reloads it).
 async fn run_with(
     node: Arc<Node>,
-    external: TcpListener,
-    internal: Option<TcpListener>,
-    grpc: Option<TcpListener>,
+    listeners: Listeners,
     certs: Arc<tls::ListenerTls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
+    let Listeners {
+        external,
+        internal,
+        grpc_api,
+        uni_grpc,
+    } = listeners;
     let tracker = TaskTracker::new();
     let (ext_router, int_router) = routers(&node, tracker.clone());
     let stop = tokio_util::sync::CancellationToken::new();
@@ -191,7 +231,7 @@ async fn run_with(
     let executor = Arc::new(crate::api::executor::Executor::new(node.clone()));
     let (ext_router, int_router) =
         api_routes(node.config(), &executor, &stop, ext_router, int_router);
-    if let (Some(socket), true) = (grpc, node.config().grpc_api.enabled) {
+    if let (Some(socket), true) = (grpc_api, node.config().grpc_api.enabled) {
         let listener =
             crate::api::grpc::listener(node.config(), executor.clone(), socket, certs.grpc_api())
                 .await?;
@@ -199,10 +239,7 @@ async fn run_with(
     }
     // --- end server API ---
     // --- transports: uni gRPC listener ---
-    if node.config().uni_grpc.enabled {
-        let g = &node.config().uni_grpc;
-        let addr = parse_addr(&g.address, &g.port.to_string())?;
-        let socket = bind(addr).map_err(|e| format!("bind uni_grpc {addr}: {e}"))?;
+    if let (Some(socket), true) = (uni_grpc, node.config().uni_grpc.enabled) {
         let listener = crate::transport::uni_grpc::listener(
             node.clone(),
             tracker.clone(),

@@ -78,6 +78,9 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// The gRPC API listener (served when `grpc_api.enabled`).
     pub grpc_addr: SocketAddr,
+    /// The uni gRPC listener, bound where the config puts it (port 0: one
+    /// the system picks), when `uni_grpc.enabled`.
+    pub uni_grpc_addr: Option<SocketAddr>,
     pub node: Arc<Node>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<JoinHandle<Result<(), String>>>,
@@ -86,28 +89,38 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server with `cfg` on 127.0.0.1:0.
     pub async fn start(cfg: Config) -> Self {
+        // Uni gRPC where the config puts it; HTTP and the gRPC API on port 0.
+        let uni_grpc = rotor::server::Listeners::bind_uni_grpc(&cfg).expect("bind uni_grpc");
+        let uni_grpc_addr = uni_grpc.as_ref().map(|l| l.local_addr().expect("addr"));
         let node = Node::new(cfg).await.expect("node starts");
-        let listener = rotor::server::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+        let port0 = || rotor::server::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+        let listener = port0();
         let addr = listener.local_addr().expect("addr");
-        let grpc = rotor::server::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+        let grpc = port0();
         let grpc_addr = grpc.local_addr().expect("addr");
+        let listeners = rotor::server::Listeners {
+            external: listener,
+            internal: None,
+            grpc_api: Some(grpc),
+            uni_grpc,
+        };
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let handle = tokio::spawn(rotor::server::run(
-            node.clone(),
-            listener,
-            None,
-            Some(grpc),
-            async move {
-                let _ = rx.await;
-            },
-        ));
+        let handle = tokio::spawn(rotor::server::run(node.clone(), listeners, async move {
+            let _ = rx.await;
+        }));
         Self {
             addr,
             grpc_addr,
+            uni_grpc_addr,
             node,
             stop: Some(tx),
             handle: Some(handle),
         }
+    }
+
+    /// The uni gRPC port (the config must enable it).
+    pub fn uni_grpc_port(&self) -> u16 {
+        self.uni_grpc_addr.expect("uni_grpc is enabled").port()
     }
 
     /// WebSocket URL.
