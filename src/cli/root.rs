@@ -317,7 +317,7 @@ pub(super) fn run_server(root: &RootFlags) -> ExitCode {
 /// the first subscriber got a publication within ~2 ms and the last after
 /// ~70 ms. Taking from the shared queue every other poll keeps the service
 /// close to first-come first-served: p99 fell from 129 to 37 ms in the
-/// same window (BENCHMARKS.md, run 8).
+/// same window (bench/history/runs-1-8.md, run 8).
 const GLOBAL_QUEUE_INTERVAL: u32 = 2;
 
 fn build_runtime() -> std::io::Result<tokio::runtime::Runtime> {
