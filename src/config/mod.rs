@@ -9,6 +9,7 @@ pub mod env;
 mod error;
 pub mod formats;
 mod load;
+pub(crate) mod pem;
 mod schema;
 pub mod types;
 mod validate;

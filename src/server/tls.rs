@@ -21,7 +21,6 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use base64::Engine as _;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
@@ -35,44 +34,12 @@ const HTTP_ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
 /// ALPN of the gRPC ports.
 pub(crate) const GRPC_ALPN: &[&[u8]] = &[b"h2"];
 
-/// Whether `text` holds a PEM block (a BEGIN line and its END line).
-fn is_pem(text: &[u8]) -> bool {
-    let Ok(text) = std::str::from_utf8(text) else {
-        return false;
-    };
-    let Some(start) = text.find("-----BEGIN ") else {
-        return false;
-    };
-    let rest = &text[start + "-----BEGIN ".len()..];
-    let Some(end) = rest.find("-----") else {
-        return false;
-    };
-    let label = &rest[..end];
-    rest.contains(&format!("-----END {label}-----"))
-}
-
-/// Reads a PEM value as Centrifugo v6 does: raw PEM text, else base64 of
-/// PEM text, else the path of a file holding PEM. `key` names it in errors.
+/// Reads the PEM value of `key` (see [`crate::config::pem`]).
 pub(crate) fn pem(value: &str, key: &str) -> Result<Vec<u8>, String> {
     if value.is_empty() {
         return Err(format!("{key}: required when TLS is enabled"));
     }
-    if is_pem(value.as_bytes()) {
-        return Ok(value.as_bytes().to_vec());
-    }
-    if let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(value.trim())
-        && is_pem(&decoded)
-    {
-        return Ok(decoded);
-    }
-    match std::fs::read(value) {
-        Ok(bytes) if is_pem(&bytes) => Ok(bytes),
-        Ok(_) => Err(format!("{key}: file {value:?} holds no PEM data")),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
-            "{key}: not PEM text, base64 of PEM, or an existing file ({value:?} not found)"
-        )),
-        Err(e) => Err(format!("{key}: cannot read {value:?}: {e}")),
-    }
+    crate::config::pem::load(value).map_err(|e| format!("{key}: {e}"))
 }
 
 /// The server configuration for a listener whose `tls` object is `tls`
@@ -259,6 +226,7 @@ mod tests {
 
     #[test]
     fn pem_is_text_then_base64_then_a_file() {
+        use base64::Engine as _;
         let text = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
         assert_eq!(pem(text, "k").expect("text"), text.as_bytes());
         let b64 = base64::engine::general_purpose::STANDARD.encode(text);

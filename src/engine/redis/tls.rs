@@ -1,6 +1,9 @@
 //! The `tls` object of the Redis object: custom certificates for
 //! `rediss://` connections.
 //!
+//! Each PEM is text, base64 of it or a file path, as Centrifugo v6 reads
+//! it, or comes from the older `<name>_file` key.
+//!
 //! * `server_ca_pem` (or `server_ca_pem_file`) — trust these roots instead
 //!   of the system ones;
 //! * `cert_pem` + `key_pem` (or the `_file` forms) — a client certificate
@@ -40,15 +43,19 @@ impl std::fmt::Debug for TlsSettings {
     }
 }
 
-/// Reads the PEM `name` of `obj`: inline, or from `<name>_file`.
+/// Reads the PEM `name` of `obj`: PEM text, base64 of it or a file path
+/// (Centrifugo v6), or from the older `<name>_file` key.
 fn pem(
     obj: &serde_json::Map<String, Value>,
     object_key: &str,
     name: &str,
 ) -> Result<String, (String, String)> {
-    let inline = string(obj.get(name), &format!("{object_key}.{name}"))?;
+    let key = format!("{object_key}.{name}");
+    let inline = string(obj.get(name), &key)?;
     if !inline.is_empty() {
-        return Ok(inline);
+        return crate::config::pem::load(&inline)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .map_err(|e| key_err(&key, &e));
     }
     let file_key = format!("{name}_file");
     let path = string(obj.get(&file_key), &format!("{object_key}.{file_key}"))?;
@@ -121,14 +128,26 @@ mod tests {
     #[test]
     fn reads_pems_and_refuses_what_is_not_built() {
         assert_eq!(read(Some(&json!({"enabled": true}))), Ok(None));
+        const CA: &str = "-----BEGIN CERTIFICATE-----\nQ0E=\n-----END CERTIFICATE-----\n";
         let s = read(Some(
-            &json!({"server_ca_pem": "CA", "insecure_skip_verify": true}),
+            &json!({"server_ca_pem": CA, "insecure_skip_verify": true}),
         ))
         .expect("read")
         .expect("custom");
-        assert_eq!(s.server_ca_pem, "CA");
+        assert_eq!(s.server_ca_pem, CA);
         assert!(s.insecure_skip_verify);
+        // Centrifugo v6's other forms: base64 of PEM, and a file path.
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(CA);
+        let s = read(Some(&json!({"server_ca_pem": b64}))).expect("read");
+        assert_eq!(s.expect("custom").server_ca_pem, CA);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca_path = dir.path().join("ca.crt");
+        std::fs::write(&ca_path, CA).expect("write");
+        let s = read(Some(&json!({"server_ca_pem": ca_path}))).expect("read");
+        assert_eq!(s.expect("custom").server_ca_pem, CA);
         let err = |v| read(Some(&v)).expect_err("must fail").0;
+        assert_eq!(err(json!({"server_ca_pem": "CA"})), "tls.server_ca_pem");
         assert_eq!(err(json!({"server_name": "x"})), "tls.server_name");
         assert_eq!(err(json!({"cert_pem": "C"})), "tls.cert_pem");
         assert_eq!(
