@@ -494,7 +494,7 @@ fn check_consumers(cfg: &Config) -> Check {
             ));
         }
         // None is built yet: an enabled one would consume nothing.
-        if c.get("enabled").and_then(Value::as_bool) == Some(true) {
+        if flag_on(c) {
             return Err(invalid(
                 format!("{key}.type"),
                 format!("{kind:?} consumers are not supported by this build yet"),

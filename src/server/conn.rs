@@ -21,34 +21,28 @@
 //! Each request carries the peer address (axum's `ConnectInfo`, tonic's
 //! `TcpConnectInfo`) and keeps the connection's request counts for as long
 //! as its response body lives, so a streamed client session is never
-//! idle.
+//! idle ([`super::request`]).
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
+use http_body::Body;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt;
-use tower::util::Oneshot;
 
 use super::pending::{ConnState, Registration, Signal};
+use super::request::{DeadlineBody, Tracked};
 
 /// A boxed error, as hyper and axum take them.
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(super) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A service a listener serves: an axum router or tonic routes behind
 /// their tower stack, answering `B` bodies.
@@ -114,7 +108,7 @@ pub(crate) fn builder(protocol: Protocol) -> auto::Builder<TokioExecutor> {
 
 /// Why the listener closed a connection itself.
 #[derive(Debug, Clone, Copy)]
-enum Close {
+pub(super) enum Close {
     /// No complete request head in time.
     HeaderTimeout,
     /// Idle too long after serving (HTTP/2: closed with GOAWAY).
@@ -196,7 +190,7 @@ pub(crate) async fn serve<S, B>(
     }
 }
 
-fn closed(why: Close) {
+pub(super) fn closed(why: Close) {
     tracing::debug!(reason = why.label(), "listener closed a connection");
     metrics::counter!("rotor_listener_closed_total", "reason" => why.label()).increment(1);
 }
@@ -236,10 +230,10 @@ async fn drive<I, S, B>(
 }
 
 /// Resolves when the connection must be closed: evicted or stopped by the
-/// registry, no first request
-/// head within `header_read` of accept, an HTTP/1 body not complete within
-/// `body_read` of its head, no next request head within `header_read` of
-/// the last response (HTTP/1), or idle for `idle` after serving (HTTP/2).
+/// registry, no first request head within `header_read` of accept, an
+/// HTTP/1 body not complete within `body_read` of its head, no next request
+/// head within `header_read` of the last response (HTTP/1), or idle for
+/// `idle` after serving (HTTP/2).
 /// While requests are in flight it looks again every `header_read` (or
 /// `body_read`, if shorter), or when a body is due.
 async fn watchdog(state: &ConnState, limits: Limits) -> Close {
@@ -280,215 +274,6 @@ async fn watchdog(state: &ConnState, limits: Limits) -> Close {
             return why;
         }
         sleep.as_mut().reset(due);
-    }
-}
-
-/// The per-connection hyper service: counts requests on the connection,
-/// adds the peer address and the body deadline, then calls `inner`.
-#[derive(Clone)]
-struct Tracked<S> {
-    inner: S,
-    state: Arc<ConnState>,
-    peer: SocketAddr,
-    local: SocketAddr,
-    protocol: Protocol,
-    body_read: Duration,
-}
-
-impl<S, B> hyper::service::Service<Request<Incoming>> for Tracked<S>
-where
-    S: tower::Service<Request<DeadlineBody>, Response = Response<B>, Error = Infallible> + Clone,
-{
-    type Response = Response<TrackedBody<B>>;
-    type Error = Infallible;
-    type Future = TrackedFuture<Oneshot<S, Request<DeadlineBody>>>;
-
-    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
-        let h2 = req.version() == http::Version::HTTP_2;
-        if h2 {
-            self.state.set_h2();
-        }
-        let reading = !req.body().is_end_stream();
-        self.state.begin(reading);
-        let guard = RequestGuard(self.state.clone());
-        // The peer address in the form the listener's routes read it.
-        let ext = req.extensions_mut();
-        match self.protocol {
-            Protocol::Http => {
-                ext.insert(axum::extract::ConnectInfo(self.peer));
-            }
-            Protocol::Grpc => {
-                ext.insert(tonic::transport::server::TcpConnectInfo {
-                    local_addr: Some(self.local),
-                    remote_addr: Some(self.peer),
-                });
-            }
-        }
-        // HTTP/1 bodies are timed by the watchdog, at no cost per request;
-        // HTTP/2 streams share a connection, so each body times itself.
-        let deadline = (h2 && reading).then(|| Instant::now() + self.body_read);
-        let req = req.map(|inner| DeadlineBody {
-            inner,
-            deadline,
-            sleep: None,
-            reading: reading.then(|| self.state.clone()),
-        });
-        TrackedFuture {
-            inner: self.inner.clone().oneshot(req),
-            guard: Some(guard),
-        }
-    }
-}
-
-/// Ends a request in its connection's counts when dropped.
-struct RequestGuard(Arc<ConnState>);
-
-impl Drop for RequestGuard {
-    fn drop(&mut self) {
-        self.0.end();
-    }
-}
-
-pin_project! {
-    /// The response future of [`Tracked`]: moves the request's guard into
-    /// the response body.
-    pub(crate) struct TrackedFuture<F> {
-        #[pin]
-        inner: F,
-        guard: Option<RequestGuard>,
-    }
-}
-
-impl<F, B> Future for TrackedFuture<F>
-where
-    F: Future<Output = Result<Response<B>, Infallible>>,
-{
-    type Output = Result<Response<TrackedBody<B>>, Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let Ok(resp) = ready!(this.inner.poll(cx));
-        let guard = this.guard.take();
-        Poll::Ready(Ok(resp.map(|inner| TrackedBody {
-            inner,
-            _guard: guard,
-        })))
-    }
-}
-
-pin_project! {
-    /// A response body that keeps its request counted while it lives.
-    pub(crate) struct TrackedBody<B> {
-        #[pin]
-        inner: B,
-        _guard: Option<RequestGuard>,
-    }
-}
-
-impl<B: Body> Body for TrackedBody<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        self.project().inner.poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// The request body did not arrive within `body_read_timeout`.
-#[derive(Debug)]
-pub(crate) struct BodyTimeout;
-
-impl std::fmt::Display for BodyTimeout {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("request body not received in time")
-    }
-}
-
-impl std::error::Error for BodyTimeout {}
-
-/// A request body that marks its connection as no longer pending once it
-/// has arrived, and (HTTP/2) must arrive by a deadline.
-pub(crate) struct DeadlineBody {
-    inner: Incoming,
-    deadline: Option<Instant>,
-    /// Armed the first time the body has to wait.
-    sleep: Option<Pin<Box<Sleep>>>,
-    /// The connection, until the body is complete.
-    reading: Option<Arc<ConnState>>,
-}
-
-impl DeadlineBody {
-    fn done(&mut self) {
-        if let Some(state) = self.reading.take() {
-            state.body_done();
-        }
-    }
-}
-
-impl Drop for DeadlineBody {
-    fn drop(&mut self) {
-        self.done();
-    }
-}
-
-impl Body for DeadlineBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if this.inner.is_end_stream() {
-                    this.done();
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(e))) => {
-                this.done();
-                Poll::Ready(Some(Err(e.into())))
-            }
-            Poll::Ready(None) => {
-                this.done();
-                Poll::Ready(None)
-            }
-            Poll::Pending => {
-                let Some(deadline) = this.deadline else {
-                    return Poll::Pending;
-                };
-                let sleep = this
-                    .sleep
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-                if sleep.as_mut().poll(cx).is_ready() {
-                    this.done();
-                    closed(Close::BodyTimeout);
-                    return Poll::Ready(Some(Err(Box::new(BodyTimeout))));
-                }
-                Poll::Pending
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 

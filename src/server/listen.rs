@@ -11,7 +11,6 @@ use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
-
 use tokio_util::sync::CancellationToken;
 
 use super::conn::{self, Accepted, ConnService, Limits, Protocol, ResponseBody};

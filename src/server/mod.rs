@@ -18,6 +18,7 @@
 pub(crate) mod conn;
 pub(crate) mod listen;
 pub(crate) mod pending;
+mod request;
 pub(crate) mod tls;
 
 use std::future::Future;
@@ -75,7 +76,8 @@ pub async fn serve(config: Config) -> Result<(), String> {
 }
 
 /// Like [`serve`]; on SIGHUP, `reload` supplies a new configuration whose
-/// token keys and channel options replace the running ones.
+/// token keys, channel options and listener certificates replace the
+/// running ones.
 pub async fn serve_with_reload(config: Config, reload: Option<Reloader>) -> Result<(), String> {
     let certs = Arc::new(tls::ListenerTls::new(&config)?);
     let listeners = Listeners::bind(&config)?;
@@ -104,22 +106,21 @@ impl Listeners {
     /// Binds every port `config` asks for.
     pub fn bind(config: &Config) -> Result<Self, String> {
         let hs = &config.http_server;
-        let at = bind_at;
-        let external = at(&hs.address, &hs.port.to_string(), "http_server")?;
+        let external = bind_at(&hs.address, &hs.port.to_string(), "http_server")?;
         let internal = if !hs.internal_port.is_empty() && hs.internal_port != hs.port.to_string() {
             let address = if hs.internal_address.is_empty() {
                 &hs.address
             } else {
                 &hs.internal_address
             };
-            Some(at(address, &hs.internal_port, "internal")?)
+            Some(bind_at(address, &hs.internal_port, "internal")?)
         } else {
             None
         };
         let g = &config.grpc_api;
         let grpc_api = g
             .enabled
-            .then(|| at(&g.address, &g.port.to_string(), "grpc_api"))
+            .then(|| bind_at(&g.address, &g.port.to_string(), "grpc_api"))
             .transpose()?;
         Ok(Self {
             external,
