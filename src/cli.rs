@@ -211,7 +211,14 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
 /// Reads the config (file + env, no flags) for a subcommand, without
 /// validation; prints `error getting config: …` on failure.
 fn read_config(path: &Path) -> Result<Loaded, ExitCode> {
-    config::read(path, &[]).map_err(|e| fail(format!("error getting config: {e}")))
+    config::read(path, &[]).map_err(|e| {
+        let what = if e.is_validation() {
+            "validating"
+        } else {
+            "getting"
+        };
+        fail(format!("error {what} config: {e}"))
+    })
 }
 
 fn checkconfig(path: &Path, strict: bool) -> ExitCode {
@@ -221,6 +228,9 @@ fn checkconfig(path: &Path, strict: bool) -> ExitCode {
     };
     if !loaded.file_found {
         return fail("config file not found");
+    }
+    for w in &loaded.no_effect {
+        eprintln!("warning: {w}");
     }
     if let Err(e) = config::validate(&loaded.config) {
         return fail(format!("error validating config: {e}"));

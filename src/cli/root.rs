@@ -286,6 +286,9 @@ pub(super) fn run_server(root: &RootFlags) -> ExitCode {
     for var in &loaded.unknown_env {
         tracing::warn!(var = %var, "unknown var found in the environment");
     }
+    for w in &loaded.no_effect {
+        tracing::warn!("{w}");
+    }
     for w in config::warnings(&loaded.config) {
         tracing::warn!("{w}");
     }

@@ -20,6 +20,10 @@ pub enum ConfigError {
     /// The merged value has the wrong type for the key.
     #[error("{key}: {message}")]
     Type { key: String, message: String },
+    /// Keys are set that Rotor refuses (see [`super::keys`]); `key` is the
+    /// first, the message names them all.
+    #[error("{message}")]
+    Refused { key: String, message: String },
     /// The config is well-typed but violates a rule.
     #[error("{key}: {message}")]
     Invalid { key: String, message: String },
@@ -41,12 +45,13 @@ impl ConfigError {
             Self::Env { key, .. }
             | Self::Flag { key, .. }
             | Self::Type { key, .. }
+            | Self::Refused { key, .. }
             | Self::Invalid { key, .. } => key,
         }
     }
 
     /// True when the config was read fine but failed validation.
     pub fn is_validation(&self) -> bool {
-        matches!(self, Self::Invalid { .. })
+        matches!(self, Self::Invalid { .. } | Self::Refused { .. })
     }
 }

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use super::env::{self, EnvVars, Kind, NAMED_ARRAYS, PREFIX};
 use super::error::ConfigError;
 use super::formats::{self, Format};
+use super::keys;
 use super::schema;
 use super::types::{ChannelOptions, Config, RpcOptions, Token};
 use super::validate::validate;
@@ -27,6 +28,9 @@ pub struct Loaded {
     pub unknown_keys: Vec<String>,
     /// `CENTRIFUGO_*` variables that match no key (sorted).
     pub unknown_env: Vec<String>,
+    /// One warning per set key that has no effect in Rotor (key table
+    /// class `warned`).
+    pub no_effect: Vec<String>,
 }
 
 /// Loads and validates: file at `path`, the process environment plus
@@ -79,10 +83,7 @@ pub fn read_from(
 pub fn known_env_vars(config: &Value) -> Vec<(String, String, Kind)> {
     let mut out = Vec::new();
     let defaults = default_value();
-    for (path, kind) in env::leaves(&defaults)
-        .into_iter()
-        .chain(schema::extra_leaves())
-    {
+    for (path, kind) in all_leaves(&defaults) {
         out.push((env::env_name(PREFIX, &path), path, kind));
     }
     for array in NAMED_ARRAYS {
@@ -103,6 +104,20 @@ pub fn known_env_vars(config: &Value) -> Vec<(String, String, Kind)> {
             }
         }
     }
+    out
+}
+
+/// The typed model's leaves, then the key table's other keys (free-form
+/// sections' keys and the refused and warned ones, so that those are
+/// refused or warned about whatever their source).
+fn all_leaves(defaults: &Value) -> Vec<(String, Kind)> {
+    let mut out = env::leaves(defaults);
+    let typed: HashSet<String> = out.iter().map(|(k, _)| k.clone()).collect();
+    out.extend(
+        schema::extra_leaves()
+            .into_iter()
+            .filter(|(k, _)| !typed.contains(k)),
+    );
     out
 }
 
@@ -139,18 +154,15 @@ fn read_inner(
     env_names: &[String],
 ) -> Result<Loaded, ConfigError> {
     let (mut tree, file_found) = read_file(path)?;
+    let file_tree = tree.clone();
     let defaults = default_value();
     let mut unknown_keys = Vec::new();
     find_unknown(&tree, &defaults, "", &mut unknown_keys);
-    unknown_keys.sort();
 
     let lookup = |name: &str| env(name).filter(|v| !v.is_empty());
     let mut known: HashSet<String> = HashSet::new();
     let mut kinds: BTreeMap<String, Kind> = BTreeMap::new();
-    for (key, kind) in env::leaves(&defaults)
-        .into_iter()
-        .chain(schema::extra_leaves())
-    {
+    for (key, kind) in all_leaves(&defaults) {
         let var = env::env_name(PREFIX, &key);
         if let Some(raw) = lookup(&var) {
             let value = env::parse_typed(kind, &raw).map_err(|message| ConfigError::Env {
@@ -179,6 +191,19 @@ fn read_inner(
         env::set_path(&mut tree, key, value);
     }
 
+    let audit = keys::audit(&tree);
+    if let Some((key, message)) = audit.refusal() {
+        return Err(ConfigError::Refused { key, message });
+    }
+    // The typed model's unknown keys, less those the table knows (a warned
+    // or refused key the typed model does not read).
+    unknown_keys.retain(|k| !keys::knows(&keys::normalize(k)));
+    for key in audit.unknown.iter() {
+        if file_has(&file_tree, key) && !unknown_keys.contains(key) {
+            unknown_keys.push(key.clone());
+        }
+    }
+    unknown_keys.sort();
     precheck_flattened(&tree)?;
     let config: Config = deserialize_at(tree, "")?;
 
@@ -196,7 +221,13 @@ fn read_inner(
         file_found,
         unknown_keys,
         unknown_env,
+        no_effect: audit.warnings(),
     })
+}
+
+/// Whether the file itself holds `path` (`a.b[0].c`).
+fn file_has(file: &Value, path: &str) -> bool {
+    keys::lookup(file, path).is_some()
 }
 
 /// `CENTRIFUGO_<ARRAY>_<NAME>`: the prefix of a named array item's vars.

@@ -8,6 +8,7 @@ mod duration;
 pub mod env;
 mod error;
 pub mod formats;
+pub mod keys;
 mod load;
 pub(crate) mod pem;
 mod schema;

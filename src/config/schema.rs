@@ -1,172 +1,41 @@
-//! Key schemas the typed config cannot provide: well-known keys inside
-//! sections typed as free-form JSON (`client.proxy`, `engine.redis`, …) so
-//! that `CENTRIFUGO_CLIENT_PROXY_CONNECT_ENDPOINT` and friends work, and the
+//! Key schemas the typed config cannot provide, taken from the key table
+//! ([`super::keys`]): well-known keys inside sections typed as free-form
+//! JSON (`client.proxy`, `engine.redis`, …) so that
+//! `CENTRIFUGO_CLIENT_PROXY_CONNECT_ENDPOINT` and friends work, and the
 //! per-item keys of named arrays (`channel.namespaces`, `rpc.namespaces`,
 //! `proxies`, `consumers`).
 
 use serde_json::Value;
 
-use super::env::{Kind, leaves};
+use super::env::{Kind, NAMED_ARRAYS, leaves};
+use super::keys;
 use super::types::{Namespace, RpcNamespace};
 
-use Kind::{Bool, Duration as Dur, Int, Json, Str, StrList};
-
-/// Fields of a proxy object.
-const PROXY_FIELDS: &[(&str, Kind)] = &[
-    ("endpoint", Str),
-    ("timeout", Dur),
-    ("http_headers", StrList),
-    ("emulated_headers", StrList),
-    ("grpc_metadata", StrList),
-    ("binary_encoding", Bool),
-    ("include_connection_meta", Bool),
-    ("http.tls", Json),
-    ("http.static_headers", Json),
-    ("http.status_to_code_transforms", Json),
-    ("grpc.tls", Json),
-    ("grpc.credentials_key", Str),
-    ("grpc.credentials_value", Str),
-    ("grpc.compression", Bool),
-    ("grpc.static_metadata", Json),
-];
-
-/// Fields of a Redis object plus the engine/presence extras.
-const REDIS_FIELDS: &[(&str, Kind)] = &[
-    ("address", StrList),
-    ("prefix", Str),
-    ("connect_timeout", Dur),
-    ("io_timeout", Dur),
-    ("db", Int),
-    ("user", Str),
-    ("password", Str),
-    ("client_name", Str),
-    ("force_resp2", Bool),
-    ("cluster_address", StrList),
-    ("tls", Json),
-    ("sentinel_address", StrList),
-    ("sentinel_user", Str),
-    ("sentinel_password", Str),
-    ("sentinel_master_name", Str),
-    ("sentinel_client_name", Str),
-    ("sentinel_tls", Json),
-    ("replica_client.enabled", Bool),
-    ("history_use_lists", Bool),
-    ("presence_ttl", Dur),
-    ("presence_hash_field_ttl", Bool),
-    ("presence_user_mapping", Bool),
-];
-
-const CHANNEL_PROXIES: &[&str] = &[
-    "subscribe",
-    "publish",
-    "sub_refresh",
-    "subscribe_stream",
-    "map_publish",
-    "map_remove",
-    "shared_poll_refresh",
-];
-
-const MISC: &[(&str, Kind)] = &[
-    ("map_broker.type", Str),
-    ("controller.enabled", Bool),
-    ("controller.type", Str),
-    ("shared_poll.hmac_secret_key", Str),
-    ("shared_poll.hmac_previous_secret_key", Str),
-    ("shared_poll.hmac_previous_secret_key_valid_until", Int),
-    ("shared_poll.concurrency_limit", Int),
-    ("usage_stats.disabled", Bool),
-    ("graphite.enabled", Bool),
-    ("graphite.host", Str),
-    ("graphite.port", Int),
-    ("graphite.prefix", Str),
-    ("graphite.interval", Dur),
-    ("graphite.tags", Bool),
-    ("webtransport.enabled", Bool),
-    ("webtransport.handler_prefix", Str),
-    ("webtransport.message_size_limit", Int),
-    ("http_server.http3.enabled", Bool),
-    ("http_server.tls_autocert.enabled", Bool),
-    ("http_server.tls_autocert.host_whitelist", StrList),
-    ("http_server.tls_autocert.cache_dir", Str),
-    ("http_server.tls_autocert.email", Str),
-    ("http_server.tls_autocert.server_name", Str),
-    ("http_server.tls_autocert.http", Bool),
-    ("http_server.tls_autocert.http_addr", Str),
-    (
-        "client.connect_code_to_unidirectional_disconnect.enabled",
-        Bool,
-    ),
-    (
-        "client.connect_code_to_unidirectional_disconnect.transforms",
-        Json,
-    ),
-    ("uni_sse.connect_code_to_http_response.enabled", Bool),
-    ("uni_sse.connect_code_to_http_response.transforms", Json),
-    (
-        "uni_http_stream.connect_code_to_http_response.enabled",
-        Bool,
-    ),
-    (
-        "uni_http_stream.connect_code_to_http_response.transforms",
-        Json,
-    ),
-    ("broker.nats.prefix", Str),
-    ("broker.nats.url", Str),
-    ("broker.nats.dial_timeout", Dur),
-    ("broker.nats.write_timeout", Dur),
-    ("broker.nats.tls", Json),
-    ("broker.nats.allow_wildcards", Bool),
-    ("broker.nats.raw_mode.enabled", Bool),
-    ("broker.nats.raw_mode.channel_replacements", Json),
-    ("broker.nats.raw_mode.prefix", Str),
-];
-
-const CONSUMER_FIELDS: &[(&str, Kind)] = &[
-    ("name", Str),
-    ("enabled", Bool),
-    ("type", Str),
-    ("postgresql", Json),
-    ("kafka", Json),
-    ("nats_jetstream", Json),
-    ("redis_stream", Json),
-    ("google_pub_sub", Json),
-    ("aws_sqs", Json),
-    ("azure_service_bus", Json),
-];
-
-fn owned(prefix: &str, fields: &[(&str, Kind)]) -> impl Iterator<Item = (String, Kind)> {
-    let prefix = prefix.to_string();
-    fields.iter().map(move |(k, kind)| {
-        let path = if prefix.is_empty() {
-            (*k).to_string()
-        } else {
-            format!("{prefix}.{k}")
-        };
-        (path, *kind)
-    })
+/// Keys of the key table outside arrays, with the kind their env or flag
+/// text is parsed as. The loader takes the typed model's leaves first, so
+/// these only add what the typed model keeps as free-form JSON (`engine.redis`,
+/// `client.proxy`, ...) and the keys Rotor refuses or warns about.
+pub fn extra_leaves() -> Vec<(String, Kind)> {
+    leaves_of(keys::rows().iter().map(|r| (r.key, r)))
+        .into_iter()
+        .filter(|(k, _)| !NAMED_ARRAYS.contains(&k.as_str()))
+        .collect()
 }
 
-/// Well-known keys inside free-form sections, in an order where a more
-/// specific key comes after the section itself.
-pub fn extra_leaves() -> Vec<(String, Kind)> {
+/// Leaves of `(path, row)` pairs: a path through an array of objects
+/// (`http.status_to_code_transforms[].status_code`) gives the array itself
+/// as one JSON leaf.
+fn leaves_of<'a>(paths: impl Iterator<Item = (&'a str, &'a keys::Row)>) -> Vec<(String, Kind)> {
     let mut out: Vec<(String, Kind)> = Vec::new();
-    for section in ["client.proxy.connect", "client.proxy.refresh"] {
-        out.push((format!("{section}.enabled"), Bool));
-        out.extend(owned(section, PROXY_FIELDS));
+    for (path, row) in paths {
+        let leaf = match path.split_once("[]") {
+            Some((array, _)) => (array.to_string(), Kind::Json),
+            None => (path.to_string(), row.kind.env_kind()),
+        };
+        if !out.contains(&leaf) {
+            out.push(leaf);
+        }
     }
-    for p in CHANNEL_PROXIES {
-        out.extend(owned(&format!("channel.proxy.{p}"), PROXY_FIELDS));
-    }
-    out.extend(owned("rpc.proxy", PROXY_FIELDS));
-    for section in [
-        "engine.redis",
-        "broker.redis",
-        "presence_manager.redis",
-        "map_broker.redis",
-    ] {
-        out.extend(owned(section, REDIS_FIELDS));
-    }
-    out.extend(owned("", MISC));
     out
 }
 
@@ -176,13 +45,14 @@ pub fn item_leaves(array: &str) -> Vec<(String, Kind)> {
     match array {
         "channel.namespaces" => typed(serde_json::to_value(Namespace::default())),
         "rpc.namespaces" => typed(serde_json::to_value(RpcNamespace::default())),
-        "proxies" => {
-            let mut out = vec![("name".to_string(), Str)];
-            out.extend(owned("", PROXY_FIELDS));
-            out
+        _ => {
+            let prefix = format!("{array}[].");
+            leaves_of(
+                keys::rows()
+                    .iter()
+                    .filter_map(|r| r.key.strip_prefix(&prefix).map(|leaf| (leaf, r))),
+            )
         }
-        "consumers" => owned("", CONSUMER_FIELDS).collect(),
-        _ => Vec::new(),
     }
 }
 
@@ -198,6 +68,7 @@ pub fn item_schema(array: &str) -> Option<Value> {
 
 #[cfg(test)]
 mod tests {
+    use super::Kind::{Bool, Duration as Dur, Int, Json, Str};
     use super::*;
 
     #[test]

@@ -35,11 +35,57 @@ fn load_env(path: &Path, env: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
     load_with_env(path, &[], &with_env(env))
 }
 
+/// The real-world config less the map and shared poll subscriptions Rotor
+/// refuses until they are built.
+fn real_world_without_refused() -> String {
+    let mut v: serde_json::Value = serde_json::from_str(REAL_WORLD).expect("json");
+    if let Some(items) = v["channel"]["namespaces"].as_array_mut() {
+        for item in items {
+            if let Some(m) = item.as_object_mut() {
+                for key in ["subscription_type", "map", "shared_poll"] {
+                    m.remove(key);
+                }
+            }
+        }
+    }
+    if let Some(m) = v.as_object_mut() {
+        m.remove("shared_poll");
+    }
+    v.to_string()
+}
+
+#[test]
+fn real_world_config_refuses_what_is_not_built() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(&dir, "config.json", REAL_WORLD);
+    let err = load_env(&path, &[]).expect_err("map and shared poll are refused");
+    assert!(err.is_validation());
+    let text = err.to_string();
+    for key in [
+        "channel.namespaces[0].subscription_type",
+        "channel.namespaces[0].map.mode",
+        "channel.namespaces[3].shared_poll.proxy_name",
+        "shared_poll.hmac_secret_key",
+    ] {
+        assert!(text.contains(key), "{key} in {text}");
+    }
+    assert!(
+        !text.contains("delta"),
+        "delta is warned about, not refused: {text}"
+    );
+}
+
 #[test]
 fn real_world_config_loads_without_unknown_keys() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = write(&dir, "config.json", REAL_WORLD);
+    let path = write(&dir, "config.json", &real_world_without_refused());
     let loaded = load_env(&path, &[]).expect("real-world config loads");
+    assert!(
+        loaded
+            .no_effect
+            .iter()
+            .any(|w| w.starts_with("channel.without_namespace.delta_publish "))
+    );
     assert!(loaded.file_found);
     assert!(loaded.unknown_keys.is_empty(), "{:?}", loaded.unknown_keys);
     let cfg = &loaded.config;
@@ -283,8 +329,12 @@ fn unknown_keys_and_env_reported() {
         loaded.unknown_keys,
         vec![
             "bogus",
+            "channel.namespaces[0].map.x",
             "channel.namespaces[0].presense",
+            "client.proxy.anything",
             "client.tokn",
+            "engine.redis.free",
+            "proxies[0].whatever",
             "rpc.namespaces[0].what"
         ]
     );
