@@ -127,6 +127,37 @@ else
   warn "$chromium_bin is missing and cannot be installed here (not root or no apt-get): the browser interop tests will fail"
 fi
 
+# --- Java toolchain for the Java interop tests (tests/interop_java.rs) -----
+# Debian packages only (no Maven): a JDK, protoc with the grpc-java plugin,
+# grpc-java with its netty transport, protobuf-java, and OpenSSL for netty
+# (netty-tcnative: Debian's netty has no JDK ALPN) for the TLS case. The test
+# generates and compiles its Java programs itself (tests/interop/java/build).
+# Installs what is missing when we are root with apt-get; never fails the
+# run: the Java tests then fail loudly under ROTOR_REQUIRE_INTEROP=1.
+java_need=()
+command -v javac >/dev/null 2>&1 || java_need+=(default-jdk-headless)
+command -v protoc >/dev/null 2>&1 || java_need+=(protobuf-compiler)
+command -v grpc_java_plugin >/dev/null 2>&1 || java_need+=(protobuf-compiler-grpc-java-plugin)
+for jar_pkg in grpc-netty:libgrpc-java protobuf:libprotobuf-java guava:libguava-java \
+  perfmark-api:libperfmark-java netty-codec-http2:libnetty-java \
+  netty-tcnative:libnetty-tcnative-java \
+  geronimo-annotation-1.3-spec:libgeronimo-annotation-1.3-spec-java; do
+  [ -f "/usr/share/java/${jar_pkg%%:*}.jar" ] || java_need+=("${jar_pkg#*:}")
+done
+compgen -G '/usr/lib/*/jni/libnetty-tcnative.so' >/dev/null || java_need+=(libnetty-tcnative-jni)
+if [ "${#java_need[@]}" -eq 0 ]; then
+  say "java interop toolchain: $(command -v javac), $(command -v protoc), $(command -v grpc_java_plugin)"
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  say "installing the java interop toolchain (apt-get): ${java_need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends "${java_need[@]}" >/dev/null 2>&1 \
+    || { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends "${java_need[@]}" >/dev/null 2>&1; } \
+    || warn "could not install ${java_need[*]}: the Java interop tests will fail"
+else
+  warn "missing ${java_need[*]} and cannot install them here (not root or no apt-get): the Java interop tests will fail"
+fi
+# --- end of the Java toolchain block ----------------------------------------
+
 # --- build and test --------------------------------------------------------
 # (`cargo test` builds the binaries the integration tests run, with the same
 # feature set as the tests, so there is no separate `cargo build`.)

@@ -45,31 +45,41 @@ pub async fn start_with(
 ) -> Binary {
     let path = dir.join(format!("{name}.json"));
     std::fs::write(&path, cfg.to_string()).expect("write config");
-    let port = free_port();
-    let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log file");
-    let mut cmd = match nofile {
-        Some(n) => {
-            let mut c = Command::new("sh");
-            c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\"")])
-                .arg(env!("CARGO_BIN_EXE_rotor"));
-            c
+    // A free port can be taken by another test before rotor binds it: then
+    // rotor exits, and it is started again on another port.
+    for attempt in 1..=3 {
+        let port = free_port();
+        let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log file");
+        let mut cmd = match nofile {
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\"")])
+                    .arg(env!("CARGO_BIN_EXE_rotor"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_rotor")),
+        };
+        let child = cmd
+            .args([
+                "--config",
+                path.to_str().expect("utf-8 path"),
+                "--http_server.port",
+                &port.to_string(),
+            ])
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn rotor");
+        let mut binary = Binary { child, port };
+        wait_port(port, name).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        match binary.child.try_wait() {
+            Ok(None) => return binary,
+            _ if attempt < 3 => continue,
+            status => panic!("{name} exited at start: {status:?} (see {name}.log)"),
         }
-        None => Command::new(env!("CARGO_BIN_EXE_rotor")),
-    };
-    let child = cmd
-        .args([
-            "--config",
-            path.to_str().expect("utf-8 path"),
-            "--http_server.port",
-            &port.to_string(),
-        ])
-        .stdout(log.try_clone().expect("log file"))
-        .stderr(log)
-        .spawn()
-        .expect("spawn rotor");
-    let binary = Binary { child, port };
-    wait_port(port, name).await;
-    binary
+    }
+    unreachable!("the loop returns or panics")
 }
 
 /// Waits (up to 15 s) until `port` on 127.0.0.1 accepts connections;
