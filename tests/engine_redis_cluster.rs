@@ -32,7 +32,9 @@ async fn cluster_with(extra: serde_json::Value) -> Option<(Servers, RedisSetting
     if let (Some(object), Some(extra)) = (object.as_object_mut(), extra.as_object()) {
         object.extend(extra.clone());
     }
-    let settings = RedisSettings::from_json(&object).expect("settings");
+    let settings =
+        RedisSettings::from_config(&serde_json::from_value(object).expect("redis object"))
+            .expect("settings");
     assert!(settings.cluster);
     Some((servers, settings))
 }

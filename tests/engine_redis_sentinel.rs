@@ -23,10 +23,10 @@ async fn sentinel_setup() -> Option<(Servers, u16, RedisSettings)> {
     let mut servers = Servers::new();
     let master = servers.redis(&[]).await;
     let sentinel = servers.sentinel(master, MASTER).await;
-    let settings = RedisSettings::from_json(&serde_json::json!({
+    let settings = RedisSettings::from_config(&serde_json::from_value(serde_json::json!({
         "address": format!("redis+sentinel://127.0.0.1:{sentinel}?sentinel_master_name={MASTER}"),
         "prefix": servers::prefix(),
-    }))
+    })).expect("redis object"))
     .expect("settings");
     Some((servers, master, settings))
 }

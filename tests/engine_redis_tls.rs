@@ -41,13 +41,16 @@ async fn tls_server(require_client_cert: bool) -> Option<(Servers, u16)> {
 }
 
 fn settings(port: u16, tls: serde_json::Value) -> RedisSettings {
-    RedisSettings::from_json(&serde_json::json!({
-        "address": format!("rediss://127.0.0.1:{port}"),
-        "prefix": servers::prefix(),
-        "connect_timeout": "500ms",
-        "io_timeout": "1s",
-        "tls": tls,
-    }))
+    RedisSettings::from_config(
+        &serde_json::from_value(serde_json::json!({
+            "address": format!("rediss://127.0.0.1:{port}"),
+            "prefix": servers::prefix(),
+            "connect_timeout": "500ms",
+            "io_timeout": "1s",
+            "tls": tls,
+        }))
+        .expect("redis object"),
+    )
     .expect("settings")
 }
 

@@ -2,7 +2,6 @@
 //! TOML), `CENTRIFUGO_*` environment variables and command-line flags, in that
 //! order of increasing precedence; defaults live in [`types`].
 
-pub mod backends;
 mod channel_rules;
 mod duration;
 pub mod env;
@@ -15,7 +14,6 @@ mod schema;
 pub mod types;
 mod validate;
 
-pub use backends::{Backends, BrokerChoice, PresenceChoice};
 pub use duration::Duration;
 pub use error::ConfigError;
 pub use load::{

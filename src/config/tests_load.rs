@@ -175,10 +175,8 @@ fn env_typing() {
             "CENTRIFUGO_CLIENT_ALLOWED_ORIGINS",
             "http://a.com  https://*.b.com",
         ),
-        (
-            "CENTRIFUGO_ENGINE_REDIS",
-            r#"{"address": ["redis://r:6379"], "prefix": "p"}"#,
-        ),
+        ("CENTRIFUGO_ENGINE_REDIS_ADDRESS", "redis://r:6379"),
+        ("CENTRIFUGO_ENGINE_REDIS_PREFIX", "p"),
         (
             "CENTRIFUGO_CLIENT_PROXY_CONNECT_ENDPOINT",
             "http://backend/connect",
@@ -197,7 +195,8 @@ fn env_typing() {
         cfg.client.allowed_origins,
         vec!["http://a.com".to_string(), "https://*.b.com".to_string()]
     );
-    assert_eq!(cfg.engine.redis["prefix"], "p");
+    assert_eq!(cfg.engine.redis.prefix, "p");
+    assert_eq!(cfg.engine.redis.address, vec!["redis://r:6379".to_string()]);
     assert_eq!(
         cfg.client.proxy["connect"]["endpoint"],
         "http://backend/connect"
@@ -216,7 +215,7 @@ fn env_typing() {
         bad("CENTRIFUGO_CLIENT_CHANNEL_LIMIT", "many").contains("CENTRIFUGO_CLIENT_CHANNEL_LIMIT")
     );
     assert!(bad("CENTRIFUGO_CLIENT_PING_INTERVAL", "25").starts_with("client.ping_interval: "));
-    assert!(bad("CENTRIFUGO_ENGINE_REDIS", "{oops").starts_with("engine.redis: "));
+    assert!(bad("CENTRIFUGO_ENGINE_REDIS_DB", "one").starts_with("engine.redis.db: "));
 }
 
 #[test]
@@ -302,6 +301,40 @@ fn dotenv_fills_unset_vars_only() {
     assert_eq!(cfg.http_server.port, 9001, "real env wins over .env");
     assert!(cfg.client.insecure);
     assert_eq!(cfg.log.level, "debug");
+}
+
+#[test]
+fn engine_types_are_checked_when_loading() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (text, key) in [
+        (r#"{"engine": {"type": "etcd"}}"#, "engine.type"),
+        (r#"{"broker": {"type": "kafka"}}"#, "broker.type"),
+        (
+            r#"{"presence_manager": {"type": "nats"}}"#,
+            "presence_manager.type",
+        ),
+        (r#"{"engine": {"redis": {"db": -1}}}"#, "engine.redis.db"),
+        (
+            r#"{"broker": {"nats": {"write_timeout": "soon"}}}"#,
+            "broker.nats.write_timeout",
+        ),
+    ] {
+        let path = write(&dir, "c.json", text);
+        let err = load_env(&path, &[]).expect_err(text);
+        assert_eq!(err.key(), key, "{text}: {err}");
+    }
+    let path = write(
+        &dir,
+        "c.json",
+        r#"{"engine": {"type": "redis", "redis": {"address": "localhost:6380"}},
+        "broker": {"type": "postgres"}}"#,
+    );
+    let cfg = load_env(&path, &[])
+        .expect("a disabled broker type is fine")
+        .config;
+    assert_eq!(cfg.engine.kind, EngineType::Redis);
+    assert_eq!(cfg.engine.redis.address, vec!["localhost:6380".to_string()]);
+    assert_eq!(cfg.broker.kind, BrokerType::Postgres);
 }
 
 #[test]

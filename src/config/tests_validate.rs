@@ -204,7 +204,7 @@ fn channel_option_rules() {
 }
 
 #[test]
-fn global_channel_and_backends() {
+fn global_channel_and_api_modes() {
     assert_eq!(key_of(|c| c.channel.max_length = 0), "channel.max_length");
     assert_eq!(
         key_of(|c| c.channel.history_meta_ttl = Duration::from_millis(10_500)),
@@ -213,61 +213,6 @@ fn global_channel_and_backends() {
     assert_eq!(
         key_of(|c| c.channel.publication_data_format = "xml".into()),
         "channel.publication_data_format"
-    );
-    let mut c = Config::default();
-    c.engine.kind = "redis".into();
-    assert!(validate(&c).is_ok(), "standalone redis engine is built");
-    c.engine.redis = json!({"cluster_address": ["h:1"]});
-    assert!(validate(&c).is_ok(), "redis cluster is built");
-    let (key, text) = error_of(|c| {
-        c.engine.kind = "redis".into();
-        c.engine.redis = json!({"sentinel_address": ["h:1"]});
-    });
-    assert_eq!(key, "engine.redis.sentinel_master_name");
-    assert_eq!(
-        text,
-        "engine.redis.sentinel_master_name: is required with sentinel addresses"
-    );
-    assert_eq!(key_of(|c| c.engine.kind = "etcd".into()), "engine.type");
-    let mut c = Config::default();
-    c.broker.kind = "postgres".into();
-    assert!(validate(&c).is_ok(), "a disabled broker is not used");
-    c.broker.enabled = true;
-    assert_eq!(
-        validate(&c).expect_err("postgres").to_string(),
-        "broker.type: \"postgres\" is not supported by this build yet"
-    );
-    c.broker.kind = "nats".into();
-    assert!(validate(&c).is_ok(), "the NATS broker is built");
-    c.broker.nats = json!({"raw_mode": {"enabled": true}});
-    assert_eq!(
-        validate(&c).expect_err("raw mode").to_string(),
-        "broker.nats.raw_mode.enabled: is not supported by this build yet"
-    );
-    c.broker.kind = "redis".into();
-    c.broker.nats = json!({});
-    assert!(validate(&c).is_ok(), "the Redis broker is built");
-    c.broker.redis = json!({"sentinel_address": ["h:1"]});
-    assert_eq!(
-        validate(&c)
-            .expect_err("sentinel without a master name")
-            .key(),
-        "broker.redis.sentinel_master_name"
-    );
-    let mut c = Config::default();
-    c.presence_manager.enabled = true;
-    c.presence_manager.kind = "redis".into();
-    assert!(validate(&c).is_ok(), "the Redis presence manager is built");
-    assert_eq!(
-        key_of(|c| {
-            c.presence_manager.enabled = true;
-            c.presence_manager.kind = "etcd".into();
-        }),
-        "presence_manager.type"
-    );
-    assert_eq!(
-        key_of(|c| c.map_broker = json!({"type": "redis"})),
-        "map_broker.type"
     );
     assert_eq!(
         key_of(|c| c.http_api.error_mode = "custom".into()),

@@ -42,7 +42,6 @@ pub(crate) fn matches(pattern: &str, text: &str) -> bool {
 pub fn validate(cfg: &Config) -> Check {
     check_log(cfg)?;
     check_http(cfg)?;
-    check_backends(cfg)?;
     check_client(cfg)?;
     check_proxy_sections(cfg)?;
     let proxy_names = check_proxies(cfg)?;
@@ -256,30 +255,6 @@ fn check_http(cfg: &Config) -> Check {
                 format!("unknown error mode {mode:?} (use \"\" or \"transport\")"),
             ));
         }
-    }
-    Ok(())
-}
-
-fn check_backends(cfg: &Config) -> Check {
-    super::backends::Backends::from_config(cfg)?;
-    let map_kind = str_at(&cfg.map_broker, "type").unwrap_or("memory");
-    let map_kind = if map_kind.is_empty() {
-        "memory"
-    } else {
-        map_kind
-    };
-    let known = ["memory", "redis", "postgres"];
-    if !known.contains(&map_kind) {
-        return Err(invalid(
-            "map_broker.type",
-            format!("unknown type {map_kind:?} (known: {})", known.join(", ")),
-        ));
-    }
-    if map_kind != "memory" {
-        return Err(invalid(
-            "map_broker.type",
-            format!("{map_kind:?} is not supported by this build yet"),
-        ));
     }
     Ok(())
 }

@@ -14,7 +14,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 pub use crate::proto::client::{ClientInfo, Publication};
+pub use backends::{Backends, BrokerChoice, PresenceChoice};
 
+pub mod backends;
 pub mod conformance;
 pub mod memory;
 pub mod nats;

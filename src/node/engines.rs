@@ -16,10 +16,11 @@
 
 use std::sync::Arc;
 
-use crate::config::{Backends, BrokerChoice, Config, PresenceChoice};
+use crate::config::Config;
 use crate::engine::memory::{MemoryBroker, MemoryPresenceManager};
 use crate::engine::nats::NatsBroker;
 use crate::engine::redis::{RedisBroker, RedisPresenceManager, RedisSettings, connect_engine};
+use crate::engine::{Backends, BrokerChoice, PresenceChoice};
 use crate::engine::{Broker, PresenceManager};
 
 use super::cluster::ControlBus;

@@ -12,11 +12,13 @@ pub use super::duration::Duration;
 
 mod channel;
 mod client;
+mod engine;
 mod middleware;
 mod transport;
 
 pub use channel::*;
 pub use client::*;
+pub use engine::*;
 pub use middleware::*;
 pub use transport::*;
 
@@ -207,66 +209,6 @@ impl Default for Shutdown {
     fn default() -> Self {
         Self {
             timeout: Duration::from_secs(30),
-        }
-    }
-}
-
-/// Engine selection (`memory` or `redis`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
-pub struct Engine {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub redis: serde_json::Value,
-}
-
-impl Default for Engine {
-    fn default() -> Self {
-        Self {
-            kind: "memory".into(),
-            redis: empty_object(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
-pub struct Broker {
-    pub enabled: bool,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub redis: serde_json::Value,
-    pub nats: serde_json::Value,
-    pub postgres: serde_json::Value,
-}
-
-impl Default for Broker {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            kind: "memory".into(),
-            redis: empty_object(),
-            nats: empty_object(),
-            postgres: empty_object(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
-pub struct PresenceManagerSection {
-    pub enabled: bool,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub redis: serde_json::Value,
-}
-
-impl Default for PresenceManagerSection {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            kind: "memory".into(),
-            redis: empty_object(),
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The `broker.nats` object of the configuration, read from its free-form
-//! JSON form into typed settings.
+//! The `broker.nats` object of the configuration ([`NatsConfig`]) turned
+//! into connection settings.
 //!
 //! Keys follow Centrifugo v6: `url`, `prefix`, `dial_timeout`,
 //! `write_timeout`, `tls`, `allow_wildcards`, `raw_mode`. This build speaks
@@ -12,9 +12,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde_json::Value;
-
-use crate::engine::settings::{duration, key_err, string};
+use crate::config::{BackendTls, NatsConfig};
+use crate::engine::settings::key_err;
 
 /// Default server URL.
 pub const DEFAULT_URL: &str = "nats://127.0.0.1:4222";
@@ -86,15 +85,12 @@ pub fn redact(url: &str) -> String {
 
 impl NatsSettings {
     /// Reads the `broker.nats` object. Errors name the offending key
-    /// relative to the object (`url`, `write_timeout`, ...).
-    pub fn from_json(value: &Value) -> Result<Self, (String, String)> {
+    /// relative to the object (`url`, `tls.key_pem_file`, ...). Keys Rotor
+    /// refuses (wildcards, raw mode) never get here: the key table refuses
+    /// them when the configuration is loaded.
+    pub fn from_config(cfg: &NatsConfig) -> Result<Self, (String, String)> {
         let mut s = Self::default();
-        let obj = match value {
-            Value::Null => return Ok(s),
-            Value::Object(obj) => obj,
-            _ => return Err((String::new(), "must be an object".to_owned())),
-        };
-        let url = string(obj.get("url"), "url")?;
+        let url = &cfg.url;
         if !url.is_empty() {
             if url.chars().any(char::is_whitespace) {
                 return Err(key_err("url", "must not contain whitespace"));
@@ -105,75 +101,54 @@ impl NatsSettings {
                     "several servers are not supported by this build yet",
                 ));
             }
-            s.url = url;
+            s.url = url.clone();
         }
-        let prefix = string(obj.get("prefix"), "prefix")?;
-        if !prefix.is_empty() {
-            if !valid_subject(&prefix) {
+        if !cfg.prefix.is_empty() {
+            if !valid_subject(&cfg.prefix) {
                 return Err(key_err(
                     "prefix",
                     "must be a NATS subject (no spaces, wildcards or empty tokens)",
                 ));
             }
-            s.prefix = prefix;
+            s.prefix = cfg.prefix.clone();
         }
-        for (key, slot) in [
-            ("dial_timeout", &mut s.dial_timeout),
-            ("write_timeout", &mut s.write_timeout),
-        ] {
-            if let Some(d) = duration(obj.get(key), key)?
-                && !d.is_zero()
-            {
-                *slot = d;
-            }
+        if !cfg.dial_timeout.is_zero() {
+            s.dial_timeout = cfg.dial_timeout.get();
         }
-        s.tls = tls(obj.get("tls"))?;
-        if obj.get("allow_wildcards").and_then(Value::as_bool) == Some(true) {
-            return Err(key_err(
-                "allow_wildcards",
-                "is not supported by this build yet",
-            ));
+        if !cfg.write_timeout.is_zero() {
+            s.write_timeout = cfg.write_timeout.get();
         }
-        if flag(obj.get("raw_mode"), "enabled") {
-            return Err(key_err(
-                "raw_mode.enabled",
-                "is not supported by this build yet",
-            ));
-        }
+        s.tls = tls(&cfg.tls)?;
         Ok(s)
     }
 }
 
 /// Reads the TLS object; `None` unless `enabled`.
-fn tls(value: Option<&Value>) -> Result<Option<NatsTls>, (String, String)> {
-    let Some(obj) = value.filter(|v| !v.is_null()) else {
-        return Ok(None);
-    };
-    let Value::Object(obj) = obj else {
-        return Err(key_err("tls", "must be an object"));
-    };
-    if !flag(value, "enabled") {
+fn tls(tls: &BackendTls) -> Result<Option<NatsTls>, (String, String)> {
+    if !tls.enabled {
         return Ok(None);
     }
-    for key in ["cert_pem", "key_pem", "server_ca_pem", "server_name"] {
-        if !string(obj.get(key), &format!("tls.{key}"))?.is_empty() {
+    for (key, value) in [
+        ("cert_pem", &tls.cert_pem),
+        ("key_pem", &tls.key_pem),
+        ("server_ca_pem", &tls.server_ca_pem),
+        ("server_name", &tls.server_name),
+    ] {
+        if !value.is_empty() {
             return Err(key_err(
                 &format!("tls.{key}"),
                 "is not supported by this build yet (use the *_pem_file keys)",
             ));
         }
     }
-    if flag(value, "insecure_skip_verify") {
+    if tls.insecure_skip_verify {
         return Err(key_err(
             "tls.insecure_skip_verify",
             "is not supported by this build yet",
         ));
     }
-    let file = |key: &str| -> Result<Option<PathBuf>, (String, String)> {
-        let path = string(obj.get(key), &format!("tls.{key}"))?;
-        Ok((!path.is_empty()).then(|| PathBuf::from(path)))
-    };
-    let client_cert = match (file("cert_pem_file")?, file("key_pem_file")?) {
+    let file = |path: &str| (!path.is_empty()).then(|| PathBuf::from(path));
+    let client_cert = match (file(&tls.cert_pem_file), file(&tls.key_pem_file)) {
         (Some(cert), Some(key)) => Some((cert, key)),
         (None, None) => None,
         (Some(_), None) => {
@@ -190,7 +165,7 @@ fn tls(value: Option<&Value>) -> Result<Option<NatsTls>, (String, String)> {
         }
     };
     Ok(Some(NatsTls {
-        server_ca_pem_file: file("server_ca_pem_file")?,
+        server_ca_pem_file: file(&tls.server_ca_pem_file),
         client_cert,
     }))
 }
@@ -209,26 +184,22 @@ pub fn valid_subject(subject: &str) -> bool {
         })
 }
 
-fn flag(object: Option<&Value>, key: &str) -> bool {
-    object
-        .and_then(|o| o.get(key))
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
-}
-
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
 
+    fn from_json(v: &Value) -> Result<NatsSettings, (String, String)> {
+        let cfg: NatsConfig = serde_path_to_error::deserialize(v.clone())
+            .map_err(|e| (e.path().to_string(), e.inner().to_string()))?;
+        NatsSettings::from_config(&cfg)
+    }
+
     #[test]
     fn defaults_and_keys() {
-        assert_eq!(
-            NatsSettings::from_json(&json!({})),
-            Ok(NatsSettings::default())
-        );
-        let s = NatsSettings::from_json(&json!({
+        assert_eq!(from_json(&json!({})), Ok(NatsSettings::default()));
+        let s = from_json(&json!({
             "url": "nats://u:p@10.0.0.1:4333", "prefix": "app.rt",
             "dial_timeout": "250ms", "write_timeout": "2s"
         }))
@@ -242,7 +213,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_and_unbuilt_keys() {
-        let key = |v: Value| NatsSettings::from_json(&v).expect_err("invalid").0;
+        let key = |v: Value| from_json(&v).expect_err("invalid").0;
         assert_eq!(key(json!({"url": 5})), "url");
         assert_eq!(key(json!({"prefix": "a b"})), "prefix");
         assert_eq!(key(json!({"prefix": "a..b"})), "prefix");
@@ -259,20 +230,15 @@ mod tests {
             key(json!({"tls": {"enabled": true, "cert_pem_file": "c.pem"}})),
             "tls.key_pem_file"
         );
-        assert_eq!(key(json!({"allow_wildcards": true})), "allow_wildcards");
-        assert_eq!(
-            key(json!({"raw_mode": {"enabled": true}})),
-            "raw_mode.enabled"
-        );
-        assert_eq!(key(json!("x")), "");
+        assert_eq!(key(json!("x")), ".");
     }
 
     #[test]
     fn tls_from_files() {
-        let s = NatsSettings::from_json(&json!({"tls": {"enabled": false, "cert_pem": "x"}}))
+        let s = from_json(&json!({"tls": {"enabled": false, "cert_pem": "x"}}))
             .expect("disabled tls is not read");
         assert_eq!(s.tls, None);
-        let s = NatsSettings::from_json(&json!({"tls": {
+        let s = from_json(&json!({"tls": {
             "enabled": true, "server_ca_pem_file": "ca.pem",
             "cert_pem_file": "c.pem", "key_pem_file": "k.pem"
         }}))

@@ -1,6 +1,6 @@
-//! The Redis object of the configuration (`engine.redis`, and later
-//! `broker.redis` / `presence_manager.redis`), read from its free-form JSON
-//! form into typed settings.
+//! The Redis object of the configuration (`engine.redis`, `broker.redis`,
+//! `presence_manager.redis`: [`RedisConfig`]) turned into connection
+//! settings.
 //!
 //! Three topologies (address forms in [`super::address`]):
 //! * several `address` entries — client-side sharding over standalone
@@ -17,11 +17,10 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-
 use super::address::{self, Parsed};
 use super::tls::{self, TlsSettings};
-use crate::engine::settings::{duration, key_err, string};
+use crate::config::{RedisConfig, Tls};
+use crate::engine::settings::key_err;
 
 /// Default address when none is configured.
 pub const DEFAULT_ADDRESS: &str = "redis://127.0.0.1:6379";
@@ -134,21 +133,12 @@ pub fn redact(address: &str) -> String {
 impl RedisSettings {
     /// Reads the Redis object. Errors name the offending key relative to the
     /// object (`address`, `io_timeout`, ...).
-    pub fn from_json(value: &Value) -> Result<Self, (String, String)> {
+    pub fn from_config(cfg: &RedisConfig) -> Result<Self, (String, String)> {
         let mut s = Self::default();
-        let obj = match value {
-            Value::Null => return Ok(s),
-            Value::Object(obj) => obj,
-            _ => return Err((String::new(), "must be an object".to_owned())),
-        };
-        let tls = obj
-            .get("tls")
-            .and_then(|t| t.get("enabled"))
-            .and_then(Value::as_bool);
-        s.tls = tls::read(obj.get("tls"))?;
-        let tls = tls.unwrap_or(false);
-        let list = string_list(obj.get("address"), "address")?;
-        let mut parsed: Vec<Parsed> = list
+        let tls = cfg.tls.enabled;
+        s.tls = tls::read(&cfg.tls)?;
+        let mut parsed: Vec<Parsed> = cfg
+            .address
             .iter()
             .map(|a| address::parse(a, tls))
             .collect::<Result<_, _>>()
@@ -188,39 +178,25 @@ impl RedisSettings {
                 }
             }
         }
-        match obj.get("prefix") {
-            Some(Value::String(p)) if !p.is_empty() => s.prefix = p.clone(),
-            None | Some(Value::Null) | Some(Value::String(_)) => {}
-            Some(_) => return Err(key_err("prefix", "must be a string")),
+        if !cfg.prefix.is_empty() {
+            s.prefix = cfg.prefix.clone();
         }
-        s.connect_timeout = duration(obj.get("connect_timeout"), "connect_timeout")?
-            .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
-        s.io_timeout = duration(obj.get("io_timeout"), "io_timeout")?.unwrap_or(DEFAULT_IO_TIMEOUT);
-        s.presence_ttl =
-            duration(obj.get("presence_ttl"), "presence_ttl")?.unwrap_or(DEFAULT_PRESENCE_TTL);
-        if s.connect_timeout.is_zero() {
-            s.connect_timeout = DEFAULT_CONNECT_TIMEOUT;
+        let or = |d: crate::config::Duration, default: Duration| {
+            if d.is_zero() { default } else { d.get() }
+        };
+        s.connect_timeout = or(cfg.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
+        s.io_timeout = or(cfg.io_timeout, DEFAULT_IO_TIMEOUT);
+        s.presence_ttl = or(cfg.presence_ttl.unwrap_or_default(), DEFAULT_PRESENCE_TTL);
+        if cfg.db != 0 {
+            s.db = i64::from(cfg.db);
         }
-        if s.io_timeout.is_zero() {
-            s.io_timeout = DEFAULT_IO_TIMEOUT;
+        if !cfg.user.is_empty() {
+            s.user = cfg.user.clone();
         }
-        if s.presence_ttl.is_zero() {
-            s.presence_ttl = DEFAULT_PRESENCE_TTL;
+        if !cfg.password.is_empty() {
+            s.password = cfg.password.clone();
         }
-        if let Some(db) = obj.get("db") {
-            s.db = db
-                .as_i64()
-                .filter(|d| *d >= 0)
-                .ok_or_else(|| key_err("db", "must be a non-negative integer"))?;
-        }
-        if obj.contains_key("user") {
-            s.user = string(obj.get("user"), "user")?;
-        }
-        if obj.contains_key("password") {
-            s.password = string(obj.get("password"), "password")?;
-        }
-        let cluster = string_list(obj.get("cluster_address"), "cluster_address")?;
-        let sentinels = string_list(obj.get("sentinel_address"), "sentinel_address")?;
+        let (cluster, sentinels) = (&cfg.cluster_address, &cfg.sentinel_address);
         if !cluster.is_empty() && !sentinels.is_empty() {
             return Err(key_err(
                 "cluster_address",
@@ -242,17 +218,12 @@ impl RedisSettings {
                 .concat();
         }
         if !sentinels.is_empty() {
-            let sentinel_tls = obj
-                .get("sentinel_tls")
-                .and_then(|t| t.get("enabled"))
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            check_tls(obj.get("sentinel_tls")).map_err(|(k, e)| (format!("sentinel_{k}"), e))?;
+            check_sentinel_tls(&cfg.sentinel_tls)?;
             s.cluster = false;
             s.sentinel = Some(SentinelSettings {
                 addresses: sentinels
                     .iter()
-                    .map(|a| address::plain(a, sentinel_tls))
+                    .map(|a| address::plain(a, cfg.sentinel_tls.enabled))
                     .collect::<Result<_, _>>()
                     .map_err(|e| key_err("sentinel_address", &e))?,
                 master_tls: tls,
@@ -260,14 +231,13 @@ impl RedisSettings {
             });
         }
         if let Some(sentinel) = s.sentinel.as_mut() {
-            for (key, field) in [
-                ("sentinel_master_name", &mut sentinel.master_name),
-                ("sentinel_user", &mut sentinel.user),
-                ("sentinel_password", &mut sentinel.password),
+            for (value, field) in [
+                (&cfg.sentinel_master_name, &mut sentinel.master_name),
+                (&cfg.sentinel_user, &mut sentinel.user),
+                (&cfg.sentinel_password, &mut sentinel.password),
             ] {
-                let value = string(obj.get(key), key)?;
                 if !value.is_empty() {
-                    *field = value;
+                    *field = value.clone();
                 }
             }
             if sentinel.master_name.is_empty() {
@@ -281,51 +251,24 @@ impl RedisSettings {
     }
 }
 
-/// A string or a list of strings; absent or `null` is empty.
-fn string_list(value: Option<&Value>, key: &str) -> Result<Vec<String>, (String, String)> {
-    match value {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(a)) if a.is_empty() => Ok(Vec::new()),
-        Some(Value::String(a)) => Ok(vec![a.clone()]),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| key_err(key, "must be strings"))
-            })
-            .collect(),
-        Some(_) => Err(key_err(key, "must be a string or a list of strings")),
-    }
-}
-
 /// TLS to the Sentinels verifies them against the system roots; custom
-/// certificates and skipping verification are refused rather than ignored.
-fn check_tls(tls: Option<&Value>) -> Result<(), (String, String)> {
-    let Some(Value::Object(tls)) = tls else {
-        return Ok(());
-    };
-    if tls.get("insecure_skip_verify").and_then(Value::as_bool) == Some(true) {
+/// certificates and skipping verification are refused (by the key table
+/// first) rather than ignored.
+fn check_sentinel_tls(tls: &Tls) -> Result<(), (String, String)> {
+    if tls.insecure_skip_verify {
         return Err(key_err(
-            "tls.insecure_skip_verify",
+            "sentinel_tls.insecure_skip_verify",
             "is not supported by this build yet",
         ));
     }
-    for key in [
-        "cert_pem",
-        "key_pem",
-        "server_ca_pem",
-        "cert_pem_file",
-        "key_pem_file",
-        "server_ca_pem_file",
+    for (key, value) in [
+        ("cert_pem", &tls.cert_pem),
+        ("key_pem", &tls.key_pem),
+        ("server_ca_pem", &tls.server_ca_pem),
     ] {
-        if tls
-            .get(key)
-            .and_then(Value::as_str)
-            .is_some_and(|v| !v.is_empty())
-        {
+        if !value.is_empty() {
             return Err(key_err(
-                &format!("tls.{key}"),
+                &format!("sentinel_tls.{key}"),
                 "custom certificates are not supported by this build yet",
             ));
         }
@@ -335,16 +278,23 @@ fn check_tls(tls: Option<&Value>) -> Result<(), (String, String)> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
 
+    /// The settings from a JSON Redis object, as the loader types it.
+    fn from_json(v: &Value) -> Result<RedisSettings, (String, String)> {
+        let cfg: RedisConfig = serde_path_to_error::deserialize(v.clone())
+            .map_err(|e| (e.path().to_string(), e.inner().to_string()))?;
+        RedisSettings::from_config(&cfg)
+    }
+
     #[test]
     fn defaults_and_formats() {
-        let s = RedisSettings::from_json(&json!({})).expect("defaults");
+        let s = from_json(&json!({})).expect("defaults");
         assert_eq!(s.addresses, vec![DEFAULT_ADDRESS]);
         assert_eq!(s.prefix, "centrifugo");
-        let s = RedisSettings::from_json(&json!({
+        let s = from_json(&json!({
             "address": "localhost:6380", "prefix": "p", "io_timeout": "2s",
             "connect_timeout": "500ms", "presence_ttl": "10s", "db": 2
         }))
@@ -355,28 +305,24 @@ mod tests {
         assert_eq!(s.connect_timeout, Duration::from_millis(500));
         assert_eq!(s.presence_ttl, Duration::from_secs(10));
         assert_eq!(s.db, 2);
-        let s = RedisSettings::from_json(
-            &json!({"address": ["redis://h:1"], "tls": {"enabled": true}}),
-        )
-        .expect("tls");
+        let s =
+            from_json(&json!({"address": ["redis://h:1"], "tls": {"enabled": true}})).expect("tls");
         assert_eq!(s.addresses, vec!["rediss://h:1"]);
     }
 
     #[test]
     fn topologies() {
-        let s = RedisSettings::from_json(&json!({"address": ["a:1", "redis://b:2"]}))
-            .expect("sharding");
+        let s = from_json(&json!({"address": ["a:1", "redis://b:2"]})).expect("sharding");
         assert_eq!(s.addresses, vec!["redis://a:1", "redis://b:2"]);
         assert!(!s.cluster && s.sentinel.is_none());
+        let s = from_json(&json!({"cluster_address": ["a:1", "b:2"]})).expect("cluster");
+        assert!(s.cluster);
+        assert_eq!(s.addresses, vec!["redis://a:1", "redis://b:2"]);
         let s =
-            RedisSettings::from_json(&json!({"cluster_address": ["a:1", "b:2"]})).expect("cluster");
+            from_json(&json!({"address": "redis+cluster://a:1?addr=b:2"})).expect("cluster url");
         assert!(s.cluster);
         assert_eq!(s.addresses, vec!["redis://a:1", "redis://b:2"]);
-        let s = RedisSettings::from_json(&json!({"address": "redis+cluster://a:1?addr=b:2"}))
-            .expect("cluster url");
-        assert!(s.cluster);
-        assert_eq!(s.addresses, vec!["redis://a:1", "redis://b:2"]);
-        let s = RedisSettings::from_json(&json!({
+        let s = from_json(&json!({
             "sentinel_address": ["s:26379"], "sentinel_master_name": "m",
             "sentinel_password": "sp", "password": "mp"
         }))
@@ -386,7 +332,7 @@ mod tests {
         assert_eq!(sentinel.master_name, "m");
         assert_eq!(sentinel.password, "sp");
         assert_eq!(s.password, "mp");
-        let s = RedisSettings::from_json(&json!({
+        let s = from_json(&json!({
             "address": "redis+sentinel://:mp@s:26379/3?sentinel_master_name=m"
         }))
         .expect("sentinel url");
@@ -396,7 +342,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_or_unbuilt_settings() {
-        let err = |v| RedisSettings::from_json(&v).expect_err("must fail").0;
+        let err = |v| from_json(&v).expect_err("must fail").0;
         assert_eq!(
             err(json!({"sentinel_address": ["a:1"]})),
             "sentinel_master_name"

@@ -16,9 +16,8 @@
 //! Sentinel names); the `sentinel_tls` object does not take certificates
 //! yet.
 
-use serde_json::Value;
-
-use crate::engine::settings::{key_err, string};
+use crate::config::BackendTls;
+use crate::engine::settings::key_err;
 
 /// Custom TLS material (PEM text).
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -43,52 +42,35 @@ impl std::fmt::Debug for TlsSettings {
     }
 }
 
-/// Reads the PEM `name` of `obj`: PEM text, base64 of it or a file path
-/// (Centrifugo v6), or from the older `<name>_file` key.
-fn pem(
-    obj: &serde_json::Map<String, Value>,
-    object_key: &str,
-    name: &str,
-) -> Result<String, (String, String)> {
-    let key = format!("{object_key}.{name}");
-    let inline = string(obj.get(name), &key)?;
-    if !inline.is_empty() {
-        return crate::config::pem::load(&inline)
+/// Reads the PEM `name` (`value`): PEM text, base64 of it or a file path
+/// (Centrifugo v6), or else the file at the older `<name>_file` key.
+fn pem(name: &str, value: &str, file: &str) -> Result<String, (String, String)> {
+    let key = format!("tls.{name}");
+    if !value.is_empty() {
+        return crate::config::pem::load(value)
             .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
             .map_err(|e| key_err(&key, &e));
     }
-    let file_key = format!("{name}_file");
-    let path = string(obj.get(&file_key), &format!("{object_key}.{file_key}"))?;
-    if path.is_empty() {
+    if file.is_empty() {
         return Ok(String::new());
     }
-    std::fs::read_to_string(&path).map_err(|e| {
-        key_err(
-            &format!("{object_key}.{file_key}"),
-            &format!("cannot read {path}: {e}"),
-        )
-    })
+    std::fs::read_to_string(file)
+        .map_err(|e| key_err(&format!("{key}_file"), &format!("cannot read {file}: {e}")))
 }
 
 /// Reads the `tls` object; `None` when it asks for nothing custom.
-pub(super) fn read(value: Option<&Value>) -> Result<Option<TlsSettings>, (String, String)> {
-    let Some(Value::Object(obj)) = value else {
-        return Ok(None);
-    };
-    if !string(obj.get("server_name"), "tls.server_name")?.is_empty() {
+pub(super) fn read(tls: &BackendTls) -> Result<Option<TlsSettings>, (String, String)> {
+    if !tls.server_name.is_empty() {
         return Err(key_err(
             "tls.server_name",
             "is not supported by this build yet",
         ));
     }
     let settings = TlsSettings {
-        cert_pem: pem(obj, "tls", "cert_pem")?,
-        key_pem: pem(obj, "tls", "key_pem")?,
-        server_ca_pem: pem(obj, "tls", "server_ca_pem")?,
-        insecure_skip_verify: obj
-            .get("insecure_skip_verify")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
+        cert_pem: pem("cert_pem", &tls.cert_pem, &tls.cert_pem_file)?,
+        key_pem: pem("key_pem", &tls.key_pem, &tls.key_pem_file)?,
+        server_ca_pem: pem("server_ca_pem", &tls.server_ca_pem, &tls.server_ca_pem_file)?,
+        insecure_skip_verify: tls.insecure_skip_verify,
     };
     if settings.cert_pem.is_empty() != settings.key_pem.is_empty() {
         return Err(key_err(
@@ -121,32 +103,35 @@ pub(super) fn certificates(tls: Option<&TlsSettings>) -> Option<redis::TlsCertif
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
 
+    fn read_json(v: &Value) -> Result<Option<TlsSettings>, (String, String)> {
+        let tls: BackendTls = serde_json::from_value(v.clone()).expect("a tls object");
+        read(&tls)
+    }
+
     #[test]
     fn reads_pems_and_refuses_what_is_not_built() {
-        assert_eq!(read(Some(&json!({"enabled": true}))), Ok(None));
+        assert_eq!(read_json(&json!({"enabled": true})), Ok(None));
         const CA: &str = "-----BEGIN CERTIFICATE-----\nQ0E=\n-----END CERTIFICATE-----\n";
-        let s = read(Some(
-            &json!({"server_ca_pem": CA, "insecure_skip_verify": true}),
-        ))
-        .expect("read")
-        .expect("custom");
+        let s = read_json(&json!({"server_ca_pem": CA, "insecure_skip_verify": true}))
+            .expect("read")
+            .expect("custom");
         assert_eq!(s.server_ca_pem, CA);
         assert!(s.insecure_skip_verify);
         // Centrifugo v6's other forms: base64 of PEM, and a file path.
         use base64::Engine as _;
         let b64 = base64::engine::general_purpose::STANDARD.encode(CA);
-        let s = read(Some(&json!({"server_ca_pem": b64}))).expect("read");
+        let s = read_json(&json!({"server_ca_pem": b64})).expect("read");
         assert_eq!(s.expect("custom").server_ca_pem, CA);
         let dir = tempfile::tempdir().expect("tempdir");
         let ca_path = dir.path().join("ca.crt");
         std::fs::write(&ca_path, CA).expect("write");
-        let s = read(Some(&json!({"server_ca_pem": ca_path}))).expect("read");
+        let s = read_json(&json!({"server_ca_pem": ca_path})).expect("read");
         assert_eq!(s.expect("custom").server_ca_pem, CA);
-        let err = |v| read(Some(&v)).expect_err("must fail").0;
+        let err = |v| read_json(&v).expect_err("must fail").0;
         assert_eq!(err(json!({"server_ca_pem": "CA"})), "tls.server_ca_pem");
         assert_eq!(err(json!({"server_name": "x"})), "tls.server_name");
         assert_eq!(err(json!({"cert_pem": "C"})), "tls.cert_pem");
@@ -157,7 +142,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("ca.pem");
         std::fs::write(&path, "FROM FILE").expect("write");
-        let s = read(Some(&json!({"server_ca_pem_file": path})))
+        let s = read_json(&json!({"server_ca_pem_file": path}))
             .expect("read")
             .expect("custom");
         assert_eq!(s.server_ca_pem, "FROM FILE");

@@ -9,20 +9,14 @@
 //! `presence_manager.redis`). A section that is not enabled is not read at
 //! all, so a disabled `broker.type: postgres` is fine.
 //!
-//! Validation and [`crate::node::Node::new`] both start from
+//! `checkconfig` and [`crate::node::Node::new`] both start from
 //! [`Backends::from_config`], so what is checked is exactly what is built.
+//! (It lives in `engine`, not `config`: the configuration knows nothing of
+//! the engines it selects.)
 
-use serde_json::Value;
-
-use super::error::ConfigError;
-use super::types::Config;
+use crate::config::{BrokerType, Config, ConfigError, EngineType, PresenceType, RedisConfig};
 use crate::engine::nats::NatsSettings;
 use crate::engine::redis::RedisSettings;
-
-/// Broker types this build constructs.
-const BROKERS_BUILT: &[&str] = &["memory", "redis", "nats"];
-/// Broker types Centrifugo knows (the rest are refused as not built yet).
-const BROKERS_KNOWN: &[&str] = &["memory", "redis", "nats", "postgres", "redisnats"];
 
 /// The PUB/SUB + history part.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,61 +59,48 @@ pub struct Backends {
     pub presence: PresenceChoice,
 }
 
-fn known(key: &str, kind: &str, list: &[&str]) -> Result<(), ConfigError> {
-    if list.contains(&kind) {
-        return Ok(());
-    }
-    Err(ConfigError::invalid(
-        key,
-        format!("unknown type {kind:?} (known: {})", list.join(", ")),
-    ))
+/// Names an engine settings error `(key, message)` under `section`.
+fn under(section: &str, (key, message): (String, String)) -> ConfigError {
+    let key = if key.is_empty() {
+        section.to_owned()
+    } else {
+        format!("{section}.{key}")
+    };
+    ConfigError::invalid(key, message)
 }
 
-fn redis(section: &'static str, value: &Value) -> Result<RedisSettings, ConfigError> {
-    RedisSettings::from_json(value).map_err(|(key, e)| {
-        let key = if key.is_empty() {
-            section.to_owned()
-        } else {
-            format!("{section}.{key}")
-        };
-        ConfigError::invalid(key, e)
-    })
+fn redis(section: &'static str, cfg: &RedisConfig) -> Result<RedisSettings, ConfigError> {
+    RedisSettings::from_config(cfg).map_err(|e| under(section, e))
 }
 
 impl Backends {
     /// Reads the engine, broker and presence manager sections.
     pub fn from_config(cfg: &Config) -> Result<Self, ConfigError> {
-        known("engine.type", &cfg.engine.kind, &["memory", "redis"])?;
-        let engine_redis = if cfg.engine.kind == "redis" {
-            Some(redis("engine.redis", &cfg.engine.redis)?)
-        } else {
-            None
+        let engine_redis = match cfg.engine.kind {
+            EngineType::Redis => Some(redis("engine.redis", &cfg.engine.redis)?),
+            EngineType::Memory => None,
         };
         let broker = if cfg.broker.enabled {
-            let kind = cfg.broker.kind.as_str();
-            known("broker.type", kind, BROKERS_KNOWN)?;
-            if !BROKERS_BUILT.contains(&kind) {
-                return Err(ConfigError::invalid(
-                    "broker.type",
-                    format!("{kind:?} is not supported by this build yet"),
-                ));
-            }
-            match kind {
-                "redis" => BrokerChoice::Redis {
+            match cfg.broker.kind {
+                BrokerType::Memory => BrokerChoice::Memory,
+                BrokerType::Redis => BrokerChoice::Redis {
                     section: "broker.redis",
                     settings: redis("broker.redis", &cfg.broker.redis)?,
                 },
-                "nats" => BrokerChoice::Nats(NatsSettings::from_json(&cfg.broker.nats).map_err(
-                    |(key, e)| {
-                        let key = if key.is_empty() {
-                            "broker.nats".to_owned()
-                        } else {
-                            format!("broker.nats.{key}")
-                        };
-                        ConfigError::invalid(key, e)
-                    },
-                )?),
-                _ => BrokerChoice::Memory,
+                BrokerType::Nats => BrokerChoice::Nats(
+                    NatsSettings::from_config(&cfg.broker.nats)
+                        .map_err(|e| under("broker.nats", e))?,
+                ),
+                kind @ (BrokerType::Postgres | BrokerType::Redisnats) => {
+                    let name = serde_json::to_value(kind)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    return Err(ConfigError::invalid(
+                        "broker.type",
+                        format!("{name:?} is not supported by this build yet"),
+                    ));
+                }
             }
         } else {
             match &engine_redis {
@@ -131,15 +112,12 @@ impl Backends {
             }
         };
         let presence = if cfg.presence_manager.enabled {
-            let kind = cfg.presence_manager.kind.as_str();
-            known("presence_manager.type", kind, &["memory", "redis"])?;
-            if kind == "redis" {
-                PresenceChoice::Redis {
+            match cfg.presence_manager.kind {
+                PresenceType::Redis => PresenceChoice::Redis {
                     section: "presence_manager.redis",
                     settings: redis("presence_manager.redis", &cfg.presence_manager.redis)?,
-                }
-            } else {
-                PresenceChoice::Memory
+                },
+                PresenceType::Memory => PresenceChoice::Memory,
             }
         } else {
             match engine_redis {
@@ -168,8 +146,6 @@ impl Backends {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
 
     fn backends(change: impl FnOnce(&mut Config)) -> Result<Backends, ConfigError> {
@@ -196,8 +172,8 @@ mod tests {
     #[test]
     fn redis_engine_supplies_both_parts_on_one_connection_set() {
         let b = backends(|c| {
-            c.engine.kind = "redis".into();
-            c.engine.redis = json!({"prefix": "e"});
+            c.engine.kind = EngineType::Redis;
+            c.engine.redis.prefix = "e".into();
         })
         .expect("redis engine");
         let section = "engine.redis";
@@ -222,9 +198,9 @@ mod tests {
     #[test]
     fn broker_and_presence_sections_override_the_engine() {
         let b = backends(|c| {
-            c.engine.kind = "redis".into();
+            c.engine.kind = EngineType::Redis;
             c.broker.enabled = true;
-            c.broker.kind = "nats".into();
+            c.broker.kind = BrokerType::Nats;
         })
         .expect("nats broker on redis engine");
         assert!(matches!(b.broker, BrokerChoice::Nats(_)));
@@ -234,11 +210,11 @@ mod tests {
 
         let b = backends(|c| {
             c.broker.enabled = true;
-            c.broker.kind = "redis".into();
-            c.broker.redis = json!({"prefix": "b"});
+            c.broker.kind = BrokerType::Redis;
+            c.broker.redis.prefix = "b".into();
             c.presence_manager.enabled = true;
-            c.presence_manager.kind = "redis".into();
-            c.presence_manager.redis = json!({"prefix": "p"});
+            c.presence_manager.kind = PresenceType::Redis;
+            c.presence_manager.redis.prefix = "p".into();
         })
         .expect("memory engine, redis broker and presence");
         assert_eq!(
@@ -258,11 +234,11 @@ mod tests {
         assert!(b.shared_redis().is_none(), "different prefixes");
 
         let b = backends(|c| {
-            c.engine.kind = "redis".into();
+            c.engine.kind = EngineType::Redis;
             c.broker.enabled = true;
-            c.broker.kind = "memory".into();
+            c.broker.kind = BrokerType::Memory;
             c.presence_manager.enabled = true;
-            c.presence_manager.kind = "memory".into();
+            c.presence_manager.kind = PresenceType::Memory;
         })
         .expect("both parts back to memory");
         assert_eq!(b.broker, BrokerChoice::Memory);
@@ -272,10 +248,10 @@ mod tests {
     #[test]
     fn disabled_sections_are_not_read() {
         let b = backends(|c| {
-            c.broker.kind = "redis".into();
-            c.broker.redis = json!({"address": 5});
-            c.presence_manager.kind = "redis".into();
-            c.presence_manager.redis = json!("oops");
+            c.broker.kind = BrokerType::Redis;
+            c.broker.redis.address = vec!["bad://".into()];
+            c.presence_manager.kind = PresenceType::Redis;
+            c.presence_manager.redis.sentinel_address = vec!["x:1".into()];
         })
         .expect("disabled sections");
         assert_eq!(b.broker, BrokerChoice::Memory);
@@ -288,36 +264,22 @@ mod tests {
         assert_eq!(
             key(|c| {
                 c.broker.enabled = true;
-                c.broker.kind = "redis".into();
-                c.broker.redis = json!({"address": 5});
+                c.broker.kind = BrokerType::Redis;
+                c.broker.redis.address = vec!["bad://".into()];
             }),
             "broker.redis.address"
         );
         assert_eq!(
             key(|c| {
                 c.presence_manager.enabled = true;
-                c.presence_manager.kind = "redis".into();
-                c.presence_manager.redis = json!("oops");
+                c.presence_manager.kind = PresenceType::Redis;
+                c.presence_manager.redis.sentinel_address = vec!["x:1".into()];
             }),
-            "presence_manager.redis"
-        );
-        assert_eq!(
-            key(|c| {
-                c.presence_manager.enabled = true;
-                c.presence_manager.kind = "nats".into();
-            }),
-            "presence_manager.type"
-        );
-        assert_eq!(
-            key(|c| {
-                c.broker.enabled = true;
-                c.broker.kind = "kafka".into();
-            }),
-            "broker.type"
+            "presence_manager.redis.sentinel_master_name"
         );
         let e = backends(|c| {
             c.broker.enabled = true;
-            c.broker.kind = "redisnats".into();
+            c.broker.kind = BrokerType::Redisnats;
         })
         .expect_err("not built");
         assert_eq!(
