@@ -19,12 +19,7 @@ fn config() -> Config {
             o.publication_data_format = "json_object".into()
         }),
         ns("binary", &|o| o.publication_data_format = "binary".into()),
-        ns("map", &|o| {
-            o.subscription_type = "map".into();
-            o.map = serde_json::json!({ "mode": "ephemeral" });
-        }),
         ns("stream", &|o| {
-            o.subscription_type = "stream".into();
             o.history_size = 3;
             o.history_ttl = config::Duration::from_secs(300);
         }),
@@ -63,8 +58,6 @@ async fn publish_validates_channel_payload_and_namespace() {
         ..publish_req("news", "{}")
     };
     assert_eq!(code(exec.publish(bad_b64).await), 107);
-    // Map channels have their own publish method; "stream" is plain.
-    assert_eq!(code(exec.publish(publish_req("map:x", "{}")).await), 107);
     assert!(exec.publish(publish_req("stream:x", "{}")).await.is_ok());
 }
 

@@ -21,7 +21,7 @@ use rotor::proto::client::{Command, PublishRequest, RpcRequest};
 use serde_json::json;
 use session_backend::{Answer, Backend, proxy};
 use support::api::{api_config, call};
-use support::{PATIENCE, TestServer};
+use support::{PATIENCE, TestServer, typed};
 
 /// [`api_config`] with both emulation transports on.
 fn emu_config() -> Config {
@@ -400,8 +400,8 @@ async fn a_full_inbox_refuses_with_503_and_nothing_is_lost() {
     })
     .await;
     let mut cfg = emu_config();
-    cfg.rpc.proxy = proxy(&backend.url("rpc"));
-    cfg.rpc.proxy["timeout"] = json!("10s");
+    cfg.rpc.proxy = typed(proxy(&backend.url("rpc")));
+    cfg.rpc.proxy.timeout = rotor::config::Duration::from_secs(10);
     cfg.rpc.without_namespace.proxy_enabled = true;
     cfg.rpc.without_namespace.proxy_name = "default".into();
     let srv = TestServer::start(cfg).await;

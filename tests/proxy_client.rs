@@ -30,8 +30,25 @@ fn ctx() -> CallContext {
 
 /// A client for one proxy object.
 fn client(proxy: Value) -> ProxyClient {
-    let cfg = rotor::proxy::config::parse("test", &proxy).expect("proxy config");
+    let cfg: rotor::config::ProxyConfig = typed(proxy);
+    cfg.check("test").expect("proxy config");
     ProxyClient::new("test", cfg).expect("proxy client")
+}
+
+/// A JSON value typed as the config loader would.
+fn typed<T: serde::de::DeserializeOwned>(v: Value) -> T {
+    serde_json::from_value(v).expect("a well-typed config value")
+}
+
+/// The key a type error names when `config` is loaded from a file.
+fn load_error_key(config: Value) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, config.to_string()).expect("write");
+    rotor::config::load_with_env(&path, &[], &|_| None)
+        .expect_err("type error")
+        .key()
+        .to_string()
 }
 
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -445,7 +462,7 @@ async fn http_non_json_data_cannot_be_sent() {
 
 fn with_proxies(proxies: Value, change: impl FnOnce(&mut Config)) -> Config {
     let mut cfg = Config {
-        proxies: proxies.as_array().cloned().unwrap_or_default(),
+        proxies: typed(proxies),
         ..Default::default()
     };
     change(&mut cfg);
@@ -464,12 +481,12 @@ async fn proxies_from_config_pick_by_name() {
     let cfg = with_proxies(
         json!([{"name": "p1", "endpoint": url, "binary_encoding": true}]),
         |c| {
-            c.client.proxy = json!({
+            c.client.proxy = typed(json!({
                 "connect": {"enabled": true, "endpoint": url},
                 "refresh": {"enabled": false, "endpoint": url},
-            });
-            c.channel.proxy = json!({"subscribe": {"endpoint": url, "timeout": "3s"}});
-            c.rpc.proxy = json!({"endpoint": "grpc://127.0.0.1:1"});
+            }));
+            c.channel.proxy = typed(json!({"subscribe": {"endpoint": url, "timeout": "3s"}}));
+            c.rpc.proxy = typed(json!({"endpoint": "grpc://127.0.0.1:1"}));
         },
     );
     validate(&cfg).expect("valid");
@@ -517,12 +534,14 @@ fn config_validation_names_the_key() {
         "proxies[0].http.status_to_code_transforms[0]"
     );
     assert_eq!(
-        key(json!([{"name": "p1", "endpoint": "http://x", "http_headers": "Authorization"}])),
+        load_error_key(json!({"proxies": [
+            {"name": "p1", "endpoint": "http://x", "http_headers": "Authorization"}
+        ]})),
         "proxies[0].http_headers"
     );
 
     let cfg = with_proxies(json!([]), |c| {
-        c.client.proxy = json!({"connect": {"enabled": true}});
+        c.client.proxy = typed(json!({"connect": {"enabled": true}}));
     });
     assert_eq!(invalid_key(&cfg), "client.proxy.connect.endpoint");
 
@@ -549,10 +568,12 @@ fn config_validation_names_the_key() {
     });
     assert_eq!(invalid_key(&cfg), "rpc.without_namespace.proxy_name");
 
-    let cfg = with_proxies(json!([]), |c| {
-        c.rpc.proxy = json!({"endpoint": "http://x", "grpc": {"compression": "yes"}});
-    });
-    assert_eq!(invalid_key(&cfg), "rpc.proxy.grpc.compression");
+    assert_eq!(
+        load_error_key(
+            json!({"rpc": {"proxy": {"endpoint": "http://x", "grpc": {"compression": "yes"}}}})
+        ),
+        "rpc.proxy.grpc.compression"
+    );
 }
 
 #[tokio::test]

@@ -13,13 +13,13 @@ use rotor::config::{Config, RpcNamespace, RpcOptions};
 use rotor::proto::client::{Command, ConnectRequest, RpcRequest};
 use serde_json::{Value, json};
 use session_backend::{Answer, Backend, dead_endpoint, error_code, proxy};
-use support::{Event, TestServer, WsClient, assert_healthy, base_config, now};
+use support::{Event, TestServer, WsClient, assert_healthy, base_config, now, typed};
 
 /// A connect proxy at `endpoint`.
 fn with_connect(cfg: &mut Config, endpoint: &str) {
     let mut p = proxy(endpoint);
     p["enabled"] = json!(true);
-    cfg.client.proxy = json!({ "connect": p });
+    cfg.client.proxy = typed(json!({ "connect": p }));
 }
 
 /// Sends `connect` without a token, with `data`.
@@ -155,7 +155,7 @@ async fn connect_proxy_failures_are_internal_errors() {
 /// go to `endpoint`; namespace `off` has the proxy disabled.
 fn rpc_config(endpoint: &str) -> Config {
     let mut cfg = base_config();
-    cfg.rpc.proxy = proxy(endpoint);
+    cfg.rpc.proxy = typed(proxy(endpoint));
     cfg.rpc.without_namespace = RpcOptions {
         proxy_enabled: true,
         proxy_name: "default".into(),
@@ -250,7 +250,7 @@ async fn publications_flow_while_an_rpc_waits_on_the_backend() {
     })
     .await;
     let mut cfg = rpc_config(&backend.url("rpc"));
-    cfg.rpc.proxy["timeout"] = json!("10s");
+    cfg.rpc.proxy.timeout = rotor::config::Duration::from_secs(10);
     let srv = TestServer::start(cfg).await;
     let mut c = srv.connected(false, "42").await;
     let channel = "chat:during-rpc";
@@ -316,7 +316,7 @@ async fn refresh_setup(refresh: Answer) -> (Backend, TestServer) {
     connect["enabled"] = json!(true);
     let mut refresh = proxy(&backend.url("refresh"));
     refresh["enabled"] = json!(true);
-    cfg.client.proxy = json!({"connect": connect, "refresh": refresh});
+    cfg.client.proxy = typed(json!({"connect": connect, "refresh": refresh}));
     let srv = TestServer::start(cfg).await;
     (backend, srv)
 }
@@ -394,14 +394,14 @@ async fn connect_proxy_binary_encoding_and_forwarded_headers() {
     .await;
     let mut cfg = base_config();
     cfg.client.allowed_origins = vec!["*".into()];
-    cfg.client.proxy = json!({"connect": {
+    cfg.client.proxy = typed(json!({"connect": {
         "enabled": true,
         "endpoint": backend.url("connect"),
         "timeout": "300ms",
         "binary_encoding": true,
         "http_headers": ["origin"],
         "emulated_headers": ["x-emulated"],
-    }});
+    }}));
     let srv = TestServer::start(cfg).await;
     let mut c = WsClient::open(&srv.ws_url(), false, Some("https://site.example"))
         .await
@@ -456,7 +456,7 @@ async fn connection_meta_reaches_proxies_that_include_it() {
     })
     .await;
     let mut cfg = rpc_config(&backend.url("rpc"));
-    cfg.rpc.proxy["include_connection_meta"] = json!(true);
+    cfg.rpc.proxy.include_connection_meta = true;
     with_connect(&mut cfg, &backend.url("connect"));
     let srv = TestServer::start(cfg).await;
     let mut c = srv.client(false).await;

@@ -12,17 +12,17 @@ use rotor::config::{self, Config};
 use rotor::proto::client::{Command, PublishRequest, SubscribeRequest};
 use serde_json::{Value, json};
 use session_backend::{Answer, Backend, error_code, proxy};
-use support::{Event, TestServer, WsClient, assert_healthy, base_config, now, ns};
+use support::{Event, TestServer, WsClient, assert_healthy, base_config, now, ns, typed};
 
 /// Namespaces `sp` (subscribe proxy, sub_refresh proxy) and `pp` (publish
 /// proxy, client subscribe allowed) served by `backend`.
 fn channel_config(backend: &Backend) -> Config {
     let mut cfg = base_config();
-    cfg.channel.proxy = json!({
+    cfg.channel.proxy = typed(json!({
         "subscribe": proxy(&backend.url("subscribe")),
         "publish": proxy(&backend.url("publish")),
         "sub_refresh": proxy(&backend.url("sub_refresh")),
-    });
+    }));
     cfg.channel.namespaces.push(ns("sp", &|o| {
         o.subscribe_proxy_enabled = true;
         o.sub_refresh_proxy_enabled = true;

@@ -15,7 +15,7 @@ use rotor::proto::client::{Command, ConnectRequest, Reply, RpcRequest};
 use rotor::proto::proxy as pp;
 use serde_json::json;
 use session_grpc_backend::GrpcBackend;
-use support::{Event, TestServer, WsClient, assert_healthy, base_config};
+use support::{Event, TestServer, WsClient, assert_healthy, base_config, typed};
 use tonic::Status;
 
 fn config(endpoint: &str) -> Config {
@@ -28,8 +28,8 @@ fn config(endpoint: &str) -> Config {
     });
     let mut connect = p.clone();
     connect["enabled"] = json!(true);
-    cfg.client.proxy = json!({ "connect": connect });
-    cfg.rpc.proxy = p;
+    cfg.client.proxy = typed(json!({ "connect": connect }));
+    cfg.rpc.proxy = typed(p);
     cfg.rpc.without_namespace = RpcOptions {
         proxy_enabled: true,
         proxy_name: "default".into(),

@@ -14,14 +14,14 @@ use rotor::proto::client::{Command, Reply, SubscribeRequest, UnsubscribeRequest}
 use rotor::proto::proxy as pp;
 use serde_json::json;
 use stream_backend::{Opened, StreamBackend};
-use support::{TestServer, WsClient, assert_healthy, base_config, ns};
+use support::{TestServer, WsClient, assert_healthy, base_config, ns, typed};
 use tonic::Status;
 
 fn config(endpoint: &str) -> Config {
     let mut cfg = base_config();
-    cfg.channel.proxy = json!({
+    cfg.channel.proxy = typed(json!({
         "subscribe_stream": { "endpoint": endpoint, "timeout": "5s" },
-    });
+    }));
     cfg.channel.namespaces.push(ns("st", &|o| {
         o.subscribe_stream_proxy_enabled = true;
         // History would make subscriptions positioned; streams are not.
@@ -258,7 +258,7 @@ async fn backend_ending_or_failing_the_stream_unsubscribes() {
 async fn silent_backend_times_out_the_subscribe() {
     let mut backend = StreamBackend::start().await;
     let mut cfg = config(&backend.endpoint());
-    cfg.channel.proxy["subscribe_stream"]["timeout"] = json!("200ms");
+    cfg.channel.proxy.subscribe_stream.timeout = rotor::config::Duration::from_millis(200);
     let srv = TestServer::start(cfg).await;
     let mut a = srv.connected(false, "alice").await;
     let (id, s) = open(&mut a, &mut backend, "st:quiet").await;
@@ -307,8 +307,10 @@ fn http_endpoint_is_a_config_error() {
             .contains("channel.proxy.subscribe_stream.endpoint"),
         "{err}"
     );
-    cfg.channel.proxy = json!({});
-    cfg.proxies = vec![json!({ "name": "web", "endpoint": "http://127.0.0.1:1/x" })];
+    cfg.channel.proxy = typed(json!({}));
+    cfg.proxies = vec![typed(
+        json!({ "name": "web", "endpoint": "http://127.0.0.1:1/x" }),
+    )];
     for n in &mut cfg.channel.namespaces {
         if n.name == "st" || n.name == "bi" {
             n.options.subscribe_stream_proxy_name = "web".into();
@@ -319,6 +321,8 @@ fn http_endpoint_is_a_config_error() {
         err.to_string().contains("subscribe_stream_proxy_name"),
         "{err}"
     );
-    cfg.proxies = vec![json!({ "name": "web", "endpoint": "grpc://127.0.0.1:1" })];
+    cfg.proxies = vec![typed(
+        json!({ "name": "web", "endpoint": "grpc://127.0.0.1:1" }),
+    )];
     rotor::config::validate(&cfg).expect("gRPC stream proxy is valid");
 }

@@ -18,7 +18,7 @@ use base64::Engine as _;
 use rotor::config::{self, Config};
 use serde_json::{Value, json};
 use support::api::{api_config, call};
-use support::{PATIENCE, TestServer, now, token, token_with, unique};
+use support::{PATIENCE, TestServer, now, token, token_with, typed, unique};
 use tokio::sync::mpsc;
 
 fn interop_dir() -> PathBuf {
@@ -254,7 +254,7 @@ async fn uni_grpc_connect_proxy_gets_metadata_and_maps_errors() {
     let mut p = session_backend::proxy(&backend.url("connect"));
     p["enabled"] = json!(true);
     p["grpc_metadata"] = json!(["x-uni-test"]);
-    cfg.client.proxy = json!({ "connect": p });
+    cfg.client.proxy = typed(json!({ "connect": p }));
     cfg.client.connect_code_to_unidirectional_disconnect = json!({
         "enabled": true,
         "transforms": [{"code": 1403, "to": {"code": 4403, "reason": "denied"}}]

@@ -1,12 +1,11 @@
 //! Validation of one channel-options block (`channel.without_namespace` or a
 //! `channel.namespaces[i]` item): history, recovery, delta, formats,
-//! subscription types, channel regex and proxy references.
-
-use serde_json::Value;
+//! channel regex and proxy references. (Map and shared poll options are
+//! refused by the key table until they are built.)
 
 use super::error::ConfigError;
 use super::types::{ChannelOptions, Config};
-use super::validate::{DEFAULT_PROXY, check_proxy_object, str_at, whole_seconds};
+use super::validate::{DEFAULT_PROXY, check_proxy_object, whole_seconds};
 
 type Check = Result<(), ConfigError>;
 
@@ -94,18 +93,6 @@ pub(crate) fn check_channel_options(
         &o.publication_data_format,
         &["", "json", "json_object", "binary"],
     )?;
-    one_of(
-        format!("{p}.subscription_type"),
-        &o.subscription_type,
-        &[
-            "",
-            "stream",
-            "map",
-            "map_clients",
-            "map_users",
-            "shared_poll",
-        ],
-    )?;
     if !o.channel_regex.is_empty() {
         regex::Regex::new(&o.channel_regex).map_err(|e| {
             invalid(
@@ -158,8 +145,7 @@ pub(crate) fn check_channel_options(
             proxy_names,
         )?;
     }
-    check_map(p, o, cfg, proxy_names)?;
-    check_shared_poll(p, o, cfg, proxy_names)
+    Ok(())
 }
 
 /// A `*_proxy_name` must name a `proxies[]` item or the default proxy; an
@@ -175,94 +161,16 @@ fn proxy_ref(
     if !name.is_empty() && !names.iter().any(|n| n == name) {
         return Err(invalid(key, format!("proxy {name:?} not found in proxies")));
     }
-    if enabled && (name.is_empty() || name == DEFAULT_PROXY) {
-        let p = cfg
+    if enabled
+        && (name.is_empty() || name == DEFAULT_PROXY)
+        && let Some((_, p)) = cfg
             .channel
             .proxy
-            .get(section)
-            .cloned()
-            .unwrap_or(Value::Null);
-        check_proxy_object(&format!("channel.proxy.{section}"), &p)?;
-    }
-    Ok(())
-}
-
-fn flag(v: &Value, key: &str) -> bool {
-    v.get(key).and_then(Value::as_bool).unwrap_or(false)
-}
-
-fn check_map(p: &str, o: &ChannelOptions, cfg: &Config, names: &[String]) -> Check {
-    let m = &o.map;
-    let mode = str_at(m, "mode").unwrap_or("");
-    one_of(
-        format!("{p}.map.mode"),
-        mode,
-        &["", "ephemeral", "recoverable", "persistent"],
-    )?;
-    if mode.is_empty()
-        && ["map", "map_clients", "map_users"].contains(&o.subscription_type.as_str())
+            .sections()
+            .into_iter()
+            .find(|(s, _)| *s == section)
     {
-        return Err(invalid(
-            format!("{p}.map.mode"),
-            "required when subscription_type is a map type",
-        ));
-    }
-    one_of(
-        format!("{p}.map.client_key"),
-        str_at(m, "client_key").unwrap_or(""),
-        &["", "client_id", "user_id"],
-    )?;
-    for (field, enabled, section) in [
-        ("publish_proxy", "publish_proxy_enabled", "map_publish"),
-        ("remove_proxy", "remove_proxy_enabled", "map_remove"),
-    ] {
-        let name = str_at(m, &format!("{field}_name")).unwrap_or("");
-        proxy_ref(
-            &format!("{p}.map.{field}_name"),
-            flag(m, enabled),
-            name,
-            section,
-            cfg,
-            names,
-        )?;
-    }
-    Ok(())
-}
-
-fn check_shared_poll(p: &str, o: &ChannelOptions, cfg: &Config, names: &[String]) -> Check {
-    if o.subscription_type != "shared_poll" {
-        return Ok(());
-    }
-    if str_at(&cfg.shared_poll, "hmac_secret_key")
-        .unwrap_or("")
-        .is_empty()
-    {
-        return Err(invalid(
-            "shared_poll.hmac_secret_key",
-            format!("required when {p}.subscription_type is \"shared_poll\""),
-        ));
-    }
-    let sp = &o.shared_poll;
-    let name = str_at(sp, "proxy_name").unwrap_or("");
-    proxy_ref(
-        &format!("{p}.shared_poll.proxy_name"),
-        true,
-        name,
-        "shared_poll_refresh",
-        cfg,
-        names,
-    )?;
-    let mode = str_at(sp, "mode").unwrap_or("");
-    one_of(
-        format!("{p}.shared_poll.mode"),
-        mode,
-        &["", "versionless", "versioned"],
-    )?;
-    if flag(sp, "publish_enabled") && mode != "versioned" {
-        return Err(invalid(
-            format!("{p}.shared_poll.publish_enabled"),
-            "requires shared_poll.mode \"versioned\"",
-        ));
+        check_proxy_object(&format!("channel.proxy.{section}"), p)?;
     }
     Ok(())
 }

@@ -548,9 +548,8 @@ mod tests {
         let read = |key: &str| {
             leaves.iter().any(|(leaf, kind)| {
                 key == leaf
-                    || (*kind == Kind::Json
-                        && (key.starts_with(&format!("{leaf}."))
-                            || key.starts_with(&format!("{leaf}[]"))))
+                    || key.starts_with(&format!("{leaf}[]"))
+                    || (*kind == Kind::Json && key.starts_with(&format!("{leaf}.")))
             })
         };
         let unread: Vec<&str> = rows()

@@ -197,11 +197,8 @@ fn env_typing() {
     );
     assert_eq!(cfg.engine.redis.prefix, "p");
     assert_eq!(cfg.engine.redis.address, vec!["redis://r:6379".to_string()]);
-    assert_eq!(
-        cfg.client.proxy["connect"]["endpoint"],
-        "http://backend/connect"
-    );
-    assert_eq!(cfg.client.proxy["connect"]["enabled"], true);
+    assert_eq!(cfg.client.proxy.connect.endpoint, "http://backend/connect");
+    assert!(cfg.client.proxy.connect.enabled);
     assert_eq!(cfg.client.token.hmac_secret_key, "s3cret");
     assert_eq!(cfg.log.file, "", "empty value means unset");
 
@@ -279,7 +276,7 @@ fn named_arrays_as_json_and_item_env_over_file_items() {
     ];
     let cfg = load_env(&path, &env).expect("load").config;
     assert!(cfg.channel.namespaces[0].options.presence);
-    assert_eq!(cfg.proxies[0]["timeout"], "3s");
+    assert_eq!(cfg.proxies[0].timeout, Duration::from_secs(3));
 
     let env = [(
         "CENTRIFUGO_CHANNEL_NAMESPACES",
@@ -448,15 +445,18 @@ fn flags_are_typed_and_checked() {
     let f = flags(&[
         ("client.insecure", "true"),
         ("grpc_api.port", "10001"),
-        ("map_broker.type", "memory"),
+        ("graphite.enabled", "true"),
         ("log.level", "error"),
     ]);
-    let cfg = load_with_env(missing, &f, &with_env(&[]))
-        .expect("load")
-        .config;
+    let loaded = load_with_env(missing, &f, &with_env(&[])).expect("load");
+    assert!(
+        loaded.no_effect[0].starts_with("graphite.enabled is set but has no effect"),
+        "{:?}",
+        loaded.no_effect
+    );
+    let cfg = loaded.config;
     assert!(cfg.client.insecure);
     assert_eq!(cfg.grpc_api.port, 10001);
-    assert_eq!(cfg.map_broker["type"], "memory");
     assert_eq!(cfg.log.level, "error");
     let e = load_with_env(missing, &flags(&[("no.such", "1")]), &with_env(&[]))
         .expect_err("unknown flag");

@@ -155,10 +155,6 @@ fn channel_option_rules() {
         format!("{wn}.publication_data_format")
     );
     assert_eq!(
-        opt(|o| o.subscription_type = "queue".into()),
-        format!("{wn}.subscription_type")
-    );
-    assert_eq!(
         opt(|o| o.channel_regex = "(".into()),
         format!("{wn}.channel_regex")
     );
@@ -176,14 +172,6 @@ fn channel_option_rules() {
     assert_eq!(
         opt(|o| o.publish_proxy_enabled = true),
         "channel.proxy.publish.endpoint"
-    );
-    assert_eq!(
-        opt(|o| o.subscription_type = "map".into()),
-        format!("{wn}.map.mode")
-    );
-    assert_eq!(
-        opt(|o| o.subscription_type = "shared_poll".into()),
-        "shared_poll.hmac_secret_key"
     );
 
     let mut c = Config::default();
@@ -221,47 +209,30 @@ fn global_channel_and_api_modes() {
 }
 
 #[test]
-fn proxies_consumers_personal_channel() {
+fn proxies_and_personal_channel() {
     assert_eq!(
-        key_of(|c| c.proxies = vec![json!({"name": "default", "endpoint": "http://x"})]),
+        key_of(|c| c.proxies = vec![typed(json!({"name": "default", "endpoint": "http://x"}))]),
         "proxies[0].name"
     );
     assert_eq!(
-        key_of(|c| c.proxies = vec![json!({"name": "p1"})]),
+        key_of(|c| c.proxies = vec![typed(json!({"name": "p1"}))]),
         "proxies[0].endpoint"
     );
     assert_eq!(
-        key_of(|c| c.proxies = vec![json!({"name": "p1", "endpoint": "http://x", "timeout": "0s"})]),
+        key_of(|c| c.proxies = vec![typed(
+            json!({"name": "p1", "endpoint": "http://x", "timeout": "0s"})
+        )]),
         "proxies[0].timeout"
     );
     assert_eq!(
         key_of(|c| c.proxies = vec![
-            json!({"name": "p1", "endpoint": "a"}),
-            json!({"name": "p1", "endpoint": "b"})
+            typed(json!({"name": "p1", "endpoint": "a"})),
+            typed(json!({"name": "p1", "endpoint": "b"}))
         ]),
         "proxies[1].name"
     );
     assert_eq!(
-        key_of(|c| c.consumers = vec![json!({"name": "a-b", "type": "kafka"})]),
-        "consumers[0].name"
-    );
-    assert_eq!(
-        key_of(|c| c.consumers = vec![json!({"name": "ab", "type": "mq"})]),
-        "consumers[0].type"
-    );
-    // Known but not built: refused when enabled, accepted when off.
-    let (key, msg) = error_of(|c| {
-        c.consumers = vec![
-            json!({"name": "off", "type": "kafka"}),
-            json!({"name": "on", "type": "postgresql", "enabled": true}),
-        ]
-    });
-    assert_eq!(key, "consumers[1].type");
-    assert!(msg.contains("not supported"), "{msg}");
-    let (key, _) = error_of(|c| c.admin.enabled = true);
-    assert_eq!(key, "admin.enabled");
-    assert_eq!(
-        key_of(|c| c.client.proxy = json!({"connect": {"enabled": true}})),
+        key_of(|c| c.client.proxy.connect.enabled = true),
         "client.proxy.connect.endpoint"
     );
     assert_eq!(
@@ -273,6 +244,11 @@ fn proxies_consumers_personal_channel() {
         }),
         "client.subscribe_to_user_personal_channel.personal_channel_namespace"
     );
+}
+
+/// A JSON value typed as the loader would.
+fn typed<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+    serde_json::from_value(v).expect("typed value")
 }
 
 #[test]

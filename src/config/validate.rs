@@ -3,7 +3,6 @@
 //! (index into the array, like type errors and unknown-key reports).
 
 use regex::Regex;
-use serde_json::Value;
 
 use super::channel_rules::check_channel_options;
 use super::error::ConfigError;
@@ -11,24 +10,14 @@ use super::types::{Config, Duration, Token};
 
 /// Namespace / proxy name pattern (Centrifugo's code allows `.`).
 pub(crate) const NAME_PATTERN: &str = "^[-a-zA-Z0-9_.]{2,}$";
-const CONSUMER_NAME_PATTERN: &str = "^[a-zA-Z0-9_]{2,}$";
-const CONSUMER_TYPES: &[&str] = &[
-    "postgresql",
-    "kafka",
-    "nats_jetstream",
-    "redis_stream",
-    "google_pub_sub",
-    "aws_sqs",
-    "azure_service_bus",
-];
 /// The reserved name of the unnamed proxy under `channel.proxy.*` / `rpc.proxy`.
 pub(crate) const DEFAULT_PROXY: &str = "default";
 
 type Check = Result<(), ConfigError>;
 
 mod proxies;
+pub(crate) use proxies::check_proxy_object;
 use proxies::{check_proxies, check_proxy_sections, check_stream_proxies};
-pub(crate) use proxies::{check_proxy_object, str_at};
 
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::invalid(key, message)
@@ -48,13 +37,6 @@ pub fn validate(cfg: &Config) -> Check {
     check_channel(cfg, &proxy_names)?;
     check_stream_proxies(cfg)?;
     check_rpc(cfg, &proxy_names)?;
-    check_consumers(cfg)?;
-    if cfg.admin.enabled {
-        return Err(invalid(
-            "admin.enabled",
-            "is not supported by this build yet: the admin web UI and its API are not built",
-        ));
-    }
     cfg.middleware.validate()?;
     Ok(())
 }
@@ -112,11 +94,6 @@ fn check_log(cfg: &Config) -> Check {
     Ok(())
 }
 
-/// Whether the object `v` has `"enabled": true`.
-fn flag_on(v: &Value) -> bool {
-    v.get("enabled").and_then(Value::as_bool) == Some(true)
-}
-
 fn check_http(cfg: &Config) -> Check {
     let h = &cfg.http_server;
     if h.h2c_external && (h.internal_port.is_empty() || h.internal_port == h.port.to_string()) {
@@ -124,32 +101,6 @@ fn check_http(cfg: &Config) -> Check {
             "http_server.h2c_external",
             "requires a separate http_server.internal_port",
         ));
-    }
-    // Not built yet, and each changes how clients reach the server:
-    // refused rather than served some other way.
-    for (key, on, why) in [
-        (
-            "http_server.tls_autocert.enabled",
-            flag_on(&h.tls_autocert),
-            "ACME certificates; set http_server.tls with a certificate and key",
-        ),
-        (
-            "http_server.http3.enabled",
-            flag_on(&h.http3),
-            "HTTP/3; clients reach the server over HTTP/1.1 and HTTP/2",
-        ),
-        (
-            "webtransport.enabled",
-            flag_on(&cfg.webtransport),
-            "WebTransport (it runs over HTTP/3)",
-        ),
-    ] {
-        if on {
-            return Err(invalid(
-                key,
-                format!("is not supported by this build yet: {why}"),
-            ));
-        }
     }
     if h.h2c_external && h.tls.enabled {
         return Err(invalid(
@@ -273,9 +224,8 @@ fn check_client(cfg: &Config) -> Check {
     }
     check_token("client.token", &c.token)?;
     check_token("client.subscription_token", &c.subscription_token.token)?;
-    for kind in ["connect", "refresh"] {
-        let Some(p) = c.proxy.get(kind) else { continue };
-        if p.get("enabled").and_then(Value::as_bool).unwrap_or(false) {
+    for (kind, p) in [("connect", &c.proxy.connect), ("refresh", &c.proxy.refresh)] {
+        if p.enabled {
             check_proxy_object(&format!("client.proxy.{kind}"), p)?;
         }
     }
@@ -436,45 +386,6 @@ fn check_rpc(cfg: &Config, proxy_names: &[String]) -> Check {
         }
         seen.push(&ns.name);
         check_opts(&key, ns.options.proxy_enabled, &ns.options.proxy_name)?;
-    }
-    Ok(())
-}
-
-fn check_consumers(cfg: &Config) -> Check {
-    let mut seen: Vec<&str> = Vec::new();
-    for (i, c) in cfg.consumers.iter().enumerate() {
-        let key = format!("consumers[{i}]");
-        let name = str_at(c, "name").unwrap_or("");
-        if !matches(CONSUMER_NAME_PATTERN, name) {
-            return Err(invalid(
-                format!("{key}.name"),
-                format!("invalid consumer name {name:?}, must match {CONSUMER_NAME_PATTERN}"),
-            ));
-        }
-        if seen.contains(&name) {
-            return Err(invalid(
-                format!("{key}.name"),
-                format!("consumer name must be unique: {name:?}"),
-            ));
-        }
-        seen.push(name);
-        let kind = str_at(c, "type").unwrap_or("");
-        if !CONSUMER_TYPES.contains(&kind) {
-            return Err(invalid(
-                format!("{key}.type"),
-                format!(
-                    "unknown consumer type {kind:?} (known: {})",
-                    CONSUMER_TYPES.join(", ")
-                ),
-            ));
-        }
-        // None is built yet: an enabled one would consume nothing.
-        if flag_on(c) {
-            return Err(invalid(
-                format!("{key}.type"),
-                format!("{kind:?} consumers are not supported by this build yet"),
-            ));
-        }
     }
     Ok(())
 }

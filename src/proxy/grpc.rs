@@ -12,9 +12,9 @@ use tonic::codec::CompressionEncoding;
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
-use super::config::ProxyConfig;
 use super::http_proxy::pem;
 use super::{CallContext, Hook, ProxyError, ProxyResponse, SubscribeStream, headers};
+use crate::config::ProxyConfig;
 use crate::proto::proxy as pb;
 
 /// Client publications that may wait to go up a bidirectional stream.

@@ -12,7 +12,7 @@ use opentelemetry::trace::TraceContextExt;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::CallContext;
-use super::config::ProxyConfig;
+use crate::config::ProxyConfig;
 
 /// Builds the outgoing headers of one call. `statics` are the transport's
 /// static headers/metadata; names that are not valid header names (or

@@ -6,9 +6,9 @@
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderValue};
 
-use super::config::{ProxyConfig, StatusTransform};
 use super::{CallContext, ProxyError, ProxyResponse, headers};
 use crate::config::Tls;
+use crate::config::{ProxyConfig, StatusTransform};
 use crate::proto::proxy as pb;
 
 /// Idle keep-alive connections kept per backend host (as Centrifugo).
@@ -158,7 +158,7 @@ fn tls(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxy::config::{TransformDisconnect, TransformError};
+    use crate::config::{TransformDisconnect, TransformError};
 
     #[test]
     fn transforms_pick_by_status() {

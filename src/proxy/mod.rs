@@ -18,12 +18,11 @@ use http::HeaderMap;
 use crate::config::Config;
 use crate::proto::proxy as pb;
 
-pub mod config;
 mod grpc;
 mod headers;
 mod http_proxy;
 
-pub use config::ProxyConfig;
+pub use crate::config::ProxyConfig;
 pub use pb::{
     ConnectRequest, ConnectResponse, PublishRequest, PublishResponse, RefreshRequest,
     RefreshResponse, RpcRequest, RpcResponse, SubRefreshRequest, SubRefreshResponse,
@@ -32,7 +31,7 @@ pub use pb::{
 
 /// The name of the unnamed proxy of a section (`channel.proxy.<kind>`,
 /// `rpc.proxy`); reserved, so no `proxies[]` item can take it.
-pub const DEFAULT_NAME: &str = "default";
+pub use crate::config::DEFAULT_PROXY_NAME as DEFAULT_NAME;
 
 /// What the session knows about the client, for forwarding (§3.6).
 /// Captured at connect time and reused for every later proxy call of the
@@ -414,36 +413,34 @@ impl Proxies {
     /// config key.
     pub fn from_config(cfg: &Config) -> Result<Self, String> {
         let mut out = Self::default();
-        for (kind, slot) in [("connect", &mut out.connect), ("refresh", &mut out.refresh)] {
+        let c = &cfg.client.proxy;
+        for (kind, p, slot) in [
+            ("connect", &c.connect, &mut out.connect),
+            ("refresh", &c.refresh, &mut out.refresh),
+        ] {
             let key = format!("client.proxy.{kind}");
-            let value = cfg
-                .client
-                .proxy
-                .get(kind)
-                .unwrap_or(&serde_json::Value::Null);
-            let p = config::parse(&key, value)?;
+            p.check(&key)?;
             if p.enabled {
-                *slot = Some(Arc::new(ProxyClient::new(&key, p)?));
+                *slot = Some(Arc::new(ProxyClient::new(&key, p.clone())?));
             }
         }
-        for (kind, slot) in [
-            ("subscribe", &mut out.subscribe),
-            ("publish", &mut out.publish),
-            ("sub_refresh", &mut out.sub_refresh),
-            ("subscribe_stream", &mut out.subscribe_stream),
+        let ch = &cfg.channel.proxy;
+        for (kind, p, slot) in [
+            ("subscribe", &ch.subscribe, &mut out.subscribe),
+            ("publish", &ch.publish, &mut out.publish),
+            ("sub_refresh", &ch.sub_refresh, &mut out.sub_refresh),
+            (
+                "subscribe_stream",
+                &ch.subscribe_stream,
+                &mut out.subscribe_stream,
+            ),
         ] {
-            let key = format!("channel.proxy.{kind}");
-            let value = cfg
-                .channel
-                .proxy
-                .get(kind)
-                .unwrap_or(&serde_json::Value::Null);
-            *slot = optional(&key, value)?;
+            *slot = optional(&format!("channel.proxy.{kind}"), p)?;
         }
         out.rpc = optional("rpc.proxy", &cfg.rpc.proxy)?;
-        for (i, value) in cfg.proxies.iter().enumerate() {
+        for (i, p) in cfg.proxies.iter().enumerate() {
             let key = format!("proxies[{i}]");
-            let p = config::parse(&key, value)?;
+            p.check(&key)?;
             if p.name.is_empty() || p.name == DEFAULT_NAME {
                 return Err(format!(
                     "{key}.name: a proxy name other than \"default\" is required"
@@ -453,7 +450,8 @@ impl Proxies {
                 return Err(format!("{key}.name: duplicate proxy name {:?}", p.name));
             }
             let name = p.name.clone();
-            out.named.insert(name, Arc::new(ProxyClient::new(&key, p)?));
+            out.named
+                .insert(name, Arc::new(ProxyClient::new(&key, p.clone())?));
         }
         out.forwards_headers = [
             &out.connect,
@@ -527,10 +525,10 @@ impl Proxies {
 }
 
 /// A proxy section without `enabled`: built when it has an endpoint.
-fn optional(key: &str, value: &serde_json::Value) -> Result<Option<Arc<ProxyClient>>, String> {
-    let p = config::parse(key, value)?;
+fn optional(key: &str, p: &ProxyConfig) -> Result<Option<Arc<ProxyClient>>, String> {
+    p.check(key)?;
     if p.endpoint.is_empty() {
         return Ok(None);
     }
-    Ok(Some(Arc::new(ProxyClient::new(key, p)?)))
+    Ok(Some(Arc::new(ProxyClient::new(key, p.clone())?)))
 }

@@ -123,13 +123,10 @@ impl Session {
         let rules = self.node.rules();
         let opts = rules.options(&channel)?;
         rules.validate_client_channel(&channel, &opts)?;
-        let ns_type = opts.opts.subscription_type.as_str();
-        let ns_is_stream = ns_type.is_empty() || ns_type == "stream";
-        if (req.r#type == 0) != ns_is_stream {
+        // Every namespace is a stream namespace (map and shared poll ones
+        // are refused by the key table): a map subscribe does not match it.
+        if req.r#type != 0 {
             return Err(ClientError::PermissionDenied.into());
-        }
-        if !ns_is_stream {
-            return Err(ClientError::NotAvailable.into());
         }
         if self.shared.has_channel(&channel) {
             return Err(ClientError::AlreadySubscribed.into());

@@ -30,6 +30,12 @@ pub const SECRET: &str = "test-secret";
 pub const PATIENCE: Duration = Duration::from_secs(5);
 
 /// A namespace named `name` with the options `f` sets.
+/// A JSON value typed as the config loader would (proxy objects, sections).
+#[allow(dead_code)]
+pub fn typed<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+    serde_json::from_value(v).expect("a well-typed config value")
+}
+
 pub fn ns(name: &str, f: &dyn Fn(&mut config::ChannelOptions)) -> config::Namespace {
     let mut o = config::ChannelOptions::default();
     f(&mut o);

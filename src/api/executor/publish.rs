@@ -52,10 +52,6 @@ impl Executor {
         }
         let data = payload(&req.b64data, req.data)?;
         let opts = self.namespace_options(&req.channel)?;
-        // Map and shared-poll channels have their own publish methods.
-        if !matches!(opts.opts.subscription_type.as_str(), "" | "stream") {
-            return Err(ApiError::bad_request());
-        }
         let publication = Publication {
             data,
             skip_history: req.skip_history,

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Duration, empty_object};
+use super::{ChannelProxies, Duration};
 
 /// Options of one namespace (or of channels without a namespace).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -50,14 +50,9 @@ pub struct ChannelOptions {
     pub subscribe_stream_proxy_enabled: bool,
     pub subscribe_stream_proxy_name: String,
     pub subscribe_stream_proxy_bidirectional: bool,
-    /// `""`/`stream`; map and shared-poll types are not served yet.
-    pub subscription_type: String,
-    pub map_clients_presence_channel_prefix: String,
-    pub map_users_presence_channel_prefix: String,
-    /// Map subscription settings (accepted, not served yet).
-    pub map: serde_json::Value,
-    /// Shared-poll settings (accepted, not served yet).
-    pub shared_poll: serde_json::Value,
+    // `subscription_type`, `map` and `shared_poll` have no field: the key
+    // table refuses them (other than `subscription_type: stream`) until
+    // map and shared poll subscriptions are built.
     /// Debounce hint for client publishes (`publish_debounce` in replies).
     pub client_publish_debounce_interval: Duration,
 }
@@ -103,11 +98,6 @@ impl Default for ChannelOptions {
             subscribe_stream_proxy_enabled: false,
             subscribe_stream_proxy_name: String::new(),
             subscribe_stream_proxy_bidirectional: false,
-            subscription_type: String::new(),
-            map_clients_presence_channel_prefix: String::new(),
-            map_users_presence_channel_prefix: String::new(),
-            map: empty_object(),
-            shared_poll: empty_object(),
             client_publish_debounce_interval: Duration::ZERO,
         }
     }
@@ -132,7 +122,7 @@ pub struct Channel {
     pub user_separator: String,
     pub history_meta_ttl: Duration,
     pub publication_data_format: String,
-    pub proxy: serde_json::Value,
+    pub proxy: ChannelProxies,
     pub without_namespace: ChannelOptions,
     pub namespaces: Vec<Namespace>,
 }
@@ -147,7 +137,7 @@ impl Default for Channel {
             user_separator: ",".into(),
             history_meta_ttl: Duration::from_secs(720 * 3600),
             publication_data_format: String::new(),
-            proxy: empty_object(),
+            proxy: ChannelProxies::default(),
             without_namespace: ChannelOptions::default(),
             namespaces: Vec::new(),
         }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Duration, empty_object};
+use super::{ClientProxies, Duration, empty_object};
 
 /// Keys that verify JWTs (`client.token`, `client.subscription_token`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -48,7 +48,7 @@ pub struct Client {
     pub allowed_origins: Vec<String>,
     pub token: Token,
     pub subscription_token: SubscriptionToken,
-    pub proxy: serde_json::Value,
+    pub proxy: ClientProxies,
     pub allow_anonymous_connect_without_token: bool,
     pub disallow_anonymous_connection_tokens: bool,
     /// Zero or negative disables pings.
@@ -95,7 +95,7 @@ impl Default for Client {
             allowed_origins: Vec::new(),
             token: Token::default(),
             subscription_token: SubscriptionToken::default(),
-            proxy: empty_object(),
+            proxy: ClientProxies::default(),
             allow_anonymous_connect_without_token: false,
             disallow_anonymous_connection_tokens: false,
             ping_interval: Duration::from_secs(25),

@@ -14,16 +14,18 @@ mod channel;
 mod client;
 mod engine;
 mod middleware;
+mod proxy;
 mod transport;
 
 pub use channel::*;
 pub use client::*;
 pub use engine::*;
 pub use middleware::*;
+pub use proxy::*;
 pub use transport::*;
 
 /// The whole configuration.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Config {
     pub http_server: HttpServer,
@@ -56,63 +58,14 @@ pub struct Config {
     pub opentelemetry: OpenTelemetry,
     /// Rotor's own tower stack settings (not a Centrifugo key).
     pub middleware: Middleware,
-    /// Sections Rotor accepts but does not interpret yet; kept verbatim so a
-    /// Centrifugo config loads without errors.
-    pub proxies: Vec<serde_json::Value>,
-    pub consumers: Vec<serde_json::Value>,
-    pub map_broker: serde_json::Value,
-    pub controller: serde_json::Value,
-    pub shared_poll: serde_json::Value,
-    pub webtransport: serde_json::Value,
-    pub graphite: serde_json::Value,
-    pub usage_stats: serde_json::Value,
-    pub enable_unreleased_features: bool,
+    /// Named proxies (`proxies[]`).
+    pub proxies: Vec<ProxyConfig>,
+    // Sections Rotor does not build (`consumers`, `map_broker`,
+    // `controller`, `shared_poll`, `webtransport`, `graphite`, `usage_stats`,
+    // `enable_unreleased_features`, ...) have no field: the key table
+    // refuses or warns about each key of theirs that is set.
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            http_server: HttpServer::default(),
-            log: Log::default(),
-            node: NodeSection::default(),
-            shutdown: Shutdown::default(),
-            pid_file: String::new(),
-            engine: Engine::default(),
-            broker: Broker::default(),
-            presence_manager: PresenceManagerSection::default(),
-            client: Client::default(),
-            channel: Channel::default(),
-            rpc: Rpc::default(),
-            http_api: HttpApi::default(),
-            grpc_api: GrpcApi::default(),
-            websocket: WebSocket::default(),
-            sse: Sse::default(),
-            http_stream: HttpStream::default(),
-            emulation: Emulation::default(),
-            uni_websocket: UniWebSocket::default(),
-            uni_sse: UniSse::default(),
-            uni_http_stream: UniHttpStream::default(),
-            uni_grpc: UniGrpc::default(),
-            admin: Admin::default(),
-            prometheus: Prometheus::default(),
-            health: Health::default(),
-            swagger: Swagger::default(),
-            debug: DebugPprof::default(),
-            init: Init::default(),
-            opentelemetry: OpenTelemetry::default(),
-            middleware: Middleware::default(),
-            proxies: Vec::new(),
-            consumers: Vec::new(),
-            map_broker: empty_object(),
-            controller: empty_object(),
-            shared_poll: empty_object(),
-            webtransport: empty_object(),
-            graphite: empty_object(),
-            usage_stats: empty_object(),
-            enable_unreleased_features: false,
-        }
-    }
-}
 
 pub(super) fn empty_object() -> serde_json::Value {
     serde_json::Value::Object(serde_json::Map::new())
@@ -143,8 +96,8 @@ pub struct HttpServer {
     pub tls_external: bool,
     pub internal_tls: Tls,
     pub h2c_external: bool,
+    /// ACME (refused by the key table when enabled, until it is built).
     pub tls_autocert: serde_json::Value,
-    pub http3: serde_json::Value,
 }
 
 impl Default for HttpServer {
@@ -159,7 +112,6 @@ impl Default for HttpServer {
             internal_tls: Tls::default(),
             h2c_external: false,
             tls_autocert: empty_object(),
-            http3: empty_object(),
         }
     }
 }
@@ -238,7 +190,7 @@ pub struct RpcNamespace {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Rpc {
-    pub proxy: serde_json::Value,
+    pub proxy: ProxyConfig,
     pub without_namespace: RpcOptions,
     pub namespaces: Vec<RpcNamespace>,
     pub namespace_boundary: String,
@@ -248,7 +200,7 @@ pub struct Rpc {
 impl Default for Rpc {
     fn default() -> Self {
         Self {
-            proxy: empty_object(),
+            proxy: ProxyConfig::default(),
             without_namespace: RpcOptions::default(),
             namespaces: Vec::new(),
             namespace_boundary: ":".into(),

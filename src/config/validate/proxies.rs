@@ -1,62 +1,36 @@
 //! Validation of the proxy sections: `client.proxy.*`, `channel.proxy.*`,
 //! `rpc.proxy`, the named `proxies` list and the subscription-stream proxies.
 
-use serde_json::Value;
-
 use super::{Check, DEFAULT_PROXY, NAME_PATTERN, invalid, matches};
 use crate::config::error::ConfigError;
-use crate::config::types::{Config, Duration};
+use crate::config::types::{Config, ProxyConfig};
 
-pub(crate) fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get(key).and_then(Value::as_str)
-}
-
-/// A proxy object needs an endpoint and a non-zero timeout (default 1s).
-pub(crate) fn check_proxy_object(key: &str, p: &Value) -> Check {
-    if str_at(p, "endpoint").unwrap_or("").is_empty() {
+/// A proxy in use needs an endpoint (its timeout and transforms are
+/// checked for every proxy by [`check_proxy_sections`]).
+pub(crate) fn check_proxy_object(key: &str, p: &ProxyConfig) -> Check {
+    if p.endpoint.is_empty() {
         return Err(invalid(format!("{key}.endpoint"), "proxy endpoint not set"));
     }
-    match p.get("timeout") {
-        None => Ok(()),
-        Some(Value::String(s)) => match Duration::parse(s) {
-            Ok(d) if d.is_zero() => Err(invalid(
-                format!("{key}.timeout"),
-                "proxy timeout must be non-zero",
-            )),
-            Ok(_) => Ok(()),
-            Err(e) => Err(invalid(format!("{key}.timeout"), e)),
-        },
-        Some(_) => Err(invalid(
-            format!("{key}.timeout"),
-            "expected a duration string like \"1s\"",
-        )),
-    }
+    Ok(())
 }
 
-/// Every proxy object must be well-formed (types, transforms, non-zero
-/// timeout), whether or not it is in use; errors name the key.
+/// Every proxy object must be well-formed (non-zero timeout, transforms,
+/// metadata key), whether or not it is in use; errors name the key.
 pub(super) fn check_proxy_sections(cfg: &Config) -> Check {
-    let parse = |key: &str, v: &Value| {
-        crate::proxy::config::parse(key, v)
-            .map(|_| ())
-            .map_err(|e| match e.split_once(": ") {
-                Some((k, m)) => invalid(k, m),
-                None => invalid(key, e.clone()),
-            })
+    let check = |key: &str, p: &ProxyConfig| {
+        p.check(key).map_err(|e| match e.split_once(": ") {
+            Some((k, m)) => invalid(k, m),
+            None => invalid(key, e.clone()),
+        })
     };
-    for kind in ["connect", "refresh"] {
-        if let Some(p) = cfg.client.proxy.get(kind) {
-            parse(&format!("client.proxy.{kind}"), p)?;
-        }
+    check("client.proxy.connect", &cfg.client.proxy.connect)?;
+    check("client.proxy.refresh", &cfg.client.proxy.refresh)?;
+    for (kind, p) in cfg.channel.proxy.sections() {
+        check(&format!("channel.proxy.{kind}"), p)?;
     }
-    if let Some(sections) = cfg.channel.proxy.as_object() {
-        for (kind, p) in sections {
-            parse(&format!("channel.proxy.{kind}"), p)?;
-        }
-    }
-    parse("rpc.proxy", &cfg.rpc.proxy)?;
+    check("rpc.proxy", &cfg.rpc.proxy)?;
     for (i, p) in cfg.proxies.iter().enumerate() {
-        parse(&format!("proxies[{i}]"), p)?;
+        check(&format!("proxies[{i}]"), p)?;
     }
     Ok(())
 }
@@ -64,13 +38,7 @@ pub(super) fn check_proxy_sections(cfg: &Config) -> Check {
 /// Subscription streams are gRPC only: `channel.proxy.subscribe_stream`
 /// and every `proxies[]` item a namespace streams from need a gRPC endpoint.
 pub(super) fn check_stream_proxies(cfg: &Config) -> Check {
-    let is_http = |p: &Value| {
-        let e = str_at(p, "endpoint").unwrap_or("");
-        e.starts_with("http://") || e.starts_with("https://")
-    };
-    if let Some(p) = cfg.channel.proxy.get("subscribe_stream")
-        && is_http(p)
-    {
+    if cfg.channel.proxy.subscribe_stream.is_http() {
         return Err(invalid(
             "channel.proxy.subscribe_stream.endpoint",
             "subscribe stream proxy must be a gRPC proxy (grpc:// endpoint)",
@@ -92,10 +60,7 @@ pub(super) fn check_stream_proxies(cfg: &Config) -> Check {
             continue;
         }
         let name = o.subscribe_stream_proxy_name.as_str();
-        let http_item = cfg
-            .proxies
-            .iter()
-            .any(|p| str_at(p, "name") == Some(name) && is_http(p));
+        let http_item = cfg.proxies.iter().any(|p| p.name == name && p.is_http());
         if http_item {
             return Err(invalid(
                 format!("{key}.subscribe_stream_proxy_name"),
@@ -111,7 +76,7 @@ pub(super) fn check_proxies(cfg: &Config) -> Result<Vec<String>, ConfigError> {
     let mut names: Vec<String> = Vec::new();
     for (i, p) in cfg.proxies.iter().enumerate() {
         let key = format!("proxies[{i}]");
-        let name = str_at(p, "name").unwrap_or("");
+        let name = p.name.as_str();
         if !matches(NAME_PATTERN, name) {
             return Err(invalid(
                 format!("{key}.name"),

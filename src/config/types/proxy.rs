@@ -1,24 +1,65 @@
-//! The proxy object of the configuration (spec/server-api.md §3.8), read
-//! from the free-form JSON sections `client.proxy.*`, `channel.proxy.*`,
-//! `rpc.proxy` and `proxies[]`.
+//! The proxy object (`client.proxy.connect`, `client.proxy.refresh`,
+//! `channel.proxy.*`, `rpc.proxy`, `proxies[]`), typed once here and used
+//! as is by [`crate::proxy`].
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 
-use crate::config::{Duration, Tls};
+use super::{Duration, Tls};
+
+/// The name of the unnamed proxy under `channel.proxy.*` / `rpc.proxy`;
+/// reserved, so no `proxies[]` item can take it.
+pub const DEFAULT_PROXY_NAME: &str = "default";
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// `client.proxy`: the connect and refresh proxies (used when enabled).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct ClientProxies {
+    pub connect: ProxyConfig,
+    pub refresh: ProxyConfig,
+}
+
+/// `channel.proxy`: the unnamed channel proxies (used when they have an
+/// endpoint and a namespace enables them). The map and shared poll proxies
+/// are refused by the key table.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct ChannelProxies {
+    pub subscribe: ProxyConfig,
+    pub publish: ProxyConfig,
+    pub sub_refresh: ProxyConfig,
+    pub subscribe_stream: ProxyConfig,
+}
+
+impl ChannelProxies {
+    /// Every section with its name.
+    pub fn sections(&self) -> [(&'static str, &ProxyConfig); 4] {
+        [
+            ("subscribe", &self.subscribe),
+            ("publish", &self.publish),
+            ("sub_refresh", &self.sub_refresh),
+            ("subscribe_stream", &self.subscribe_stream),
+        ]
+    }
+}
 
 /// Default per-call timeout of a proxy.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// One proxy object, as configured.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct ProxyConfig {
     /// `name` (only for `proxies[]` items).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub name: String,
     /// `enabled` (only for `client.proxy.connect` / `.refresh`).
+    #[serde(skip_serializing_if = "is_false")]
     pub enabled: bool,
     /// `http(s)://…` for the HTTP proxy, anything else is a gRPC target.
     pub endpoint: String,
@@ -59,7 +100,7 @@ impl Default for ProxyConfig {
 }
 
 /// `http.*` options of a proxy.
-#[derive(Clone, Default, Deserialize, PartialEq)]
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct HttpOptions {
     /// Client TLS settings for `https://` endpoints.
@@ -71,7 +112,7 @@ pub struct HttpOptions {
 }
 
 /// `grpc.*` options of a proxy.
-#[derive(Clone, Default, Deserialize, PartialEq)]
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct GrpcOptions {
     /// Client TLS settings.
@@ -116,7 +157,7 @@ impl std::fmt::Debug for GrpcOptions {
 }
 
 /// One `http.status_to_code_transforms` item.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct StatusTransform {
     /// The HTTP status this rule matches.
@@ -128,7 +169,7 @@ pub struct StatusTransform {
 }
 
 /// The error a status is turned into.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct TransformError {
     /// Error code (400–1999 for custom errors).
@@ -140,31 +181,13 @@ pub struct TransformError {
 }
 
 /// The disconnect a status is turned into.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct TransformDisconnect {
     /// Disconnect code (4000–4999 for custom disconnects).
     pub code: u32,
     /// Reason (ASCII, ≤ 32 bytes).
     pub reason: String,
-}
-
-/// Parses the proxy object at `key`, naming the offending field on error.
-/// `Value::Null` reads as the default (unconfigured) proxy.
-pub fn parse(key: &str, value: &Value) -> Result<ProxyConfig, String> {
-    if value.is_null() {
-        return Ok(ProxyConfig::default());
-    }
-    let cfg: ProxyConfig = serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        if path.is_empty() || path == "." {
-            format!("{key}: {}", e.inner())
-        } else {
-            format!("{key}.{path}: {}", e.inner())
-        }
-    })?;
-    cfg.check(key)?;
-    Ok(cfg)
 }
 
 impl ProxyConfig {
@@ -176,7 +199,7 @@ impl ProxyConfig {
     /// The `name` label of metrics and logs (`default` for unnamed proxies).
     pub fn label(&self) -> &str {
         if self.name.is_empty() {
-            super::DEFAULT_NAME
+            DEFAULT_PROXY_NAME
         } else {
             &self.name
         }
@@ -184,7 +207,7 @@ impl ProxyConfig {
 
     /// Checks what serde cannot: a non-zero timeout and well-formed
     /// transforms. The endpoint is checked where the proxy is used.
-    fn check(&self, key: &str) -> Result<(), String> {
+    pub fn check(&self, key: &str) -> Result<(), String> {
         if self.timeout.is_zero() {
             return Err(format!("{key}.timeout: proxy timeout must be non-zero"));
         }
@@ -224,14 +247,23 @@ impl ProxyConfig {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
     use super::*;
-    use serde_json::json;
+
+    /// Types and checks the proxy object at `key` as the loader does.
+    fn parse(key: &str, v: Value) -> Result<ProxyConfig, String> {
+        let p: ProxyConfig = serde_path_to_error::deserialize(v)
+            .map_err(|e| format!("{key}.{}: {}", e.path(), e.inner()))?;
+        p.check(key)?;
+        Ok(p)
+    }
 
     #[test]
     fn defaults_and_fields() {
         let c = parse(
             "proxies[0]",
-            &json!({"name": "p1", "endpoint": "http://x/y", "timeout": "250ms",
+            json!({"name": "p1", "endpoint": "http://x/y", "timeout": "250ms",
                     "http_headers": ["Authorization"],
                     "http": {"static_headers": {"X-Key": "v"},
                              "status_to_code_transforms": [
@@ -244,7 +276,7 @@ mod tests {
         assert_eq!(c.label(), "p1");
         assert!(c.grpc.compression);
         assert_eq!(c.http.status_to_code_transforms[0].status_code, 404);
-        let d = parse("rpc.proxy", &json!({"endpoint": "grpc://h:1"})).expect("parses");
+        let d = parse("rpc.proxy", json!({"endpoint": "grpc://h:1"})).expect("parses");
         assert_eq!(d.timeout, DEFAULT_TIMEOUT);
         assert!(!d.is_http());
         assert_eq!(d.label(), "default");
@@ -254,7 +286,7 @@ mod tests {
     fn debug_hides_secrets() {
         let c = parse(
             "p",
-            &json!({"http": {"static_headers": {"X-Key": "hidden-1"}},
+            json!({"http": {"static_headers": {"X-Key": "hidden-1"}},
                     "grpc": {"credentials_key": "k", "credentials_value": "hidden-2",
                              "static_metadata": {"m": "hidden-3"}}}),
         )
@@ -264,21 +296,17 @@ mod tests {
     }
 
     #[test]
-    fn errors_name_the_key() {
-        let e = parse("rpc.proxy", &json!({"timeout": true})).expect_err("bad");
-        assert!(e.starts_with("rpc.proxy.timeout"), "{e}");
-        let e = parse("rpc.proxy", &json!({"timeout": "0s"})).expect_err("zero");
+    fn checks_name_the_key() {
+        let e = parse("rpc.proxy", json!({"timeout": "0s"})).expect_err("zero");
         assert!(e.starts_with("rpc.proxy.timeout"), "{e}");
         let e = parse(
             "proxies[1]",
-            &json!({"http": {"status_to_code_transforms": [{"status_code": 500}]}}),
+            json!({"http": {"status_to_code_transforms": [{"status_code": 500}]}}),
         )
         .expect_err("no target");
         assert!(
             e.starts_with("proxies[1].http.status_to_code_transforms[0]"),
             "{e}"
         );
-        let e = parse("x", &json!({"http": {"static_headers": []}})).expect_err("type");
-        assert!(e.starts_with("x.http.static_headers"), "{e}");
     }
 }
