@@ -11,7 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use rotor::config::{self, Config};
 use serde_json::{Value, json};
 use support::api::{api_config, call};
-use support::{PATIENCE, TestServer, now, raw_http, token, token_with, unique};
+use support::{PATIENCE, TestServer, now, raw_http, token, token_with, typed, unique};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -417,10 +417,10 @@ async fn uni_stream_bad_requests() {
 #[tokio::test]
 async fn connect_codes_map_to_http_responses_when_enabled() {
     let mut cfg = uni_config();
-    cfg.uni_sse.connect_code_to_http_response = json!({
+    cfg.uni_sse.connect_code_to_http_response = typed(json!({
         "enabled": true,
         "transforms": [{"code": 3500, "to": {"status_code": 401, "body": "go away"}}]
-    });
+    }));
     let srv = TestServer::start(cfg).await;
     let r = support::api::request(
         &srv,

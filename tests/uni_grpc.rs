@@ -255,10 +255,10 @@ async fn uni_grpc_connect_proxy_gets_metadata_and_maps_errors() {
     p["enabled"] = json!(true);
     p["grpc_metadata"] = json!(["x-uni-test"]);
     cfg.client.proxy = typed(json!({ "connect": p }));
-    cfg.client.connect_code_to_unidirectional_disconnect = json!({
+    cfg.client.connect_code_to_unidirectional_disconnect = typed(json!({
         "enabled": true,
         "transforms": [{"code": 1403, "to": {"code": 4403, "reason": "denied"}}]
-    });
+    }));
     let srv = TestServer::start(cfg).await;
     let port = srv.uni_grpc_port();
 

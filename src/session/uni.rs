@@ -16,11 +16,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-
 use super::permissions::{Who, can_subscribe};
 use super::{Fail, Session, Status};
 use crate::auth::SubOptions;
+use crate::config::CodeToDisconnect;
 use crate::proto::client::{Connect, ConnectRequest, ConnectResult, Push};
 use crate::protocol::{ClientError, Disconnect};
 
@@ -118,33 +117,10 @@ pub(super) fn connect_push(r: ConnectResult) -> Push {
     }
 }
 
-/// `client.connect_code_to_unidirectional_disconnect`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct CodeToDisconnect {
-    enabled: bool,
-    transforms: Vec<Transform>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Transform {
-    code: u32,
-    to: To,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct To {
-    code: u32,
-    reason: String,
-}
-
 /// The disconnect a unidirectional client gets for a connect error.
-pub fn error_to_disconnect(cfg: &serde_json::Value, e: &ClientError) -> Disconnect {
+pub fn error_to_disconnect(c: &CodeToDisconnect, e: &ClientError) -> Disconnect {
     let code = e.code();
-    if let Ok(c) = CodeToDisconnect::deserialize(cfg)
-        && c.enabled
+    if c.enabled
         && let Some(t) = c
             .transforms
             .iter()
@@ -166,7 +142,7 @@ mod tests {
 
     #[test]
     fn default_mapping() {
-        let none = serde_json::json!({});
+        let none = CodeToDisconnect::default();
         assert_eq!(
             error_to_disconnect(&none, &ClientError::TokenExpired),
             Disconnect::EXPIRED
@@ -191,10 +167,11 @@ mod tests {
 
     #[test]
     fn configured_transforms_win_when_enabled() {
-        let cfg = serde_json::json!({
+        let cfg: CodeToDisconnect = serde_json::from_value(serde_json::json!({
             "enabled": true,
             "transforms": [{"code": 109, "to": {"code": 4501, "reason": "token expired"}}]
-        });
+        }))
+        .expect("typed");
         assert_eq!(
             error_to_disconnect(&cfg, &ClientError::TokenExpired),
             Disconnect::custom(4501, "token expired")
@@ -203,10 +180,10 @@ mod tests {
             error_to_disconnect(&cfg, &ClientError::Expired),
             Disconnect::EXPIRED
         );
-        let off = serde_json::json!({
-            "enabled": false,
-            "transforms": [{"code": 109, "to": {"code": 4501, "reason": "x"}}]
-        });
+        let off = CodeToDisconnect {
+            enabled: false,
+            ..cfg.clone()
+        };
         assert_eq!(
             error_to_disconnect(&off, &ClientError::TokenExpired),
             Disconnect::EXPIRED

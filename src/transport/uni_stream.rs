@@ -26,6 +26,7 @@ use tokio_util::task::TaskTracker;
 
 use super::call_context;
 use super::origin::OriginCheck;
+use crate::config::CodeToHttpResponse;
 use crate::node::Node;
 use crate::proto::client::{ConnectRequest, Push};
 use crate::protocol::codec::Framing;
@@ -161,11 +162,7 @@ async fn serve(state: UniState, kind: Kind, mut req: Request) -> Response {
         call: call_context(&node, &req),
     };
     let mut session = Session::new(node.clone(), info);
-    if http_codes
-        .get("enabled")
-        .and_then(serde_json::Value::as_bool)
-        == Some(true)
-    {
+    if http_codes.enabled {
         if let Err(fail) = Box::pin(session.connect_uni_raw(connect)).await {
             Box::pin(session.close()).await;
             return http_response(http_codes, &fail);
@@ -218,34 +215,15 @@ async fn serve(state: UniState, kind: Kind, mut req: Request) -> Response {
     resp
 }
 
-/// `connect_code_to_http_response.transforms` entry.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct HttpTransform {
-    code: u32,
-    to: HttpTo,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct HttpTo {
-    status_code: u16,
-    body: String,
-}
-
 /// The HTTP answer to a failed connect when connect codes map to HTTP
 /// responses: the configured transform for the code (its body defaults to
 /// the error message or disconnect reason), else 500.
-fn http_response(cfg: &serde_json::Value, fail: &Fail) -> Response {
+fn http_response(cfg: &CodeToHttpResponse, fail: &Fail) -> Response {
     let (code, text) = match fail {
         Fail::Error(e) => (e.code(), e.message().to_string()),
         Fail::Disconnect(d) => (d.code, d.reason.to_string()),
     };
-    let transforms: Vec<HttpTransform> = cfg
-        .get("transforms")
-        .and_then(|t| Vec::<HttpTransform>::deserialize(t).ok())
-        .unwrap_or_default();
-    if let Some(t) = transforms.iter().find(|t| t.code == code)
+    if let Some(t) = cfg.transforms.iter().find(|t| t.code == code)
         && let Ok(status) = StatusCode::from_u16(t.to.status_code)
     {
         let body = if t.to.body.is_empty() {
@@ -316,10 +294,11 @@ mod tests {
 
     #[test]
     fn http_transform_lookup() {
-        let cfg = serde_json::json!({
+        let cfg: CodeToHttpResponse = serde_json::from_value(serde_json::json!({
             "enabled": true,
             "transforms": [{"code": 3500, "to": {"status_code": 401}}]
-        });
+        }))
+        .expect("typed");
         let r = http_response(&cfg, &Fail::Disconnect(Disconnect::INVALID_TOKEN));
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         let r = http_response(&cfg, &Fail::Disconnect(Disconnect::BAD_REQUEST));

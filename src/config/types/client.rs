@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ClientProxies, Duration, empty_object};
+use super::{ClientProxies, CodeToDisconnect, Duration};
 
 /// Keys that verify JWTs (`client.token`, `client.subscription_token`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -77,7 +77,7 @@ pub struct Client {
     pub user_id_http_header: String,
     pub insecure: bool,
     pub subscribe_to_user_personal_channel: PersonalChannel,
-    pub connect_code_to_unidirectional_disconnect: serde_json::Value,
+    pub connect_code_to_unidirectional_disconnect: CodeToDisconnect,
     /// Centrifugo PRO's write batching: how long a connection's writer
     /// collects messages before it writes them; zero writes at once.
     pub write_delay: Duration,
@@ -119,7 +119,7 @@ impl Default for Client {
             user_id_http_header: String::new(),
             insecure: false,
             subscribe_to_user_personal_channel: PersonalChannel::default(),
-            connect_code_to_unidirectional_disconnect: empty_object(),
+            connect_code_to_unidirectional_disconnect: CodeToDisconnect::default(),
             write_delay: Duration::ZERO,
             max_messages_in_frame: 0,
             reply_without_queue: false,

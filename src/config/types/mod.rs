@@ -66,7 +66,6 @@ pub struct Config {
     // refuses or warns about each key of theirs that is set.
 }
 
-
 pub(super) fn empty_object() -> serde_json::Value {
     serde_json::Value::Object(serde_json::Map::new())
 }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Duration, Tls, empty_object};
+use super::{Duration, Tls};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
@@ -74,14 +74,14 @@ section!(
     /// `uni_sse`.
     UniSse, "/connection/uni_sse", {
         max_request_body_size: usize = 65536,
-        connect_code_to_http_response: serde_json::Value = empty_object(),
+        connect_code_to_http_response: CodeToHttpResponse = CodeToHttpResponse::default(),
     }
 );
 section!(
     /// `uni_http_stream`.
     UniHttpStream, "/connection/uni_http_stream", {
         max_request_body_size: usize = 65536,
-        connect_code_to_http_response: serde_json::Value = empty_object(),
+        connect_code_to_http_response: CodeToHttpResponse = CodeToHttpResponse::default(),
     }
 );
 section!(
@@ -175,4 +175,57 @@ impl Default for UniGrpc {
             tls: Tls::default(),
         }
     }
+}
+
+/// `uni_sse.connect_code_to_http_response` /
+/// `uni_http_stream.connect_code_to_http_response`: connect errors answered
+/// with an HTTP status instead of a stream.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct CodeToHttpResponse {
+    pub enabled: bool,
+    pub transforms: Vec<CodeToHttpTransform>,
+}
+
+/// One `connect_code_to_http_response.transforms` item.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct CodeToHttpTransform {
+    /// The connect error or disconnect code.
+    pub code: u32,
+    pub to: HttpResponseTo,
+}
+
+/// The HTTP answer of a transform (an empty body: the error's message).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct HttpResponseTo {
+    pub status_code: u16,
+    pub body: String,
+}
+
+/// `client.connect_code_to_unidirectional_disconnect`: connect errors of
+/// unidirectional clients turned into chosen disconnects.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct CodeToDisconnect {
+    pub enabled: bool,
+    pub transforms: Vec<CodeToDisconnectTransform>,
+}
+
+/// One `connect_code_to_unidirectional_disconnect.transforms` item.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct CodeToDisconnectTransform {
+    /// The connect error code.
+    pub code: u32,
+    pub to: DisconnectTo,
+}
+
+/// The disconnect of a transform.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct DisconnectTo {
+    pub code: u32,
+    pub reason: String,
 }
