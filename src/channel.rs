@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use regex::Regex;
 
-use crate::config;
+use crate::config::{self, DataFormat};
 use crate::protocol::ClientError;
 
 /// Options of one namespace, with derived values computed once.
@@ -37,7 +37,7 @@ impl ResolvedOptions {
 
     /// True in cache recovery mode.
     pub fn cache_mode(&self) -> bool {
-        self.opts.force_recovery_mode == "cache"
+        self.opts.force_recovery_mode == crate::config::RecoveryMode::Cache
     }
 }
 
@@ -73,8 +73,8 @@ impl ChannelRules {
             };
             let mut opts = opts.clone();
             // The global data format is the default of every namespace.
-            if opts.publication_data_format.is_empty() {
-                opts.publication_data_format = cfg.publication_data_format.clone();
+            if opts.publication_data_format == DataFormat::Unset {
+                opts.publication_data_format = cfg.publication_data_format;
             }
             Ok(Arc::new(ResolvedOptions {
                 namespace: namespace.to_string(),

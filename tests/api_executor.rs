@@ -14,11 +14,15 @@ use support::{TestServer, base_config, ns, unique};
 fn config() -> Config {
     let mut cfg = base_config();
     cfg.channel.namespaces.extend([
-        ns("json", &|o| o.publication_data_format = "json".into()),
-        ns("object", &|o| {
-            o.publication_data_format = "json_object".into()
+        ns("json", &|o| {
+            o.publication_data_format = config::DataFormat::Json
         }),
-        ns("binary", &|o| o.publication_data_format = "binary".into()),
+        ns("object", &|o| {
+            o.publication_data_format = config::DataFormat::JsonObject
+        }),
+        ns("binary", &|o| {
+            o.publication_data_format = config::DataFormat::Binary
+        }),
         ns("stream", &|o| {
             o.history_size = 3;
             o.history_ttl = config::Duration::from_secs(300);
@@ -89,7 +93,7 @@ async fn publish_checks_the_data_format() {
 #[tokio::test]
 async fn global_data_format_is_the_namespace_default() {
     let mut cfg = config();
-    cfg.channel.publication_data_format = "json".into();
+    cfg.channel.publication_data_format = config::DataFormat::Json;
     let (_srv, exec) = start(cfg).await;
     assert_eq!(code(exec.publish(publish_req("news", "text")).await), 107);
     assert_eq!(code(exec.publish(publish_req("chat:x", "text")).await), 107);

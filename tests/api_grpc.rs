@@ -84,7 +84,7 @@ async fn errors_in_message_or_as_status() {
     srv.stop().await;
 
     let mut cfg = api_config();
-    cfg.grpc_api.error_mode = "transport".into();
+    cfg.grpc_api.error_mode = rotor::config::ErrorMode::Transport;
     let srv = TestServer::start(cfg).await;
     let mut c = grpc_client(&srv).await;
     let status = c.rpc(with_key(empty_rpc())).await.expect_err("transport");

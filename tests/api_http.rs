@@ -179,7 +179,7 @@ async fn error_modes() {
     srv.stop().await;
 
     let mut cfg = api_config();
-    cfg.http_api.error_mode = "transport".into();
+    cfg.http_api.error_mode = rotor::config::ErrorMode::Transport;
     let srv = TestServer::start(cfg).await;
     let r = post(&srv, "/api/rpc", body).await;
     assert_ne!(r.status, 200);

@@ -15,7 +15,7 @@ use tower::{Layer, ServiceBuilder};
 use crate::api::ApiError;
 use crate::api::executor::Executor;
 use crate::api::grpc_batch::ApiService;
-use crate::config::{BatchLimits, Config};
+use crate::config::{BatchLimits, Config, ErrorMode};
 use crate::middleware::api_key::ApiKeyLayer;
 use crate::middleware::grpc_status::{GrpcStatus, GrpcStatusLayer};
 use crate::proto::api::Error;
@@ -111,7 +111,11 @@ pub fn respond<R, M>(
 /// over-limit message refused as grpc-go does (`RESOURCE_EXHAUSTED`).
 pub(crate) fn api_service(cfg: &Config, executor: Arc<Executor>) -> GrpcStatus<ApiService> {
     let g = &cfg.grpc_api;
-    let api = GrpcApi::new(executor, g.error_mode == "transport", cfg.middleware.batch);
+    let api = GrpcApi::new(
+        executor,
+        g.error_mode == ErrorMode::Transport,
+        cfg.middleware.batch,
+    );
     let max_receive = (g.max_receive_message_size > 0).then_some(g.max_receive_message_size);
     let encodings = [CompressionEncoding::Gzip, CompressionEncoding::Zstd];
     GrpcStatusLayer.layer(ApiService::new(api, &encodings, max_receive))

@@ -22,7 +22,7 @@ use crate::api::ApiError;
 use crate::api::executor::Executor;
 use crate::api::gateway;
 use crate::api::http_batch::legacy;
-use crate::config::{BatchLimits, Config};
+use crate::config::{BatchLimits, Config, ErrorMode};
 use crate::middleware::api_key::ApiKeyLayer;
 use crate::proto::api::Error;
 
@@ -61,7 +61,7 @@ pub fn router(cfg: &Config, executor: Arc<Executor>, shutdown: CancellationToken
     let prefix = prefix(cfg);
     let state = HttpApi {
         executor,
-        transport_mode: cfg.http_api.error_mode == "transport",
+        transport_mode: cfg.http_api.error_mode == ErrorMode::Transport,
         shutdown,
         batch: cfg.middleware.batch,
     };

@@ -4,28 +4,13 @@
 //! refused by the key table until they are built.)
 
 use super::error::ConfigError;
-use super::types::{ChannelOptions, Config};
+use super::types::{ChannelOptions, Config, RecoveryMode};
 use super::validate::{DEFAULT_PROXY, check_proxy_object, whole_seconds};
 
 type Check = Result<(), ConfigError>;
 
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::invalid(key, message)
-}
-
-fn one_of(key: String, value: &str, allowed: &[&str]) -> Check {
-    if allowed.contains(&value) {
-        return Ok(());
-    }
-    let shown: Vec<String> = allowed
-        .iter()
-        .filter(|a| !a.is_empty())
-        .map(|a| format!("{a:?}"))
-        .collect();
-    Err(invalid(
-        key,
-        format!("unknown value {value:?} (use {})", shown.join(", ")),
-    ))
 }
 
 /// Checks the options block at key path `p`.
@@ -69,12 +54,7 @@ pub(crate) fn check_channel_options(
             "requires history (history_size and history_ttl)",
         ));
     }
-    one_of(
-        format!("{p}.force_recovery_mode"),
-        &o.force_recovery_mode,
-        &["", "stream", "cache"],
-    )?;
-    if o.auto_cache_recover && !(o.force_recovery && o.force_recovery_mode == "cache") {
+    if o.auto_cache_recover && !(o.force_recovery && o.force_recovery_mode == RecoveryMode::Cache) {
         return Err(invalid(
             format!("{p}.auto_cache_recover"),
             "requires force_recovery with force_recovery_mode \"cache\"",
@@ -88,11 +68,6 @@ pub(crate) fn check_channel_options(
             ));
         }
     }
-    one_of(
-        format!("{p}.publication_data_format"),
-        &o.publication_data_format,
-        &["", "json", "json_object", "binary"],
-    )?;
     if !o.channel_regex.is_empty() {
         regex::Regex::new(&o.channel_regex).map_err(|e| {
             invalid(

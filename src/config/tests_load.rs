@@ -315,6 +315,22 @@ fn engine_types_are_checked_when_loading() {
             r#"{"broker": {"nats": {"write_timeout": "soon"}}}"#,
             "broker.nats.write_timeout",
         ),
+        (
+            r#"{"http_api": {"error_mode": "custom"}}"#,
+            "http_api.error_mode",
+        ),
+        (
+            r#"{"channel": {"publication_data_format": "xml"}}"#,
+            "channel.publication_data_format",
+        ),
+        (
+            r#"{"channel": {"without_namespace": {"force_recovery_mode": "fast"}}}"#,
+            "channel.without_namespace.force_recovery_mode",
+        ),
+        (
+            r#"{"channel": {"namespaces": [{"name": "ns", "publication_data_format": "xml"}]}}"#,
+            "channel.namespaces[0].publication_data_format",
+        ),
     ] {
         let path = write(&dir, "c.json", text);
         let err = load_env(&path, &[]).expect_err(text);

@@ -139,20 +139,12 @@ fn channel_option_rules() {
         format!("{wn}.force_recovery")
     );
     assert_eq!(
-        opt(|o| o.force_recovery_mode = "fast".into()),
-        format!("{wn}.force_recovery_mode")
-    );
-    assert_eq!(
         opt(|o| o.auto_cache_recover = true),
         format!("{wn}.auto_cache_recover")
     );
     assert_eq!(
         opt(|o| o.allowed_delta_types = vec!["xdelta".into()]),
         format!("{wn}.allowed_delta_types")
-    );
-    assert_eq!(
-        opt(|o| o.publication_data_format = "xml".into()),
-        format!("{wn}.publication_data_format")
     );
     assert_eq!(
         opt(|o| o.channel_regex = "(".into()),
@@ -179,7 +171,7 @@ fn channel_option_rules() {
     o.history_size = 10;
     o.history_ttl = Duration::from_secs(60);
     o.force_recovery = true;
-    o.force_recovery_mode = "cache".into();
+    o.force_recovery_mode = RecoveryMode::Cache;
     o.auto_cache_recover = true;
     assert!(validate(&c).is_ok());
 
@@ -197,14 +189,6 @@ fn global_channel_and_api_modes() {
     assert_eq!(
         key_of(|c| c.channel.history_meta_ttl = Duration::from_millis(10_500)),
         "channel.history_meta_ttl"
-    );
-    assert_eq!(
-        key_of(|c| c.channel.publication_data_format = "xml".into()),
-        "channel.publication_data_format"
-    );
-    assert_eq!(
-        key_of(|c| c.http_api.error_mode = "custom".into()),
-        "http_api.error_mode"
     );
 }
 

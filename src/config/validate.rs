@@ -196,17 +196,6 @@ fn check_http(cfg: &Config) -> Check {
         }
         enabled.push((key, prefix));
     }
-    for (key, mode) in [
-        ("http_api.error_mode", &cfg.http_api.error_mode),
-        ("grpc_api.error_mode", &cfg.grpc_api.error_mode),
-    ] {
-        if !["", "transport"].contains(&mode.as_str()) {
-            return Err(invalid(
-                key,
-                format!("unknown error mode {mode:?} (use \"\" or \"transport\")"),
-            ));
-        }
-    }
     Ok(())
 }
 
@@ -300,15 +289,6 @@ fn check_channel(cfg: &Config, proxy_names: &[String]) -> Check {
         return Err(invalid("channel.max_length", "must be greater than 0"));
     }
     whole_seconds("channel.history_meta_ttl", ch.history_meta_ttl)?;
-    if !["", "json", "json_object", "binary"].contains(&ch.publication_data_format.as_str()) {
-        return Err(invalid(
-            "channel.publication_data_format",
-            format!(
-                "unknown format {:?} (use json, json_object or binary)",
-                ch.publication_data_format
-            ),
-        ));
-    }
     check_channel_options(
         "channel.without_namespace",
         &ch.without_namespace,

@@ -22,6 +22,7 @@ use super::publish::data_format_ok;
 use super::shared::{Prepared, Shared, Slot};
 use super::subscribe::SubRequest;
 use super::{Fail, Session, now_unix};
+use crate::config::DataFormat;
 use crate::engine::{Publication, StreamPosition};
 use crate::proto::client::{PublishResult, Reply};
 use crate::proto::proxy as pp;
@@ -155,7 +156,7 @@ impl Session {
         id: u32,
         channel: &str,
         data: Bytes,
-        format: &str,
+        format: DataFormat,
     ) -> Result<(), Fail> {
         let Some(writer) = self
             .streams

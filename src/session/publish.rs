@@ -5,18 +5,19 @@
 use super::permissions::{Who, can_publish};
 use super::subscribe::engine_error;
 use super::{Fail, Session};
+use crate::config::DataFormat;
 use crate::proto::client::{PublishRequest, PublishResult, Reply};
 use crate::proto::rawjson;
 use crate::protocol::{ClientError, Disconnect};
 
 /// Checks `data` against a namespace's `publication_data_format`.
-pub(crate) fn data_format_ok(format: &str, data: &[u8]) -> bool {
+pub(crate) fn data_format_ok(format: DataFormat, data: &[u8]) -> bool {
     match format {
-        "json" => rawjson::is_valid(data),
-        "json_object" => {
+        DataFormat::Json => rawjson::is_valid(data),
+        DataFormat::JsonObject => {
             data.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') && rawjson::is_valid(data)
         }
-        _ => true,
+        DataFormat::Unset | DataFormat::Binary => true,
     }
 }
 
@@ -32,9 +33,9 @@ impl Session {
         let opts = rules.options(&req.channel)?;
         rules.validate_client_channel(&req.channel, &opts)?;
         if opts.opts.subscribe_stream_proxy_enabled {
-            let format = opts.opts.publication_data_format.clone();
+            let format = opts.opts.publication_data_format;
             return self
-                .stream_publish(id, &req.channel, req.data, &format)
+                .stream_publish(id, &req.channel, req.data, format)
                 .await;
         }
         let subscribed = self.shared.is_active(&req.channel);
@@ -48,7 +49,7 @@ impl Session {
         if !proxied && !can_publish(who, &opts) {
             return Err(ClientError::PermissionDenied.into());
         }
-        if !data_format_ok(&opts.opts.publication_data_format, &req.data) {
+        if !data_format_ok(opts.opts.publication_data_format, &req.data) {
             return Err(ClientError::BadRequest.into());
         }
         let chan_info = self
@@ -85,14 +86,15 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::data_format_ok;
+    use crate::config::DataFormat::{Binary, Json, JsonObject, Unset};
 
     #[test]
     fn data_formats() {
-        assert!(data_format_ok("", b"\x00\x01"));
-        assert!(data_format_ok("binary", b"\x00"));
-        assert!(data_format_ok("json", b"\"s\""));
-        assert!(!data_format_ok("json", b"{"));
-        assert!(data_format_ok("json_object", b" {\"a\":1}"));
-        assert!(!data_format_ok("json_object", b"[1]"));
+        assert!(data_format_ok(Unset, b"\x00\x01"));
+        assert!(data_format_ok(Binary, b"\x00"));
+        assert!(data_format_ok(Json, b"\"s\""));
+        assert!(!data_format_ok(Json, b"{"));
+        assert!(data_format_ok(JsonObject, b" {\"a\":1}"));
+        assert!(!data_format_ok(JsonObject, b"[1]"));
     }
 }

@@ -13,6 +13,7 @@ use futures_util::StreamExt as _;
 use super::{Executor, engine_error, payload, wire_error};
 use crate::api::errors::ApiError;
 use crate::channel::ResolvedOptions;
+use crate::config::DataFormat;
 use crate::proto::api::{
     BroadcastRequest, BroadcastResult, PublishRequest, PublishResponse, PublishResult,
 };
@@ -37,8 +38,8 @@ struct Publication {
 /// default format requires non-empty data, `json` a JSON value,
 /// `json_object` a JSON object and `binary` accepts anything.
 fn data_allowed(opts: &ResolvedOptions, data: &[u8]) -> bool {
-    let format = opts.opts.publication_data_format.as_str();
-    if format.is_empty() && data.is_empty() {
+    let format = opts.opts.publication_data_format;
+    if format == DataFormat::Unset && data.is_empty() {
         return false;
     }
     data_format_ok(format, data)
@@ -148,7 +149,7 @@ mod tests {
         ResolvedOptions {
             namespace: String::new(),
             opts: ChannelOptions {
-                publication_data_format: format.into(),
+                publication_data_format: serde_json::from_value(format.into()).expect("a format"),
                 ..Default::default()
             },
             regex: None,

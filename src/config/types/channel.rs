@@ -21,13 +21,13 @@ pub struct ChannelOptions {
     pub force_recovery: bool,
     pub allow_recovery: bool,
     /// `""`/`stream` or `cache`.
-    pub force_recovery_mode: String,
+    pub force_recovery_mode: RecoveryMode,
     pub auto_cache_recover: bool,
     pub allowed_delta_types: Vec<String>,
     pub delta_publish: bool,
     pub allow_tags_filter: bool,
     /// `""`, `json`, `json_object` or `binary`.
-    pub publication_data_format: String,
+    pub publication_data_format: DataFormat,
     pub allow_subscribe_for_client: bool,
     pub allow_subscribe_for_anonymous: bool,
     pub allow_publish_for_subscriber: bool,
@@ -70,12 +70,12 @@ impl Default for ChannelOptions {
             allow_positioning: false,
             force_recovery: false,
             allow_recovery: false,
-            force_recovery_mode: String::new(),
+            force_recovery_mode: RecoveryMode::default(),
             auto_cache_recover: false,
             allowed_delta_types: Vec::new(),
             delta_publish: false,
             allow_tags_filter: false,
-            publication_data_format: String::new(),
+            publication_data_format: DataFormat::default(),
             allow_subscribe_for_client: false,
             allow_subscribe_for_anonymous: false,
             allow_publish_for_subscriber: false,
@@ -121,7 +121,7 @@ pub struct Channel {
     pub user_boundary: String,
     pub user_separator: String,
     pub history_meta_ttl: Duration,
-    pub publication_data_format: String,
+    pub publication_data_format: DataFormat,
     pub proxy: ChannelProxies,
     pub without_namespace: ChannelOptions,
     pub namespaces: Vec<Namespace>,
@@ -136,10 +136,39 @@ impl Default for Channel {
             user_boundary: "#".into(),
             user_separator: ",".into(),
             history_meta_ttl: Duration::from_secs(720 * 3600),
-            publication_data_format: String::new(),
+            publication_data_format: DataFormat::default(),
             proxy: ChannelProxies::default(),
             without_namespace: ChannelOptions::default(),
             namespaces: Vec::new(),
         }
     }
+}
+
+/// `force_recovery_mode`: how forced recovery recovers.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RecoveryMode {
+    /// Unset: stream recovery.
+    #[default]
+    #[serde(rename = "")]
+    Unset,
+    Stream,
+    /// Cache recovery: the last publication only.
+    Cache,
+}
+
+/// `publication_data_format`: what publication data must be.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DataFormat {
+    /// Unset: any non-empty data (in a namespace: the global format).
+    #[default]
+    #[serde(rename = "")]
+    Unset,
+    /// A JSON value.
+    Json,
+    /// A JSON object.
+    JsonObject,
+    /// Anything, empty included.
+    Binary,
 }

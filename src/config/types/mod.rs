@@ -217,7 +217,7 @@ pub struct HttpApi {
     pub disabled: bool,
     pub handler_prefix: String,
     pub key: String,
-    pub error_mode: String,
+    pub error_mode: ErrorMode,
     pub external: bool,
     pub insecure: bool,
 }
@@ -228,7 +228,7 @@ impl Default for HttpApi {
             disabled: false,
             handler_prefix: "/api".into(),
             key: String::new(),
-            error_mode: String::new(),
+            error_mode: ErrorMode::default(),
             external: false,
             insecure: false,
         }
@@ -239,7 +239,7 @@ impl Default for HttpApi {
 #[serde(default)]
 pub struct GrpcApi {
     pub enabled: bool,
-    pub error_mode: String,
+    pub error_mode: ErrorMode,
     pub address: String,
     pub port: u16,
     pub key: String,
@@ -252,7 +252,7 @@ impl Default for GrpcApi {
     fn default() -> Self {
         Self {
             enabled: false,
-            error_mode: String::new(),
+            error_mode: ErrorMode::default(),
             address: String::new(),
             port: 10000,
             key: String::new(),
@@ -305,6 +305,18 @@ pub struct OpenTelemetry {
     pub api: bool,
     pub consuming: bool,
     pub google_cloud_adc_auth: bool,
+}
+
+/// `http_api.error_mode` / `grpc_api.error_mode`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorMode {
+    /// Errors in the response body (200 OK).
+    #[default]
+    #[serde(rename = "")]
+    Default,
+    /// Errors as HTTP statuses / gRPC status codes.
+    Transport,
 }
 
 /// Convenience for code that only needs a map of extra string settings.
