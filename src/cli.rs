@@ -235,7 +235,7 @@ fn checkconfig(path: &Path, strict: bool) -> ExitCode {
     if let Err(e) = config::validate(&loaded.config) {
         return fail(format!("error validating config: {e}"));
     }
-    if let Err(e) = crate::engine::Backends::from_config(&loaded.config) {
+    if let Err(e) = crate::settings::Settings::resolve(&loaded.config) {
         return fail(format!("error validating config: {e}"));
     }
     if let Err(e) = crate::server::tls::check(&loaded.config) {

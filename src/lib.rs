@@ -20,4 +20,5 @@ pub mod protocol;
 pub mod proxy;
 pub mod server;
 pub mod session;
+pub mod settings;
 pub mod transport;

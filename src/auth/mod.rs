@@ -300,3 +300,41 @@ pub fn sign_hs256(secret: &str, claims: &serde_json::Value) -> Result<String, St
     let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
     jsonwebtoken::encode(&header, claims, &key).map_err(|e| format!("cannot sign token: {e}"))
 }
+
+/// Token verifiers, swapped together on reload.
+pub struct Verifiers {
+    /// Connection tokens.
+    pub connect: TokenVerifier,
+    /// Subscription tokens (the connection verifier unless a separate one is
+    /// enabled).
+    pub subscribe: Option<TokenVerifier>,
+}
+
+impl std::fmt::Debug for Verifiers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifiers").finish_non_exhaustive()
+    }
+}
+
+impl Verifiers {
+    /// The verifiers `cfg` configures (`client.token`,
+    /// `client.subscription_token`).
+    pub fn new(cfg: &crate::config::Config) -> Result<Self, String> {
+        let skip = cfg.client.insecure_skip_token_signature_verify;
+        let connect = TokenVerifier::new(&cfg.client.token, skip)?;
+        let subscribe = if cfg.client.subscription_token.enabled {
+            Some(TokenVerifier::new(
+                &cfg.client.subscription_token.token,
+                skip,
+            )?)
+        } else {
+            None
+        };
+        Ok(Self { connect, subscribe })
+    }
+
+    /// The verifier for subscription tokens.
+    pub fn subscribe(&self) -> &TokenVerifier {
+        self.subscribe.as_ref().unwrap_or(&self.connect)
+    }
+}

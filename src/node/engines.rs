@@ -16,7 +16,6 @@
 
 use std::sync::Arc;
 
-use crate::config::Config;
 use crate::engine::memory::{MemoryBroker, MemoryPresenceManager};
 use crate::engine::nats::NatsBroker;
 use crate::engine::redis::{RedisBroker, RedisPresenceManager, RedisSettings, connect_engine};
@@ -49,8 +48,7 @@ async fn redis(
 }
 
 /// Connects whatever the config names.
-pub(super) async fn build(config: &Config) -> Result<Built, String> {
-    let backends = Backends::from_config(config).map_err(|e| e.to_string())?;
+pub(super) async fn build(backends: &Backends) -> Result<Built, String> {
     if let (Some(settings), BrokerChoice::Redis { section, .. }) =
         (backends.shared_redis(), &backends.broker)
     {
@@ -61,27 +59,27 @@ pub(super) async fn build(config: &Config) -> Result<Built, String> {
             presence: Arc::new(presence),
         });
     }
-    let (broker, bus): (Arc<dyn Broker>, Option<Arc<dyn ControlBus>>) = match backends.broker {
+    let (broker, bus): (Arc<dyn Broker>, Option<Arc<dyn ControlBus>>) = match &backends.broker {
         BrokerChoice::Memory => (Arc::new(MemoryBroker::new()), None),
         BrokerChoice::Redis { section, settings } => {
             // The presence handle is only a clone of the command
             // connection; dropping it costs nothing.
-            let (broker, _presence) = redis(section, &settings).await?;
+            let (broker, _presence) = redis(section, settings).await?;
             let bus = broker.control_bus();
             (Arc::new(broker), Some(bus))
         }
         BrokerChoice::Nats(settings) => {
-            let nats = NatsBroker::connect(&settings)
+            let nats = NatsBroker::connect(settings)
                 .await
                 .map_err(|e| format!("broker: {e}"))?;
             let bus: Arc<dyn ControlBus> = Arc::new(nats.control_bus());
             (Arc::new(nats), Some(bus))
         }
     };
-    let presence: Arc<dyn PresenceManager> = match backends.presence {
+    let presence: Arc<dyn PresenceManager> = match &backends.presence {
         PresenceChoice::Memory => Arc::new(MemoryPresenceManager::new()),
         PresenceChoice::Redis { section, settings } => {
-            let (unused_broker, presence) = redis(section, &settings).await?;
+            let (unused_broker, presence) = redis(section, settings).await?;
             drop(unused_broker);
             Arc::new(presence)
         }

@@ -9,7 +9,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::TokenVerifier;
+pub use crate::auth::Verifiers;
 use crate::channel::{ChannelRules, ResolvedOptions};
 use crate::config::Config;
 use crate::engine::{
@@ -20,6 +20,7 @@ use crate::hub::Hub;
 use crate::protocol::Disconnect;
 use crate::proxy::Proxies;
 use crate::session::shared::Shared;
+use crate::settings::Settings;
 
 pub mod cluster;
 pub mod control;
@@ -33,42 +34,6 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Lock stripes serializing hub membership changes with engine
 /// subscribe/unsubscribe for the same channel.
 const SUB_LOCKS: usize = 256;
-
-/// Token verifiers, swapped together on reload.
-pub struct Verifiers {
-    /// Connection tokens.
-    pub connect: TokenVerifier,
-    /// Subscription tokens (the connection verifier unless a separate one is
-    /// enabled).
-    pub subscribe: Option<TokenVerifier>,
-}
-
-impl std::fmt::Debug for Verifiers {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Verifiers").finish_non_exhaustive()
-    }
-}
-
-impl Verifiers {
-    fn new(cfg: &Config) -> Result<Self, String> {
-        let skip = cfg.client.insecure_skip_token_signature_verify;
-        let connect = TokenVerifier::new(&cfg.client.token, skip)?;
-        let subscribe = if cfg.client.subscription_token.enabled {
-            Some(TokenVerifier::new(
-                &cfg.client.subscription_token.token,
-                skip,
-            )?)
-        } else {
-            None
-        };
-        Ok(Self { connect, subscribe })
-    }
-
-    /// The verifier for subscription tokens.
-    pub fn subscribe(&self) -> &TokenVerifier {
-        self.subscribe.as_ref().unwrap_or(&self.connect)
-    }
-}
 
 /// The orchestrator of one Rotor process.
 pub struct Node {
@@ -112,8 +77,9 @@ impl Node {
     /// names (see [`engines`]), joined to the cluster when the broker
     /// carries a control bus.
     pub async fn new(config: Config) -> Result<Arc<Self>, String> {
-        let built = engines::build(&config).await?;
-        let node = Self::with_engine(config, built.broker, built.presence).await?;
+        let settings = Settings::resolve(&config)?;
+        let built = engines::build(&settings.backends).await?;
+        let node = Self::assemble(config, settings, built.broker, built.presence).await?;
         if let Some(bus) = built.bus {
             cluster::start(&node, bus)
                 .await
@@ -128,9 +94,22 @@ impl Node {
         broker: Arc<dyn Broker>,
         presence: Arc<dyn PresenceManager>,
     ) -> Result<Arc<Self>, String> {
-        let rules = ChannelRules::new(&config.channel)?;
-        let verifiers = Verifiers::new(&config)?;
-        let proxies = Proxies::from_config(&config)?;
+        let settings = Settings::resolve(&config)?;
+        Self::assemble(config, settings, broker, presence).await
+    }
+
+    async fn assemble(
+        config: Config,
+        settings: Settings,
+        broker: Arc<dyn Broker>,
+        presence: Arc<dyn PresenceManager>,
+    ) -> Result<Arc<Self>, String> {
+        let Settings {
+            rules,
+            verifiers,
+            proxies,
+            ..
+        } = settings;
         let name = if config.node.name.is_empty() {
             let host = hostname::get()
                 .map(|h| h.to_string_lossy().into_owned())
