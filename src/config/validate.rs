@@ -26,7 +26,9 @@ pub(crate) const DEFAULT_PROXY: &str = "default";
 
 type Check = Result<(), ConfigError>;
 
+pub(crate) mod autocert;
 mod proxies;
+use autocert::{autocert_warnings, check_autocert};
 use proxies::{check_proxies, check_proxy_sections, check_stream_proxies};
 pub(crate) use proxies::{check_proxy_object, str_at};
 
@@ -96,6 +98,7 @@ pub fn warnings(cfg: &Config) -> Vec<String> {
                 .into(),
         );
     }
+    autocert_warnings(cfg, &mut out);
     out
 }
 
@@ -130,11 +133,6 @@ fn check_http(cfg: &Config) -> Check {
     // refused rather than served some other way.
     for (key, on, why) in [
         (
-            "http_server.tls_autocert.enabled",
-            flag_on(&h.tls_autocert),
-            "ACME certificates; set http_server.tls with a certificate and key",
-        ),
-        (
             "http_server.http3.enabled",
             flag_on(&h.http3),
             "HTTP/3; clients reach the server over HTTP/1.1 and HTTP/2",
@@ -152,12 +150,13 @@ fn check_http(cfg: &Config) -> Check {
             ));
         }
     }
-    if h.h2c_external && h.tls.enabled {
+    if h.h2c_external && (h.tls.enabled || h.tls_autocert.enabled) {
         return Err(invalid(
             "http_server.h2c_external",
-            "cannot be used together with http_server.tls",
+            "cannot be used together with http_server.tls or http_server.tls_autocert",
         ));
     }
+    check_autocert(cfg)?;
     // Routes are registered from these; a path must be absolute, and two
     // enabled endpoints cannot share one.
     let emulation = cfg.sse.enabled || cfg.http_stream.enabled;

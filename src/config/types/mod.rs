@@ -129,6 +129,52 @@ pub struct Tls {
     pub server_name: String,
 }
 
+/// Let's Encrypt's production ACME directory: where `tls_autocert` gets
+/// certificates unless `acme_directory_url` says otherwise.
+pub const LETS_ENCRYPT_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+/// `http_server.tls_autocert`: certificates from an ACME CA (see
+/// `server::acme`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct TlsAutocert {
+    pub enabled: bool,
+    /// Host names certificates are requested for; empty means any name a
+    /// client sends.
+    pub host_whitelist: Vec<String>,
+    /// Where the account key and certificates are kept; empty keeps them
+    /// in memory only.
+    pub cache_dir: String,
+    /// Contact address of the ACME account.
+    pub email: String,
+    /// The name used when a client sends no SNI.
+    pub server_name: String,
+    /// Serve the HTTP-01 challenge on `http_addr`.
+    pub http: bool,
+    pub http_addr: String,
+    /// Rotor's own: the ACME directory URL.
+    pub acme_directory_url: String,
+    /// Rotor's own: a CA (PEM text, base64 or a file path) trusted for the
+    /// ACME directory's HTTPS, beside the system's roots.
+    pub acme_ca_pem: String,
+}
+
+impl Default for TlsAutocert {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            host_whitelist: Vec::new(),
+            cache_dir: String::new(),
+            email: String::new(),
+            server_name: String::new(),
+            http: false,
+            http_addr: ":80".into(),
+            acme_directory_url: LETS_ENCRYPT_DIRECTORY.into(),
+            acme_ca_pem: String::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct HttpServer {
@@ -141,7 +187,7 @@ pub struct HttpServer {
     pub tls_external: bool,
     pub internal_tls: Tls,
     pub h2c_external: bool,
-    pub tls_autocert: serde_json::Value,
+    pub tls_autocert: TlsAutocert,
     pub http3: serde_json::Value,
 }
 
@@ -156,7 +202,7 @@ impl Default for HttpServer {
             tls_external: false,
             internal_tls: Tls::default(),
             h2c_external: false,
-            tls_autocert: empty_object(),
+            tls_autocert: TlsAutocert::default(),
             http3: empty_object(),
         }
     }
