@@ -233,13 +233,15 @@ async fn run_with(
     if let Some(acme) = certs.acme()
         && let Some(socket) = acme.start(&stop)?
     {
-        servers.spawn(serve_router(
+        // Not `serve_router`: its 404 fallback would replace the redirect.
+        let listener = listen::Listener {
             socket,
-            "acme-http",
-            acme.http_router(),
-            None,
-            shared.clone(),
-        ));
+            protocol: conn::Protocol::Http,
+            tls: None,
+            service: acme.http_router(),
+            name: "acme-http",
+        };
+        servers.spawn(listen::run(listener, shared.clone()));
     }
     // --- end tls_autocert ---
     // --- server API: HTTP routes and the gRPC listener ---
