@@ -8,7 +8,9 @@
 //!   certificate, a name outside the whitelist is refused, and a restart
 //!   with pebble gone serves the certificate from `cache_dir` (no order);
 //! * TLS-ALPN-01 (`http` off): pebble validates on Rotor's TLS port; a
-//!   client that sends no SNI gets the `server_name` certificate.
+//!   client that sends no SNI gets the `server_name` certificate;
+//! * renewal: with 9-second certificates, a new one is ordered, served and
+//!   cached before the first expires (at two thirds of its life).
 //!
 //! The real `rotor` binary trusts pebble's HTTPS through the Rotor key
 //! `acme_ca_pem` (a test CA made by `openssl`, `tests/support/certs.rs`);
@@ -88,6 +90,17 @@ impl Pebble {
     /// Starts pebble validating HTTP-01 on `http_port` and TLS-ALPN-01 on
     /// `tls_port` of 127.0.0.1; its own HTTPS uses `dir`'s test CA.
     async fn start(dir: &Path, http_port: u16, tls_port: u16) -> Self {
+        Self::start_with_validity(dir, http_port, tls_port, None).await
+    }
+
+    /// [`Pebble::start`] issuing certificates valid for `validity_secs`
+    /// (pebble's default is five years).
+    async fn start_with_validity(
+        dir: &Path,
+        http_port: u16,
+        tls_port: u16,
+        validity_secs: Option<u64>,
+    ) -> Self {
         certs::make_certs(dir);
         let (dns, dns_mgmt, acme, mgmt) = (free_port(), free_port(), free_port(), free_port());
         let log = |name: &str| std::fs::File::create(dir.join(name)).expect("log file");
@@ -115,6 +128,10 @@ impl Pebble {
             "ocspResponderURL": "",
             "externalAccountBindingRequired": false,
         }});
+        let mut config = config;
+        if let Some(secs) = validity_secs {
+            config["pebble"]["certificateValidityPeriod"] = json!(secs);
+        }
         let config_path = dir.join("pebble.json");
         std::fs::write(&config_path, config.to_string()).expect("write pebble config");
         wait_port(dns_mgmt, "pebble-challtestsrv").await;
@@ -363,4 +380,40 @@ async fn tls_alpn_01_certificate_and_server_name_without_sni() {
     })
     .await
     .expect("the ACME TLS-ALPN-01 test takes too long");
+}
+
+#[tokio::test]
+async fn renews_before_expiry() {
+    if !pebble_here() {
+        return;
+    }
+    tokio::time::timeout(TEST_DEADLINE, async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let (port, closed) = (free_port(), free_port());
+        let pebble = Pebble::start_with_validity(d, closed, port, Some(9)).await;
+        let cfg = rotor_config(d, &pebble, json!({}));
+        let rotor = binary::start_at(d, "rotor", &cfg, port).await;
+        let first = first_certificate(&pebble.root, rotor.port, &d.join("rotor.log")).await;
+        let cached = std::fs::read(d.join("cache").join(HOST)).expect("cached");
+        // Renewal is due 6 s after issuance; the old certificate serves
+        // until the new one is in.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let renewed = loop {
+            let (status, cert) = https_health(&pebble.root, rotor.port, HOST, true)
+                .await
+                .expect("served throughout");
+            assert!(status.contains(" 200 "), "{status}");
+            if cert != first {
+                break cert;
+            }
+            assert!(Instant::now() < deadline, "not renewed in time");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        assert_ne!(renewed, first);
+        let recached = std::fs::read(d.join("cache").join(HOST)).expect("cached");
+        assert_ne!(recached, cached, "the renewed certificate is cached");
+    })
+    .await
+    .expect("the ACME renewal test takes too long");
 }
