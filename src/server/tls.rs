@@ -122,14 +122,12 @@ impl TlsSlot {
             return TlsAcceptor::from(config).accept(tcp).await;
         };
         let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp).await?;
-        let (sni, acme_alpn) = {
+        let (sni, validation) = {
             let hello = start.client_hello();
-            let acme_alpn = hello
-                .alpn()
-                .is_some_and(|mut p| p.any(|p| p == acme::ACME_TLS_ALPN));
-            (hello.server_name().map(str::to_string), acme_alpn)
+            let validation = acme::is_validation(&hello);
+            (hello.server_name().map(str::to_string), validation)
         };
-        acme.prepare(sni.as_deref(), acme_alpn).await;
+        acme.prepare(sni.as_deref(), validation).await;
         start.into_stream(config).await
     }
 }

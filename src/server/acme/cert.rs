@@ -214,6 +214,28 @@ mod tests {
         assert!(Issued::from_pem(b"junk", "a.example", now).is_err());
     }
 
+    /// Go's autocert writes the key as SEC1 (`EC PRIVATE KEY`).
+    #[test]
+    fn go_cache_files_are_read() {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+        use base64::Engine as _;
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["a.example".to_string()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("cert");
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &key.serialize_der())
+            .expect("pair");
+        let sec1: aws_lc_rs::encoding::EcPrivateKeyRfc5915Der<'_> =
+            aws_lc_rs::encoding::AsDer::as_der(&pair.private_key()).expect("sec1");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(sec1.as_ref());
+        let pem = format!(
+            "-----BEGIN EC PRIVATE KEY-----\n{b64}\n-----END EC PRIVATE KEY-----\n{}",
+            cert.pem()
+        );
+        Issued::from_pem(pem.as_bytes(), "a.example", SystemTime::now()).expect("usable");
+    }
+
     #[test]
     fn renews_at_two_thirds_of_short_lives() {
         let key = Arc::new(CertifiedKey::new(vec![], Arc::new(NoKey)));

@@ -8,6 +8,7 @@
 //! may be asked for again after [`ON_DEMAND_RETRY`], as Go's autocert does.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
@@ -44,10 +45,12 @@ impl Store {
         self.stop.get()?;
         if on_demand {
             if hosts.len() >= MAX_HOSTS {
-                tracing::warn!(
-                    host,
-                    "ACME: {MAX_HOSTS} hosts have certificates already; not ordering one for another (set http_server.tls_autocert.host_whitelist)"
-                );
+                if !self.full_warned.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        host,
+                        "ACME: {MAX_HOSTS} hosts have certificates already; no order for more (set http_server.tls_autocert.host_whitelist); logged once"
+                    );
+                }
                 return None;
             }
             let mut failed = self.failed.lock();

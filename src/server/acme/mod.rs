@@ -78,6 +78,8 @@ pub(crate) struct Store {
     hosts: Mutex<HashMap<String, watch::Receiver<bool>>>,
     /// Hosts asked for on demand whose first order failed, and when.
     failed: Mutex<HashMap<String, tokio::time::Instant>>,
+    /// Whether running out of host slots was logged.
+    full_warned: std::sync::atomic::AtomicBool,
     stop: OnceLock<CancellationToken>,
 }
 
@@ -133,7 +135,7 @@ struct Resolver(Arc<Store>);
 
 impl ResolvesServerCert for Resolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        if offers_acme_alpn(&hello) {
+        if is_validation(&hello) {
             let host = host_name(hello.server_name()?).ok()?;
             return self.0.challenges.alpn(&host);
         }
@@ -142,10 +144,13 @@ impl ResolvesServerCert for Resolver {
     }
 }
 
-fn offers_acme_alpn(hello: &ClientHello<'_>) -> bool {
-    hello
-        .alpn()
-        .is_some_and(|mut protocols| protocols.any(|p| p == ACME_TLS_ALPN))
+/// Whether `hello` is a TLS-ALPN-01 validation: `acme-tls/1` is the only
+/// protocol it offers (RFC 8737; Go's autocert checks the same).
+pub(crate) fn is_validation(hello: &ClientHello<'_>) -> bool {
+    hello.alpn().is_some_and(|protocols| {
+        let mut protocols = protocols;
+        protocols.next() == Some(ACME_TLS_ALPN) && protocols.next().is_none()
+    })
 }
 
 /// The ACME certificates of the HTTP listeners.
@@ -186,6 +191,7 @@ impl Manager {
             challenges: Challenges::default(),
             hosts: Mutex::default(),
             failed: Mutex::default(),
+            full_warned: Default::default(),
             stop: OnceLock::new(),
         });
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -242,13 +248,13 @@ impl Manager {
         challenge::router(self.store.clone())
     }
 
-    /// Before a handshake whose client sent `sni` (and offers the
-    /// TLS-ALPN-01 protocol when `acme_alpn`): when the host may have a
+    /// Before a handshake whose client sent `sni` (a TLS-ALPN-01
+    /// validation when `validation`): when the host may have a
     /// certificate but has none yet, waits for the order under way (the
     /// caller bounds the wait). A host not allowed is left to the resolver,
     /// which refuses it.
-    pub(crate) async fn prepare(&self, sni: Option<&str>, acme_alpn: bool) {
-        if acme_alpn {
+    pub(crate) async fn prepare(&self, sni: Option<&str>, validation: bool) {
+        if validation {
             return;
         }
         let Some(host) = self.store.hello_host(sni) else {

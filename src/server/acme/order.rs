@@ -385,5 +385,16 @@ mod tests {
         assert_eq!(pkcs8.secret_pkcs8_der(), key.serialize_der().as_slice());
         Key::from_pkcs8_der(pkcs8).expect("usable");
         assert!(account_key(b"junk").is_err());
+        // Go's autocert: SEC1.
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+        use base64::Engine as _;
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &key.serialize_der())
+            .expect("pair");
+        let sec1: aws_lc_rs::encoding::EcPrivateKeyRfc5915Der<'_> =
+            aws_lc_rs::encoding::AsDer::as_der(&pair.private_key()).expect("sec1");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(sec1.as_ref());
+        let pem = format!("-----BEGIN EC PRIVATE KEY-----\n{b64}\n-----END EC PRIVATE KEY-----\n");
+        let pkcs8 = account_key(pem.as_bytes()).expect("sec1 read");
+        Key::from_pkcs8_der(pkcs8).expect("usable");
     }
 }

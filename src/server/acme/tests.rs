@@ -172,6 +172,12 @@ async fn tls_alpn_01_gets_the_challenge_certificate() {
         .expect("challenge");
     assert_eq!(cert, challenge_der);
     assert_eq!(alpn.as_deref(), Some(ACME_TLS_ALPN));
+    // A client that offers other protocols too is not a validation.
+    let (cert, alpn) = handshake(slot(&manager), "a.example", &[b"h2", ACME_TLS_ALPN])
+        .await
+        .expect("normal");
+    assert_ne!(cert, challenge_der);
+    assert_eq!(alpn.as_deref(), Some(&b"h2"[..]));
     manager.store.challenges.remove_alpn("a.example");
     assert!(
         handshake(slot(&manager), "a.example", &[ACME_TLS_ALPN])
