@@ -242,6 +242,7 @@ impl ListenerTls {
     /// on any error nothing changes. A port whose TLS `cfg` turns on or off
     /// keeps what it has (a listener cannot change that while it runs):
     /// returned as a warning.
+    ///
     /// `tls_autocert` is not reloaded: a change to it is returned as a
     /// warning too, and the running manager goes on.
     pub(crate) fn reload(&self, cfg: &Config) -> Result<Vec<String>, String> {
