@@ -305,6 +305,27 @@ mod tests {
     }
 
     #[test]
+    fn autocert_takes_the_http_ports_and_is_not_reloaded() {
+        let mut cfg = Config::default();
+        cfg.http_server.tls_autocert.enabled = true;
+        cfg.http_server.tls_autocert.host_whitelist = vec!["a.example".into()];
+        let tls = ListenerTls::new(&cfg).expect("built");
+        assert!(tls.acme().is_some());
+        let managed = |slot: Option<Arc<TlsSlot>>| slot.is_some_and(|s| s.acme.is_some());
+        assert!(managed(tls.external()) && managed(tls.internal()));
+        assert!(tls.reload(&cfg).expect("reload").is_empty());
+        let mut changed = cfg.clone();
+        changed.http_server.tls_autocert.email = "ops@a.example".into();
+        let warnings = tls.reload(&changed).expect("reload");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("tls_autocert"), "{warnings:?}");
+        // tls_external: the internal port goes without TLS.
+        cfg.http_server.tls_external = true;
+        let tls = ListenerTls::new(&cfg).expect("built");
+        assert!(managed(tls.external()) && tls.internal().is_none());
+    }
+
+    #[test]
     fn pem_is_text_then_base64_then_a_file() {
         use base64::Engine as _;
         let text = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
