@@ -175,8 +175,8 @@ fn checkconfig_refuses_features_not_built_by_name() {
         ),
         (r#"{"admin": {"enabled": true}}"#, "admin.enabled"),
         (
-            r#"{"http_server": {"tls_autocert": {"enabled": true}}}"#,
-            "http_server.tls_autocert.enabled",
+            r#"{"webtransport": {"enabled": true}}"#,
+            "webtransport.enabled",
         ),
     ] {
         std::fs::write(dir.path().join("config.json"), config).expect("write");

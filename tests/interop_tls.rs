@@ -12,7 +12,8 @@
 //! * SIGHUP: new connections get the new certificate, open ones stay, a bad
 //!   one on reload keeps the running one;
 //! * a missing key file refused by `checkconfig` and at start-up, naming
-//!   the key; `tls_autocert` and `http3` refused by name.
+//!   the key; an unusable `tls_autocert` (a host name without a dot, a
+//!   missing CA file) and `http3` refused by name.
 //!
 //! Run: `cargo test --test interop_tls`.
 
@@ -219,8 +220,16 @@ fn unusable_or_unsupported_tls_is_refused_by_name() {
             "http_server.internal_tls.cert_pem",
         ),
         (
-            config(json!({ "tls_autocert": { "enabled": true } })),
-            "http_server.tls_autocert.enabled",
+            config(json!({ "tls_autocert": { "enabled": true, "host_whitelist": ["localhost"] } })),
+            "http_server.tls_autocert.host_whitelist[0]",
+        ),
+        (
+            config(json!({ "tls_autocert": {
+                "enabled": true,
+                "host_whitelist": ["rotor.example"],
+                "acme_ca_pem": d.join("nonexistent.crt"),
+            } })),
+            "http_server.tls_autocert.acme_ca_pem",
         ),
         (
             config(json!({ "http3": { "enabled": true } })),

@@ -9,7 +9,8 @@
 #    requirements.txt changed (stamp: tests/interop/.deps-stamp);
 #    installs Chromium (Debian package `chromium`, for tests/interop_browser.rs)
 #    when it is missing and we are root with apt-get (never fails the run: the
-#    browser tests then fail loudly under ROTOR_REQUIRE_INTEROP=1);
+#    browser tests then fail loudly under ROTOR_REQUIRE_INTEROP=1); likewise
+#    the Java toolchain and `pebble` (the ACME test CA of tests/acme.rs);
 # 3. builds and runs every test target (the binaries included) with
 #    ROTOR_REQUIRE_INTEROP=1, so a missing SDK is a failure, not a skip;
 #    ROTOR_REQUIRE_SERVICES=1 does the same for the redis-server binary the
@@ -157,6 +158,24 @@ else
   warn "missing ${java_need[*]} and cannot install them here (not root or no apt-get): the Java interop tests will fail"
 fi
 # --- end of the Java toolchain block ----------------------------------------
+
+# --- pebble, the ACME test CA for tests/acme.rs ------------------------------
+# Debian's `pebble` package: `pebble` (an RFC 8555 server) and
+# `pebble-challtestsrv` (its mock DNS). Installed when missing and we are
+# root with apt-get; never fails the run: the ACME tests then fail loudly
+# under ROTOR_REQUIRE_SERVICES=1.
+if command -v pebble >/dev/null 2>&1 && command -v pebble-challtestsrv >/dev/null 2>&1; then
+  say "pebble: $(command -v pebble)"
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  say "installing pebble (apt-get)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends pebble >/dev/null 2>&1 \
+    || { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends pebble >/dev/null 2>&1; } \
+    || warn "could not install pebble: the ACME tests will fail"
+else
+  warn "pebble is missing and cannot be installed here (not root or no apt-get): the ACME tests will fail"
+fi
+# --- end of the pebble block --------------------------------------------------
 
 # --- build and test --------------------------------------------------------
 # (`cargo test` builds the binaries the integration tests run, with the same

@@ -15,7 +15,9 @@ pub(crate) const DEFAULT_PROXY: &str = "default";
 
 type Check = Result<(), ConfigError>;
 
+pub(crate) mod autocert;
 mod proxies;
+use autocert::{autocert_warnings, check_autocert};
 pub(crate) use proxies::check_proxy_object;
 use proxies::{check_proxies, check_proxy_sections, check_stream_proxies};
 
@@ -77,6 +79,7 @@ pub fn warnings(cfg: &Config) -> Vec<String> {
                 .into(),
         );
     }
+    autocert_warnings(cfg, &mut out);
     out
 }
 
@@ -102,12 +105,13 @@ fn check_http(cfg: &Config) -> Check {
             "requires a separate http_server.internal_port",
         ));
     }
-    if h.h2c_external && h.tls.enabled {
+    if h.h2c_external && (h.tls.enabled || h.tls_autocert.enabled) {
         return Err(invalid(
             "http_server.h2c_external",
-            "cannot be used together with http_server.tls",
+            "cannot be used together with http_server.tls or http_server.tls_autocert",
         ));
     }
+    check_autocert(cfg)?;
     // Routes are registered from these; a path must be absolute, and two
     // enabled endpoints cannot share one.
     let emulation = cfg.sse.enabled || cfg.http_stream.enabled;

@@ -36,10 +36,10 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tokio_rustls::TlsAcceptor;
 
 use super::pending::{ConnState, Registration, Signal};
 use super::request::{DeadlineBody, Tracked};
+use super::tls::TlsSlot;
 
 /// A boxed error, as hyper and axum take them.
 pub(super) type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -145,7 +145,7 @@ pub(crate) struct Accepted {
 /// the registry signals the server's stop (then gracefully).
 pub(crate) async fn serve<S, B>(
     conn: Accepted,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Arc<TlsSlot>>,
     svc: S,
     builder: Arc<auto::Builder<TokioExecutor>>,
     limits: Limits,

@@ -131,7 +131,7 @@ where
         };
         tokio::spawn(conn::serve(
             accepted,
-            tls.as_ref().map(|slot| slot.acceptor()),
+            tls.clone(),
             service.clone(),
             builder.clone(),
             shared.limits,

@@ -15,6 +15,7 @@
 //! `Server`, because neither bounds a connection that never sends a
 //! request.
 
+pub(crate) mod acme;
 pub(crate) mod conn;
 pub(crate) mod listen;
 pub(crate) mod pending;
@@ -228,6 +229,21 @@ async fn run_with(
     let stop = tokio_util::sync::CancellationToken::new();
     let shared = listen_shared(node.config(), &stop);
     let mut servers = tokio::task::JoinSet::new();
+    // --- tls_autocert: certificates from ACME, HTTP-01 challenge port ---
+    if let Some(acme) = certs.acme()
+        && let Some(socket) = acme.start(&stop)?
+    {
+        // Not `serve_router`: its 404 fallback would replace the redirect.
+        let listener = listen::Listener {
+            socket,
+            protocol: conn::Protocol::Http,
+            tls: None,
+            service: acme.http_router(),
+            name: "acme-http",
+        };
+        servers.spawn(listen::run(listener, shared.clone()));
+    }
+    // --- end tls_autocert ---
     // --- server API: HTTP routes and the gRPC listener ---
     let executor = Arc::new(crate::api::executor::Executor::new(node.clone()));
     let (ext_router, int_router) =

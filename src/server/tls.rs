@@ -17,6 +17,10 @@
 //! rebuilds them all ([`ListenerTls::reload`]) and swaps them in together,
 //! or keeps the running ones when any fails. Connections accepted after
 //! that use the new certificates; open ones are not touched.
+//!
+//! With `http_server.tls_autocert` on, the HTTP ports that `http_server.tls`
+//! would cover take their certificates from the ACME manager instead
+//! ([`super::acme`]), as in Centrifugo, where autocert wins over `tls`.
 
 use std::sync::Arc;
 
@@ -24,8 +28,11 @@ use arc_swap::ArcSwap;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use tokio_rustls::TlsAcceptor;
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::{LazyConfigAcceptor, TlsAcceptor};
 
+use super::acme;
 use crate::config::Config;
 use crate::config::types::Tls;
 
@@ -84,18 +91,44 @@ fn server_config(
     Ok(Arc::new(config))
 }
 
-/// One listener's TLS configuration, replaceable while it serves.
+/// One listener's TLS configuration, replaceable while it serves, and the
+/// ACME manager when its certificates come from one.
 #[derive(Debug)]
-pub(crate) struct TlsSlot(ArcSwap<rustls::ServerConfig>);
+pub(crate) struct TlsSlot {
+    config: ArcSwap<rustls::ServerConfig>,
+    acme: Option<Arc<acme::Manager>>,
+}
 
 impl TlsSlot {
-    fn new(config: Arc<rustls::ServerConfig>) -> Arc<Self> {
-        Arc::new(Self(ArcSwap::new(config)))
+    fn new(config: Arc<rustls::ServerConfig>, acme: Option<Arc<acme::Manager>>) -> Arc<Self> {
+        Arc::new(Self {
+            config: ArcSwap::new(config),
+            acme,
+        })
     }
 
-    /// The acceptor for the next connection.
-    pub(crate) fn acceptor(&self) -> TlsAcceptor {
-        TlsAcceptor::from(self.0.load_full())
+    /// A slot serving `acme`'s certificates (for tests).
+    #[cfg(test)]
+    pub(crate) fn for_acme(acme: Arc<acme::Manager>) -> Arc<Self> {
+        Self::new(acme.server_config(), Some(acme))
+    }
+
+    /// The server side of a TLS handshake on `tcp`. With ACME, the client's
+    /// hello is read first, so that a host whose certificate is on its way
+    /// waits for it (the caller's deadline bounds the whole handshake).
+    pub(crate) async fn accept(&self, tcp: TcpStream) -> std::io::Result<TlsStream<TcpStream>> {
+        let config = self.config.load_full();
+        let Some(acme) = &self.acme else {
+            return TlsAcceptor::from(config).accept(tcp).await;
+        };
+        let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp).await?;
+        let (sni, validation) = {
+            let hello = start.client_hello();
+            let validation = acme::is_validation(&hello);
+            (hello.server_name().map(str::to_string), validation)
+        };
+        acme.prepare(sni.as_deref(), validation).await;
+        start.into_stream(config).await
     }
 }
 
@@ -104,12 +137,24 @@ impl TlsSlot {
 /// its own), gRPC API, uni gRPC. `None` where TLS is off.
 type Configs = [Option<Arc<rustls::ServerConfig>>; 4];
 
-fn configs(cfg: &Config) -> Result<Configs, String> {
+/// Which ports of [`Configs`] take their certificates from ACME.
+fn acme_ports(cfg: &Config) -> [bool; 4] {
+    let hs = &cfg.http_server;
+    let external = hs.tls_autocert.enabled;
+    let internal = external && !hs.internal_tls.enabled && !hs.tls_external;
+    [external, internal, false, false]
+}
+
+/// `acme` is the manager of `cfg.http_server.tls_autocert` when that is on.
+fn configs(cfg: &Config, acme: Option<&acme::Manager>) -> Result<Configs, String> {
     let hs = &cfg.http_server;
     let build = |on: bool, tls: &Tls, section: &str, alpn: &[&[u8]]| {
         on.then(|| server_config(tls, section, alpn)).transpose()
     };
-    let external = build(hs.tls.enabled, &hs.tls, "http_server.tls", HTTP_ALPN)?;
+    let external = match acme {
+        Some(acme) => Some(acme.server_config()),
+        None => build(hs.tls.enabled, &hs.tls, "http_server.tls", HTTP_ALPN)?,
+    };
     let internal = if hs.internal_tls.enabled {
         build(
             true,
@@ -143,14 +188,34 @@ fn configs(cfg: &Config) -> Result<Configs, String> {
 #[derive(Debug)]
 pub(crate) struct ListenerTls {
     slots: [Option<Arc<TlsSlot>>; 4],
+    acme: Option<Arc<acme::Manager>>,
 }
 
 impl ListenerTls {
-    /// Builds every enabled `tls` object of `cfg`.
+    /// Builds every enabled `tls` object of `cfg` (and the ACME manager of
+    /// `tls_autocert`, not started).
     pub(crate) fn new(cfg: &Config) -> Result<Self, String> {
+        let autocert = &cfg.http_server.tls_autocert;
+        let acme = autocert
+            .enabled
+            .then(|| acme::Manager::new(autocert))
+            .transpose()?;
+        let managed = acme_ports(cfg);
+        let mut slots = configs(cfg, acme.as_deref())?.map(|c| c.map(|c| (c, None)));
+        for (slot, managed) in slots.iter_mut().zip(managed) {
+            if let (Some((_, m)), true) = (slot.as_mut(), managed) {
+                *m = acme.clone();
+            }
+        }
         Ok(Self {
-            slots: configs(cfg)?.map(|c| c.map(TlsSlot::new)),
+            slots: slots.map(|s| s.map(|(c, m)| TlsSlot::new(c, m))),
+            acme,
         })
+    }
+
+    /// The ACME manager, when `tls_autocert` is on.
+    pub(crate) fn acme(&self) -> Option<&Arc<acme::Manager>> {
+        self.acme.as_ref()
     }
 
     /// The external HTTP port's.
@@ -177,13 +242,28 @@ impl ListenerTls {
     /// on any error nothing changes. A port whose TLS `cfg` turns on or off
     /// keeps what it has (a listener cannot change that while it runs):
     /// returned as a warning.
+    ///
+    /// `tls_autocert` is not reloaded: a change to it is returned as a
+    /// warning too, and the running manager goes on.
     pub(crate) fn reload(&self, cfg: &Config) -> Result<Vec<String>, String> {
         const PORTS: [&str; 4] = ["external HTTP", "internal HTTP", "gRPC API", "uni gRPC"];
-        let fresh = configs(cfg)?;
         let mut warnings = Vec::new();
+        let mut cfg = std::borrow::Cow::Borrowed(cfg);
+        let changed = match &self.acme {
+            Some(acme) => acme.config() != &cfg.http_server.tls_autocert,
+            None => cfg.http_server.tls_autocert.enabled,
+        };
+        if changed {
+            warnings.push("http_server.tls_autocert changed: that takes a restart".to_string());
+            cfg.to_mut().http_server.tls_autocert = match &self.acme {
+                Some(acme) => acme.config().clone(),
+                None => Default::default(),
+            };
+        }
+        let fresh = configs(&cfg, self.acme.as_deref())?;
         for ((slot, config), port) in self.slots.iter().zip(fresh).zip(PORTS) {
             match (slot, config) {
-                (Some(slot), Some(config)) => slot.0.store(config),
+                (Some(slot), Some(config)) => slot.config.store(config),
                 (None, None) => {}
                 (Some(_), None) | (None, Some(_)) => warnings.push(format!(
                     "TLS on the {port} port was turned on or off: that takes a restart"
@@ -197,7 +277,7 @@ impl ListenerTls {
 /// Builds every enabled `tls` object of the listeners, naming the key of
 /// the first that cannot be used.
 pub fn check(cfg: &Config) -> Result<(), String> {
-    configs(cfg).map(drop)
+    ListenerTls::new(cfg).map(drop)
 }
 
 #[cfg(test)]
@@ -222,6 +302,27 @@ mod tests {
         assert!(e.starts_with("uni_grpc.tls."), "{e}");
         let e = server_config(&Tls::default(), "http_server.tls", HTTP_ALPN).expect_err("fails");
         assert_eq!(e, "http_server.tls.cert_pem: required when TLS is enabled");
+    }
+
+    #[test]
+    fn autocert_takes_the_http_ports_and_is_not_reloaded() {
+        let mut cfg = Config::default();
+        cfg.http_server.tls_autocert.enabled = true;
+        cfg.http_server.tls_autocert.host_whitelist = vec!["a.example".into()];
+        let tls = ListenerTls::new(&cfg).expect("built");
+        assert!(tls.acme().is_some());
+        let managed = |slot: Option<Arc<TlsSlot>>| slot.is_some_and(|s| s.acme.is_some());
+        assert!(managed(tls.external()) && managed(tls.internal()));
+        assert!(tls.reload(&cfg).expect("reload").is_empty());
+        let mut changed = cfg.clone();
+        changed.http_server.tls_autocert.email = "ops@a.example".into();
+        let warnings = tls.reload(&changed).expect("reload");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("tls_autocert"), "{warnings:?}");
+        // tls_external: the internal port goes without TLS.
+        cfg.http_server.tls_external = true;
+        let tls = ListenerTls::new(&cfg).expect("built");
+        assert!(managed(tls.external()) && tls.internal().is_none());
     }
 
     #[test]

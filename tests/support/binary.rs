@@ -82,6 +82,31 @@ pub async fn start_with(
     unreachable!("the loop returns or panics")
 }
 
+/// Like [`start`] on a given `port` (a test that must tell another process
+/// the port first), with one attempt; the log goes to `<dir>/<name>.log`.
+pub async fn start_at(dir: &Path, name: &str, cfg: &serde_json::Value, port: u16) -> Binary {
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, cfg.to_string()).expect("write config");
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log file");
+    let child = Command::new(env!("CARGO_BIN_EXE_rotor"))
+        .args([
+            "--config",
+            path.to_str().expect("utf-8 path"),
+            "--http_server.port",
+            &port.to_string(),
+        ])
+        .stdout(log.try_clone().expect("log file"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn rotor");
+    let mut binary = Binary { child, port };
+    wait_port(port, name).await;
+    if let Ok(Some(status)) = binary.child.try_wait() {
+        panic!("{name} exited at start: {status} (see {name}.log)");
+    }
+    binary
+}
+
 /// Waits (up to 15 s) until `port` on 127.0.0.1 accepts connections;
 /// `what` names it if it never does.
 pub async fn wait_port(port: u16, what: &str) {

@@ -66,10 +66,6 @@ pub struct Config {
     // refuses or warns about each key of theirs that is set.
 }
 
-pub(super) fn empty_object() -> serde_json::Value {
-    serde_json::Value::Object(serde_json::Map::new())
-}
-
 /// TLS settings (PEM as raw text, base64 of PEM, or a file path).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
@@ -81,6 +77,52 @@ pub struct Tls {
     pub client_ca_pem: String,
     pub insecure_skip_verify: bool,
     pub server_name: String,
+}
+
+/// Let's Encrypt's production ACME directory: where `tls_autocert` gets
+/// certificates unless `acme_directory_url` says otherwise.
+pub const LETS_ENCRYPT_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+/// `http_server.tls_autocert`: certificates from an ACME CA (see
+/// `server::acme`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct TlsAutocert {
+    pub enabled: bool,
+    /// Host names certificates are requested for; empty means any name a
+    /// client sends.
+    pub host_whitelist: Vec<String>,
+    /// Where the account key and certificates are kept; empty keeps them
+    /// in memory only.
+    pub cache_dir: String,
+    /// Contact address of the ACME account.
+    pub email: String,
+    /// The name used when a client sends no SNI.
+    pub server_name: String,
+    /// Serve the HTTP-01 challenge on `http_addr`.
+    pub http: bool,
+    pub http_addr: String,
+    /// Rotor's own: the ACME directory URL.
+    pub acme_directory_url: String,
+    /// Rotor's own: a CA (PEM text, base64 or a file path) trusted for the
+    /// ACME directory's HTTPS, beside the system's roots.
+    pub acme_ca_pem: String,
+}
+
+impl Default for TlsAutocert {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            host_whitelist: Vec::new(),
+            cache_dir: String::new(),
+            email: String::new(),
+            server_name: String::new(),
+            http: false,
+            http_addr: ":80".into(),
+            acme_directory_url: LETS_ENCRYPT_DIRECTORY.into(),
+            acme_ca_pem: String::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -95,8 +137,7 @@ pub struct HttpServer {
     pub tls_external: bool,
     pub internal_tls: Tls,
     pub h2c_external: bool,
-    /// ACME (refused by the key table when enabled, until it is built).
-    pub tls_autocert: serde_json::Value,
+    pub tls_autocert: TlsAutocert,
 }
 
 impl Default for HttpServer {
@@ -110,7 +151,7 @@ impl Default for HttpServer {
             tls_external: false,
             internal_tls: Tls::default(),
             h2c_external: false,
-            tls_autocert: empty_object(),
+            tls_autocert: TlsAutocert::default(),
         }
     }
 }
