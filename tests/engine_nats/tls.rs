@@ -1,5 +1,5 @@
 //! The NATS broker over TLS: a private nats-server with a certificate from a
-//! throwaway CA (made with `openssl`), reached with `tls.server_ca_pem_file`.
+//! throwaway CA (made with `openssl`), reached with `tls.server_ca_pem`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -92,7 +92,7 @@ async fn tls_with_server_ca_file() {
     };
     let s = NatsSettings {
         tls: Some(NatsTls {
-            server_ca_pem_file: Some(dir.path().join("ca.pem")),
+            server_ca_pem: Some(std::fs::read(dir.path().join("ca.pem")).expect("ca.pem")),
             client_cert: None,
         }),
         ..base.clone()
@@ -119,4 +119,114 @@ async fn tls_with_server_ca_file() {
     let err = NatsBroker::connect(&s).await.expect_err("unknown CA");
     assert!(matches!(err, EngineError::Unavailable(_)), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// A client certificate signed by the test CA in `dir`: `client.pem`,
+/// `client.key`.
+fn make_client_cert(dir: &Path) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-nodes",
+            "-subj",
+            "/CN=rotor-client",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-keyout",
+            "client.key",
+            "-out",
+            "client.csr",
+        ],
+    );
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").expect("ext");
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "client.ext",
+            "-out",
+            "client.pem",
+        ],
+    );
+}
+
+/// Mutual TLS: a server that verifies clients accepts the configured client
+/// certificate (PEM text, as Centrifugo's `cert_pem` / `key_pem` take it)
+/// and turns a client without one away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_with_client_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_certs(dir.path());
+    make_client_cert(dir.path());
+    let port = free_port();
+    let path = |name: &str| dir.path().join(name).to_str().expect("utf-8").to_owned();
+    let server = NatsServer::start_with(
+        port,
+        &[
+            "--tlsverify",
+            "--tlscert",
+            &path("server.pem"),
+            "--tlskey",
+            &path("server.key"),
+            "--tlscacert",
+            &path("ca.pem"),
+        ],
+    )
+    .await;
+    let read = |name: &str| std::fs::read(dir.path().join(name)).expect("pem");
+    let base = NatsSettings {
+        url: format!("nats://127.0.0.1:{}", server.port),
+        prefix: format!("rotor-mtls-{port}"),
+        ..NatsSettings::default()
+    };
+    let with_cert = NatsSettings {
+        tls: Some(NatsTls {
+            server_ca_pem: Some(read("ca.pem")),
+            client_cert: Some((read("client.pem"), read("client.key"))),
+        }),
+        ..base.clone()
+    };
+    let broker: Arc<dyn Broker> = Arc::new(
+        NatsBroker::connect(&with_cert)
+            .await
+            .expect("mutual tls connect"),
+    );
+    let handler = conformance::start(&broker).await;
+    let channel = conformance::unique_channel("mtls");
+    broker.subscribe(&channel).await.expect("subscribe");
+    broker
+        .publish(
+            &channel,
+            conformance::payload(1),
+            &PublishOptions::default(),
+        )
+        .await
+        .expect("publish");
+    handler.wait_for(&channel, 1).await;
+
+    let without = NatsSettings {
+        tls: Some(NatsTls {
+            server_ca_pem: Some(read("ca.pem")),
+            client_cert: None,
+        }),
+        ..base
+    };
+    let err = NatsBroker::connect(&without)
+        .await
+        .expect_err("no client certificate");
+    assert!(matches!(err, EngineError::Unavailable(_)), "{err:?}");
 }

@@ -2,14 +2,13 @@
 //! into connection settings.
 //!
 //! Keys follow Centrifugo v6: `url`, `prefix`, `dial_timeout`,
-//! `write_timeout`, `tls`, `allow_wildcards`, `raw_mode`. This build speaks
-//! NATS with Centrifugo's wire format, over TLS with certificate files
-//! (`tls.server_ca_pem_file`, `tls.cert_pem_file` + `tls.key_pem_file`;
-//! system roots otherwise). Inline PEMs, skipping verification, wildcard
-//! subscriptions and raw mode are refused with a clear "not supported yet"
-//! error rather than silently ignored.
+//! `write_timeout`, `tls`. This build speaks NATS with Centrifugo's wire
+//! format, over TLS with the `tls` object's PEMs (`server_ca_pem`, or the
+//! system roots; `cert_pem` + `key_pem` for mutual TLS; each as text,
+//! base64 or a file path, or from the older `*_pem_file` keys). A custom
+//! server name and skipping verification are refused, as are (by the key
+//! table) wildcard subscriptions and raw mode.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{BackendTls, NatsConfig};
@@ -39,13 +38,24 @@ pub struct NatsSettings {
     pub tls: Option<NatsTls>,
 }
 
-/// TLS to NATS from certificate files.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// TLS to NATS: PEM material (from Centrifugo's `cert_pem`, `key_pem`,
+/// `server_ca_pem` as text, base64 or a file path, or Rotor's older
+/// `*_pem_file` keys).
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct NatsTls {
     /// CA bundle that signs the server certificate (system roots if unset).
-    pub server_ca_pem_file: Option<PathBuf>,
-    /// Client certificate and key for mutual TLS.
-    pub client_cert: Option<(PathBuf, PathBuf)>,
+    pub server_ca_pem: Option<Vec<u8>>,
+    /// Client certificate chain and key (PEM) for mutual TLS.
+    pub client_cert: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for NatsTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsTls")
+            .field("server_ca", &self.server_ca_pem.is_some())
+            .field("client_cert", &self.client_cert.is_some())
+            .finish()
+    }
 }
 
 impl Default for NatsSettings {
@@ -128,18 +138,11 @@ fn tls(tls: &BackendTls) -> Result<Option<NatsTls>, (String, String)> {
     if !tls.enabled {
         return Ok(None);
     }
-    for (key, value) in [
-        ("cert_pem", &tls.cert_pem),
-        ("key_pem", &tls.key_pem),
-        ("server_ca_pem", &tls.server_ca_pem),
-        ("server_name", &tls.server_name),
-    ] {
-        if !value.is_empty() {
-            return Err(key_err(
-                &format!("tls.{key}"),
-                "is not supported by this build yet (use the *_pem_file keys)",
-            ));
-        }
+    if !tls.server_name.is_empty() {
+        return Err(key_err(
+            "tls.server_name",
+            "is not supported by this build yet",
+        ));
     }
     if tls.insecure_skip_verify {
         return Err(key_err(
@@ -147,25 +150,32 @@ fn tls(tls: &BackendTls) -> Result<Option<NatsTls>, (String, String)> {
             "is not supported by this build yet",
         ));
     }
-    let file = |path: &str| (!path.is_empty()).then(|| PathBuf::from(path));
-    let client_cert = match (file(&tls.cert_pem_file), file(&tls.key_pem_file)) {
+    let pem = |name: &str, value: &str, file: &str| -> Result<Option<Vec<u8>>, (String, String)> {
+        if !value.is_empty() {
+            return crate::config::pem::load(value)
+                .map(Some)
+                .map_err(|e| key_err(&format!("tls.{name}"), &e));
+        }
+        if file.is_empty() {
+            return Ok(None);
+        }
+        std::fs::read(file).map(Some).map_err(|e| {
+            key_err(
+                &format!("tls.{name}_file"),
+                &format!("cannot read {file}: {e}"),
+            )
+        })
+    };
+    let cert = pem("cert_pem", &tls.cert_pem, &tls.cert_pem_file)?;
+    let key = pem("key_pem", &tls.key_pem, &tls.key_pem_file)?;
+    let client_cert = match (cert, key) {
         (Some(cert), Some(key)) => Some((cert, key)),
         (None, None) => None,
-        (Some(_), None) => {
-            return Err(key_err(
-                "tls.key_pem_file",
-                "is required with cert_pem_file",
-            ));
-        }
-        (None, Some(_)) => {
-            return Err(key_err(
-                "tls.cert_pem_file",
-                "is required with key_pem_file",
-            ));
-        }
+        (Some(_), None) => return Err(key_err("tls.key_pem", "is required with cert_pem")),
+        (None, Some(_)) => return Err(key_err("tls.cert_pem", "is required with key_pem")),
     };
     Ok(Some(NatsTls {
-        server_ca_pem_file: file(&tls.server_ca_pem_file),
+        server_ca_pem: pem("server_ca_pem", &tls.server_ca_pem, &tls.server_ca_pem_file)?,
         client_cert,
     }))
 }
@@ -223,32 +233,59 @@ mod tests {
             "tls.cert_pem"
         );
         assert_eq!(
+            key(json!({"tls": {"enabled": true, "server_name": "n"}})),
+            "tls.server_name"
+        );
+        assert_eq!(
             key(json!({"tls": {"enabled": true, "insecure_skip_verify": true}})),
             "tls.insecure_skip_verify"
         );
         assert_eq!(
-            key(json!({"tls": {"enabled": true, "cert_pem_file": "c.pem"}})),
-            "tls.key_pem_file"
+            key(json!({"tls": {"enabled": true, "cert_pem_file": "/nonexistent/c.pem"}})),
+            "tls.cert_pem_file"
         );
         assert_eq!(key(json!("x")), ".");
     }
 
     #[test]
-    fn tls_from_files() {
+    fn tls_pems_as_text_base64_paths_or_files() {
         let s = from_json(&json!({"tls": {"enabled": false, "cert_pem": "x"}}))
             .expect("disabled tls is not read");
         assert_eq!(s.tls, None);
+        const CA: &str = "-----BEGIN CERTIFICATE-----\nQ0E=\n-----END CERTIFICATE-----\n";
+        const CERT: &str = "-----BEGIN CERTIFICATE-----\nQw==\n-----END CERTIFICATE-----\n";
+        const KEY: &str = "-----BEGIN PRIVATE KEY-----\nSw==\n-----END PRIVATE KEY-----\n";
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (ca, cert, key) = (
+            dir.path().join("ca.pem"),
+            dir.path().join("c.pem"),
+            dir.path().join("k.pem"),
+        );
+        std::fs::write(&ca, CA).expect("write");
+        std::fs::write(&cert, CERT).expect("write");
+        std::fs::write(&key, KEY).expect("write");
+        let want = Some(NatsTls {
+            server_ca_pem: Some(CA.as_bytes().to_vec()),
+            client_cert: Some((CERT.as_bytes().to_vec(), KEY.as_bytes().to_vec())),
+        });
         let s = from_json(&json!({"tls": {
-            "enabled": true, "server_ca_pem_file": "ca.pem",
-            "cert_pem_file": "c.pem", "key_pem_file": "k.pem"
+            "enabled": true, "server_ca_pem_file": ca, "cert_pem_file": cert, "key_pem_file": key
         }}))
-        .expect("valid");
+        .expect("older file keys");
+        assert_eq!(s.tls, want);
+        use base64::Engine as _;
+        let s = from_json(&json!({"tls": {
+            "enabled": true, "server_ca_pem": CA,
+            "cert_pem": base64::engine::general_purpose::STANDARD.encode(CERT),
+            "key_pem": key
+        }}))
+        .expect("text, base64 and a path");
+        assert_eq!(s.tls, want);
         assert_eq!(
-            s.tls,
-            Some(NatsTls {
-                server_ca_pem_file: Some("ca.pem".into()),
-                client_cert: Some(("c.pem".into(), "k.pem".into())),
-            })
+            from_json(&json!({"tls": {"enabled": true, "cert_pem": CERT}}))
+                .expect_err("no key")
+                .0,
+            "tls.key_pem"
         );
     }
 

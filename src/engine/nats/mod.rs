@@ -111,16 +111,9 @@ impl NatsBroker {
             });
         let options = match &settings.tls {
             None => options,
-            Some(tls) => {
-                let mut options = options.require_tls(true);
-                if let Some(ca) = &tls.server_ca_pem_file {
-                    options = options.add_root_certificates(ca.clone());
-                }
-                if let Some((cert, key)) = &tls.client_cert {
-                    options = options.add_client_certificate(cert.clone(), key.clone());
-                }
-                options
-            }
+            Some(tls) => options
+                .require_tls(true)
+                .tls_client_config(client_tls(tls).map_err(unavailable)?),
         };
         let connect = options.connect(settings.url.as_str());
         let client = tokio::time::timeout(settings.dial_timeout * 2, connect)
@@ -374,6 +367,45 @@ impl Drop for NatsBroker {
             for sub in subs.values() {
                 sub.stop.cancel();
             }
+        }
+    }
+}
+
+/// The rustls client configuration of `tls`: its CA (else the system
+/// roots) and its client certificate.
+fn client_tls(tls: &NatsTls) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    match &tls.server_ca_pem {
+        Some(pem) => {
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|e| format!("broker.nats.tls.server_ca_pem: {e}"))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("broker.nats.tls.server_ca_pem: {e}"))?;
+            }
+        }
+        None => {
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        }
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("broker.nats.tls: {e}"))?
+        .with_root_certificates(roots);
+    match &tls.client_cert {
+        None => Ok(builder.with_no_client_auth()),
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_slice_iter(cert)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("broker.nats.tls.cert_pem: {e}"))?;
+            let key = PrivateKeyDer::from_pem_slice(key)
+                .map_err(|e| format!("broker.nats.tls.key_pem: {e}"))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("broker.nats.tls.cert_pem: {e}"))
         }
     }
 }
