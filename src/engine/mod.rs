@@ -3,8 +3,9 @@
 //!
 //! The memory engine ([`memory`]) is the reference implementation and the
 //! default. Every other engine must pass the same conformance suite
-//! ([`conformance`]), so the contracts written on the traits below are what
-//! the rest of Rotor may rely on, whatever engine runs underneath.
+//! (`conformance`, compiled for tests and with the `conformance` feature
+//! only), so the contracts written on the traits below are what the rest of
+//! Rotor may rely on, whatever engine runs underneath.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use bytes::Bytes;
 
 pub use crate::proto::client::{ClientInfo, Publication};
 
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod memory;
 pub mod nats;
