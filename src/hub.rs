@@ -1,5 +1,6 @@
-//! This node's registry of connections and subscriptions, and the local
-//! fan-out of what the broker delivers.
+//! This node's registry of connections and subscriptions, the local
+//! fan-out of what the broker delivers, and the hand-off of server-control
+//! operations ([`Control`]) to the connections they target.
 //!
 //! Both maps are split into shards by hash so that unrelated channels and
 //! users do not contend on one lock. Fan-out holds a shard's read lock while
@@ -12,10 +13,13 @@ use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
+use tokio::sync::oneshot;
 
+use crate::control::{Control, Target};
 use crate::engine::{BrokerEventHandler, ClientInfo, Publication, StreamPosition};
 use crate::proto::client::{Join, Leave, Push};
-use crate::session::shared::{Prepared, Shared, Slot};
+use crate::protocol::Disconnect;
+use crate::session::shared::{Ack, Prepared, Shared, Slot};
 
 const SHARDS: usize = 64;
 
@@ -80,13 +84,48 @@ impl Hub {
         }
     }
 
-    /// Connections of a user on this node.
-    pub fn user_connections(&self, user: &str) -> Vec<Arc<Shared>> {
-        let shard = self.users[self.shard(user)].read();
-        shard
+    /// The target's connections on this node, minus `whitelist`ed client ids.
+    fn targets(&self, target: &Target, whitelist: &[String]) -> Vec<Arc<Shared>> {
+        let user = target.user.as_str();
+        let mut sessions: Vec<Arc<Shared>> = self.users[self.shard(user)]
+            .read()
             .get(user)
             .map(|c| c.values().cloned().collect())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        sessions.retain(|s| {
+            (target.client.is_empty() || *s.id == *target.client)
+                && (target.session.is_empty() || *s.session() == *target.session)
+                && !whitelist.iter().any(|w| **w == *s.id)
+        });
+        sessions
+    }
+
+    /// Hands `control` to the target's connections on this node, except the
+    /// client ids in `whitelist`. Each receiver resolves once its session
+    /// applied the operation, or once it never will (the session finished).
+    pub(crate) fn control(
+        &self,
+        target: &Target,
+        whitelist: &[String],
+        control: &Control,
+    ) -> Vec<oneshot::Receiver<()>> {
+        hand(&self.targets(target, whitelist), control)
+    }
+
+    /// Closes the target's connections on this node, except the client ids
+    /// in `whitelist`, with `disconnect`. Each receiver resolves once its
+    /// session has cleaned up.
+    pub(crate) fn disconnect(
+        &self,
+        target: &Target,
+        whitelist: &[String],
+        disconnect: &Disconnect,
+    ) -> Vec<oneshot::Receiver<()>> {
+        let sessions = self.targets(target, whitelist);
+        for s in &sessions {
+            s.disconnect(disconnect.clone());
+        }
+        hand(&sessions, &Control::Closed)
     }
 
     /// Number of connections of a user on this node.
@@ -159,15 +198,17 @@ impl Hub {
         s
     }
 
-    /// Every connection on this node.
-    pub fn all_connections(&self) -> Vec<Arc<Shared>> {
-        let mut out = Vec::new();
+    /// Closes every connection on this node with `disconnect` (shutdown).
+    pub(crate) fn disconnect_all(&self, disconnect: &Disconnect) {
+        let mut all = Vec::new();
         for shard in &self.users {
             for conns in shard.read().values() {
-                out.extend(conns.values().cloned());
+                all.extend(conns.values().cloned());
             }
         }
-        out
+        for s in all {
+            s.disconnect(disconnect.clone());
+        }
     }
 
     /// Channels with subscribers on this node and their subscriber counts
@@ -193,6 +234,18 @@ impl Hub {
         }
         out
     }
+}
+
+/// Hands each session `control`; the receivers of those that took it.
+fn hand(sessions: &[Arc<Shared>], control: &Control) -> Vec<oneshot::Receiver<()>> {
+    let mut applied = Vec::with_capacity(sessions.len());
+    for s in sessions {
+        let (ack, rx) = Ack::new();
+        if s.push_control(control.clone(), ack) {
+            applied.push(rx);
+        }
+    }
+    applied
 }
 
 /// Hub counters.

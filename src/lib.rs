@@ -3,13 +3,16 @@
 //! The map: [`node`] orchestrates; [`hub`] fans out locally; [`session`] is
 //! the client state machine, fed by a [`transport`]; [`engine`] holds
 //! PUB/SUB, history and presence; [`auth`] verifies tokens; [`config`] is
-//! Centrifugo's v6 configuration; [`server`] assembles listeners and routes.
+//! Centrifugo's v6 configuration; [`control`] is the server-control
+//! vocabulary the API, node, cluster and session share; [`server`]
+//! assembles listeners and routes.
 
 pub mod api;
 pub mod auth;
 pub mod channel;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod engine;
 pub mod hub;
 pub mod metrics;

@@ -5,6 +5,8 @@
 
 #[path = "engine_redis/servers.rs"]
 mod servers;
+#[path = "engine_redis/suite.rs"]
+mod suite;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,7 +47,7 @@ async fn conformance_suite_on_cluster() {
     let Some((_servers, s)) = cluster().await else {
         return;
     };
-    servers::conformance_suite(&s).await;
+    suite::conformance_suite(&s).await;
 }
 
 /// Two engines (two Rotor nodes) on one cluster: publications on many

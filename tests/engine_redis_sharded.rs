@@ -5,6 +5,8 @@
 
 #[path = "engine_redis/servers.rs"]
 mod servers;
+#[path = "engine_redis/suite.rs"]
+mod suite;
 
 use std::sync::Arc;
 
@@ -41,7 +43,7 @@ async fn conformance_suite_on_two_shards() {
         return;
     };
     let s = settings(&ports);
-    servers::conformance_suite(&s).await;
+    suite::conformance_suite(&s).await;
 }
 
 /// Streams and presence of many channels land on both servers, each on

@@ -11,7 +11,9 @@
 #    when it is missing and we are root with apt-get (never fails the run: the
 #    browser tests then fail loudly under ROTOR_REQUIRE_INTEROP=1); likewise
 #    the Java toolchain and `pebble` (the ACME test CA of tests/acme.rs);
-# 3. builds and runs every test target (the binaries included) with
+# 3. builds and runs every test target (the binaries included) with the
+#    `conformance` feature (the engine test targets require it: the engine
+#    conformance suite is compiled only for tests) and
 #    ROTOR_REQUIRE_INTEROP=1, so a missing SDK is a failure, not a skip;
 #    ROTOR_REQUIRE_SERVICES=1 does the same for the redis-server binary the
 #    Redis topology and restart tests start their own servers from.
@@ -189,5 +191,6 @@ for a in "$@"; do
       targets=() ;;
   esac
 done
-say "cargo test ${targets[*]:-} $*"
-ROTOR_REQUIRE_INTEROP=1 ROTOR_REQUIRE_SERVICES=1 cargo test ${targets[@]+"${targets[@]}"} "$@"
+say "cargo test ${targets[*]:-} --features conformance $*"
+ROTOR_REQUIRE_INTEROP=1 ROTOR_REQUIRE_SERVICES=1 \
+  cargo test ${targets[@]+"${targets[@]}"} --features conformance "$@"

@@ -7,9 +7,10 @@ mod support;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use rotor::control::{ServerRefresh, ServerSubscribe, Target};
 use rotor::engine::StreamPosition;
 use rotor::node::Node;
-use rotor::node::control::{CONTROL_WAIT, ServerRefresh, ServerSubscribe, Target};
+use rotor::node::control::CONTROL_WAIT;
 use rotor::proto::client::{Publication, Push};
 use support::{TestServer, WsClient, base_config, now, token, unique};
 

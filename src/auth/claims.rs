@@ -12,7 +12,8 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::{SubOptions, SubOverride, TokenError};
+use super::{SubOptions, TokenError};
+use crate::control::SubscribeOverride;
 
 /// Claims Rotor reads; everything else stays in the raw payload.
 #[derive(Deserialize, Default)]
@@ -66,6 +67,7 @@ pub(crate) struct RawSubOptions<'a> {
     override_: Option<RawOverride>,
 }
 
+/// A token's `override` object: `{"presence":{"value":true},…}`.
 #[derive(Deserialize, Default)]
 pub(crate) struct RawOverride {
     #[serde(default)]
@@ -87,9 +89,9 @@ struct BoolValue {
 }
 
 impl RawOverride {
-    pub(crate) fn to_override(&self) -> SubOverride {
+    pub(crate) fn to_override(&self) -> SubscribeOverride {
         let v = |b: &Option<BoolValue>| b.as_ref().map(|b| b.value);
-        SubOverride {
+        SubscribeOverride {
             presence: v(&self.presence),
             join_leave: v(&self.join_leave),
             force_recovery: v(&self.force_recovery),

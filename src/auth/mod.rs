@@ -21,6 +21,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use regex::Regex;
 
+use crate::control::SubscribeOverride;
+
 use claims::{ClaimRules, TokenClaims};
 use jwks::JwksClient;
 use keys::{Alg, StaticKeys};
@@ -65,7 +67,7 @@ pub struct SubscribeClaims {
     pub info: Bytes,
     /// `b64data` decoded (wins), else raw JSON of `data`.
     pub data: Bytes,
-    pub override_: SubOverride,
+    pub override_: SubscribeOverride,
     pub payload: serde_json::Value,
 }
 
@@ -74,17 +76,7 @@ pub struct SubscribeClaims {
 pub struct SubOptions {
     pub info: Bytes,
     pub data: Bytes,
-    pub override_: SubOverride,
-}
-
-/// Per-subscription overrides; JSON shape `{"presence":{"value":true},…}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SubOverride {
-    pub presence: Option<bool>,
-    pub join_leave: Option<bool>,
-    pub force_recovery: Option<bool>,
-    pub force_positioning: Option<bool>,
-    pub force_push_join_leave: Option<bool>,
+    pub override_: SubscribeOverride,
 }
 
 /// Where signatures are checked.

@@ -3,8 +3,9 @@
 //!
 //! The memory engine ([`memory`]) is the reference implementation and the
 //! default. Every other engine must pass the same conformance suite
-//! ([`conformance`]), so the contracts written on the traits below are what
-//! the rest of Rotor may rely on, whatever engine runs underneath.
+//! (`conformance`, compiled for tests and with the `conformance` feature
+//! only), so the contracts written on the traits below are what the rest of
+//! Rotor may rely on, whatever engine runs underneath.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -17,6 +18,7 @@ pub use crate::proto::client::{ClientInfo, Publication};
 pub use backends::{Backends, BrokerChoice, PresenceChoice};
 
 pub mod backends;
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod memory;
 pub mod nats;

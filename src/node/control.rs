@@ -3,14 +3,13 @@
 //! do to the sessions of this node.
 //!
 //! The API executor validates requests (channel names, namespaces) and calls
-//! these; they find the matching sessions in the hub (the user's
-//! connections, narrowed by client id and session id) and hand each one the
-//! work through its `Shared` half (pending + signal), so the session task
-//! performs it in order with its own commands (see
-//! [`crate::session::server_side`] for what each operation does to a
-//! connection). On one node they cannot fail; in a cluster they are also
-//! published as control messages to every other node (see
-//! [`super::cluster`]), which can fail, hence the `Result`.
+//! these with the [`crate::control`] vocabulary; the hub finds the matching
+//! sessions (the user's connections, narrowed by client id and session id)
+//! and hands each one a [`Control`] through its shared half, so the session
+//! task performs it in order with its own commands (`session/server_side.rs`
+//! says what each operation does to a connection). On one node they cannot
+//! fail; in a cluster they are also published as control messages to every
+//! other node (see [`super::cluster`]), which can fail, hence the `Result`.
 //!
 //! A call returns once every targeted session on this node has applied the
 //! operation (for a disconnect: has closed and cleaned up), as Centrifugo's
@@ -25,77 +24,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use tokio::sync::oneshot;
 
-use crate::engine::{EngineError, StreamPosition};
+use crate::control::{Control, ServerRefresh, ServerSubscribe, Target};
+use crate::engine::EngineError;
 use crate::protocol::Disconnect;
-use crate::session::server_side::Control;
-use crate::session::shared::{Ack, Shared};
 
 use super::Node;
 use super::cluster::wire::{self, Kind};
 
 /// Longest a control call waits for the targeted sessions to apply it.
 pub const CONTROL_WAIT: Duration = Duration::from_secs(2);
-
-/// Which connections a control operation applies to. `user` is required by
-/// the API; empty `client`/`session` match any.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Target {
-    /// User id.
-    pub user: String,
-    /// Only this client id.
-    pub client: String,
-    /// Only this session id.
-    pub session: String,
-}
-
-/// Per-subscription overrides of the namespace options (`None` = as the
-/// namespace says).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SubscribeOverride {
-    /// Presence on/off.
-    pub presence: Option<bool>,
-    /// Join/leave publishing on/off.
-    pub join_leave: Option<bool>,
-    /// Force recovery on/off.
-    pub force_recovery: Option<bool>,
-    /// Force positioning on/off.
-    pub force_positioning: Option<bool>,
-    /// Force pushing join/leave to this subscriber on/off.
-    pub force_push_join_leave: Option<bool>,
-}
-
-/// A server-side subscription of live connections to a channel.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ServerSubscribe {
-    /// Channel (already validated by the caller).
-    pub channel: String,
-    /// Connections to subscribe.
-    pub target: Target,
-    /// Unix seconds when the subscription expires (0 = never).
-    pub expire_at: i64,
-    /// Channel info attached to the subscriber (raw JSON or binary).
-    pub info: Bytes,
-    /// Data sent to the client in the subscribe push.
-    pub data: Bytes,
-    /// Recover publications after this position.
-    pub recover_since: Option<StreamPosition>,
-    /// Option overrides.
-    pub overrides: SubscribeOverride,
-}
-
-/// What a server-side refresh changes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ServerRefresh {
-    /// Close the connections as expired (3005).
-    pub expired: bool,
-    /// New connection expiry, unix seconds; 0 removes the expiry (as in
-    /// Centrifugo); a time in the past closes the connections with 3005.
-    pub expire_at: i64,
-    /// New connection info (`None` = unchanged).
-    pub info: Option<Bytes>,
-}
 
 /// Counters of this node, for the `info` method.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -173,18 +112,15 @@ impl Node {
 
     /// [`Node::subscribe_user`] on this node's connections only.
     pub(crate) async fn local_subscribe(&self, req: ServerSubscribe) {
-        let sessions = self.targets(&req.target, &[]);
         let req = Arc::new(req);
-        self.run_control(&sessions, || Control::Subscribe(req.clone()))
-            .await;
+        let control = Control::Subscribe(req.clone());
+        wait_applied(self.hub.control(&req.target, &[], &control)).await;
     }
 
     /// [`Node::unsubscribe_user`] on this node's connections only.
     pub(crate) async fn local_unsubscribe(&self, channel: &str, target: &Target) {
-        let sessions = self.targets(target, &[]);
-        let channel: Arc<str> = Arc::from(channel);
-        self.run_control(&sessions, || Control::Unsubscribe(channel.clone()))
-            .await;
+        let control = Control::Unsubscribe(Arc::from(channel));
+        wait_applied(self.hub.control(target, &[], &control)).await;
     }
 
     /// [`Node::disconnect_user`] on this node's connections only.
@@ -195,21 +131,19 @@ impl Node {
         code: u32,
         reason: &str,
     ) {
-        let sessions = self.targets(target, whitelist);
-        self.close_sessions(&sessions, Disconnect::custom(code, reason))
-            .await;
+        let disconnect = Disconnect::custom(code, reason);
+        wait_applied(self.hub.disconnect(target, whitelist, &disconnect)).await;
     }
 
     /// [`Node::refresh_user`] on this node's connections only.
     pub(crate) async fn local_refresh(&self, target: &Target, refresh: ServerRefresh) {
-        let sessions = self.targets(target, &[]);
-        if refresh.expired {
-            self.close_sessions(&sessions, Disconnect::EXPIRED).await;
-            return;
-        }
-        let refresh = Arc::new(refresh);
-        self.run_control(&sessions, || Control::Refresh(refresh.clone()))
-            .await;
+        let applied = if refresh.expired {
+            self.hub.disconnect(target, &[], &Disconnect::EXPIRED)
+        } else {
+            self.hub
+                .control(target, &[], &Control::Refresh(Arc::new(refresh)))
+        };
+        wait_applied(applied).await;
     }
 
     /// This node's counters.
@@ -231,50 +165,22 @@ impl Node {
     pub fn channel_counts(&self) -> Vec<(String, u32)> {
         self.hub.channel_counts()
     }
+}
 
-    /// The target's connections on this node, minus `whitelist`ed client ids.
-    fn targets(&self, target: &Target, whitelist: &[String]) -> Vec<Arc<Shared>> {
-        let mut sessions = self.hub.user_connections(&target.user);
-        sessions.retain(|s| {
-            (target.client.is_empty() || *s.id == *target.client)
-                && (target.session.is_empty() || *s.session() == *target.session)
-                && !whitelist.iter().any(|w| **w == *s.id)
-        });
-        sessions
+/// Waits (bounded by [`CONTROL_WAIT`]) until every session handed an
+/// operation has applied it.
+async fn wait_applied(applied: Vec<oneshot::Receiver<()>>) {
+    if applied.is_empty() {
+        return;
     }
-
-    /// Closes connections with `disconnect` and waits for their cleanup.
-    async fn close_sessions(&self, sessions: &[Arc<Shared>], disconnect: Disconnect) {
-        for s in sessions {
-            s.disconnect(disconnect.clone());
+    let sessions = applied.len();
+    let all = async {
+        for rx in applied {
+            // An error means the ack was dropped: nothing left to wait for.
+            let _ = rx.await;
         }
-        self.run_control(sessions, || Control::Closed).await;
-    }
-
-    /// Hands each session its operation and waits (bounded) until all have
-    /// applied it.
-    async fn run_control(&self, sessions: &[Arc<Shared>], make: impl Fn() -> Control) {
-        if sessions.is_empty() {
-            return;
-        }
-        let mut waits = Vec::with_capacity(sessions.len());
-        for s in sessions {
-            let (ack, rx) = Ack::new();
-            if s.push_control(make(), ack) {
-                waits.push(rx);
-            }
-        }
-        let all = async {
-            for rx in waits {
-                // An error means the ack was dropped: nothing left to wait for.
-                let _ = rx.await;
-            }
-        };
-        if tokio::time::timeout(CONTROL_WAIT, all).await.is_err() {
-            tracing::debug!(
-                sessions = sessions.len(),
-                "control operation not applied everywhere in time"
-            );
-        }
+    };
+    if tokio::time::timeout(CONTROL_WAIT, all).await.is_err() {
+        tracing::debug!(sessions, "control operation not applied everywhere in time");
     }
 }

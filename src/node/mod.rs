@@ -19,7 +19,6 @@ use crate::engine::{
 use crate::hub::Hub;
 use crate::protocol::Disconnect;
 use crate::proxy::Proxies;
-use crate::session::shared::Shared;
 use crate::settings::Settings;
 
 pub mod cluster;
@@ -184,18 +183,22 @@ impl Node {
         &self.sub_locks[(h as usize) % SUB_LOCKS]
     }
 
-    /// Adds `session` to the channel's local subscribers, subscribing this
-    /// node in the engine when it is the first.
+    /// Adds the local subscriber `client_id` to the channel with `add` (the
+    /// session's [`Hub::add_subscriber`], which says whether it is the
+    /// channel's first here), subscribing this node in the engine when it
+    /// is; if that fails, the subscriber is removed again. The channel's
+    /// lock orders this with [`Node::remove_subscription`].
     pub async fn add_subscription(
         &self,
         channel: &str,
-        session: &Arc<Shared>,
+        client_id: &str,
+        add: impl FnOnce(&Hub) -> bool,
     ) -> Result<(), EngineError> {
         let _guard = self.sub_lock(channel).lock().await;
-        if self.hub.add_subscriber(channel, session)
+        if add(&self.hub)
             && let Err(e) = self.broker.subscribe(channel).await
         {
-            self.hub.remove_subscriber(channel, &session.id);
+            self.hub.remove_subscriber(channel, client_id);
             return Err(e);
         }
         Ok(())
@@ -298,8 +301,6 @@ impl Node {
     /// Phase one of shutdown: every client is told to reconnect (3001).
     pub fn shutdown_clients(&self) {
         self.shutdown.cancel();
-        for session in self.hub.all_connections() {
-            session.disconnect(Disconnect::SHUTDOWN);
-        }
+        self.hub.disconnect_all(&Disconnect::SHUTDOWN);
     }
 }

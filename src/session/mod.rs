@@ -13,8 +13,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use crate::auth::SubOverride;
 use crate::channel::ResolvedOptions;
+use crate::control::{Control, SubscribeOverride};
 use crate::engine::ClientInfo;
 use crate::node::Node;
 use crate::proto::client::{Command, Reply};
@@ -34,7 +34,7 @@ pub mod queue;
 mod recovery;
 mod refresh;
 mod rpc;
-pub mod server_side;
+mod server_side;
 pub mod shared;
 mod subscribe;
 mod timers;
@@ -42,7 +42,6 @@ mod tokens;
 mod uni;
 mod unsubscribe;
 
-use server_side::Control;
 use shared::{Ack, Pending, Shared};
 
 /// A command failed: either an error reply or the end of the connection.
@@ -381,7 +380,7 @@ fn with_override(default: bool, v: Option<bool>) -> bool {
 }
 
 /// Options after a token's override object.
-fn effective(opts: &ResolvedOptions, ov: &SubOverride) -> (bool, bool, bool, bool, bool) {
+fn effective(opts: &ResolvedOptions, ov: &SubscribeOverride) -> (bool, bool, bool, bool, bool) {
     (
         with_override(opts.opts.presence, ov.presence),
         with_override(opts.opts.join_leave, ov.join_leave),

@@ -17,7 +17,7 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 
 use super::{Fail, Session, now_unix};
-use crate::auth::{SubOptions, SubOverride};
+use crate::auth::SubOptions;
 use crate::proto::client::{ConnectRequest, Reply, RpcRequest, RpcResult};
 use crate::proto::proxy as pp;
 use crate::protocol::{ClientError, Disconnect, Encoding};
@@ -86,21 +86,6 @@ pub(super) fn rejection(
 pub(super) fn failed(hook: &'static str, e: &ProxyError) -> Fail {
     tracing::warn!(hook, error = %e, "proxy call failed");
     ClientError::Internal.into()
-}
-
-/// Token `override` flags from a proxy's override object.
-pub(super) fn override_of(o: Option<pp::SubscribeOptionOverride>) -> SubOverride {
-    let Some(o) = o else {
-        return SubOverride::default();
-    };
-    let v = |b: Option<pp::BoolValue>| b.map(|b| b.value);
-    SubOverride {
-        presence: v(o.presence),
-        join_leave: v(o.join_leave),
-        force_recovery: v(o.force_recovery),
-        force_positioning: v(o.force_positioning),
-        force_push_join_leave: v(o.force_push_join_leave),
-    }
 }
 
 impl Session {
@@ -184,7 +169,7 @@ impl Session {
                 SubOptions {
                     info: b64_or(o.info, &o.b64info)?,
                     data: b64_or(o.data, &o.b64data)?,
-                    override_: override_of(o.r#override),
+                    override_: o.r#override.map(Into::into).unwrap_or_default(),
                 },
             );
         }

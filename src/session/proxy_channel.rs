@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 
-use super::proxy::{REFRESH_RETRY_SECS, b64_or, failed, override_of, payload, rejection};
+use super::proxy::{REFRESH_RETRY_SECS, b64_or, failed, payload, rejection};
 use super::subscribe::SubRequest;
 use super::{Fail, Session, now_unix};
 use crate::engine::PublishOptions;
@@ -56,7 +56,7 @@ impl Session {
         };
         r.chan_info = b64_or(res.info, &res.b64info)?;
         r.data = b64_or(res.data, &res.b64data)?;
-        r.override_ = override_of(res.r#override);
+        r.override_ = res.r#override.map(Into::into).unwrap_or_default();
         if res.expire_at > 0 {
             if res.expire_at <= now_unix() {
                 return Err(ClientError::Expired.into());

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::proxy::{b64_or, failed, override_of, payload, rejection};
+use super::proxy::{b64_or, failed, payload, rejection};
 use super::publish::data_format_ok;
 use super::shared::{Prepared, Shared, Slot};
 use super::subscribe::SubRequest;
@@ -96,7 +96,7 @@ impl Session {
         if let Some(res) = resp.result {
             r.chan_info = b64_or(res.info, &res.b64info)?;
             r.data = b64_or(res.data, &res.b64data)?;
-            r.override_ = override_of(res.r#override);
+            r.override_ = res.r#override.map(Into::into).unwrap_or_default();
             if res.expire_at > 0 {
                 if res.expire_at <= now_unix() {
                     return Err(ClientError::Expired.into());

@@ -1,10 +1,10 @@
 //! Server API operations on a live connection (subscribe, unsubscribe,
 //! refresh), applied by the session task between its own commands.
 //!
-//! [`crate::node::control`] hands each targeted session a [`Control`]
-//! through [`super::shared::Shared::push_control`]; the session performs it
-//! in [`Session::on_signal`], so it is ordered with the client's commands
-//! and never runs halfway through one.
+//! The node ([`crate::node::control`]) has the hub hand each targeted
+//! session a [`Control`] through [`super::shared::Shared::push_control`];
+//! the session performs it in [`Session::on_signal`], so it is ordered with
+//! the client's commands and never runs halfway through one.
 //!
 //! Semantics follow Centrifugo's:
 //! * subscribe goes through the same path as a client subscribe
@@ -21,29 +21,13 @@
 //!   with 3005), replaces the connection info when given, and sends a
 //!   Refresh push.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 
 use super::subscribe::{SubRequest, finalize};
 use super::{Fail, Session, now_unix, ttl_secs};
-use crate::auth::SubOverride;
-use crate::node::control::{ServerRefresh, ServerSubscribe};
+use crate::control::{Control, ServerRefresh, ServerSubscribe};
 use crate::proto::client::{Push, Refresh, Subscribe};
 use crate::protocol::{Disconnect, Unsubscribe};
-
-/// A server API operation for one session.
-#[derive(Debug, Clone)]
-pub enum Control {
-    /// Subscribe to a channel.
-    Subscribe(Arc<ServerSubscribe>),
-    /// Unsubscribe from a channel.
-    Unsubscribe(Arc<str>),
-    /// Change expiry and info (never `expired`: that is a disconnect).
-    Refresh(Arc<ServerRefresh>),
-    /// The connection is being closed: acknowledge once it is cleaned up.
-    Closed,
-}
 
 impl Session {
     /// Applies a control operation; an error closes the connection.
@@ -79,7 +63,6 @@ impl Session {
             return Ok(());
         };
         let since = req.recover_since.clone();
-        let o = &req.overrides;
         let r = SubRequest {
             channel: channel.clone(),
             opts,
@@ -95,13 +78,7 @@ impl Session {
             data: req.data.clone(),
             expire_at: (req.expire_at > 0).then_some(req.expire_at),
             proxy_refresh: false,
-            override_: SubOverride {
-                presence: o.presence,
-                join_leave: o.join_leave,
-                force_recovery: o.force_recovery,
-                force_positioning: o.force_positioning,
-                force_push_join_leave: o.force_push_join_leave,
-            },
+            override_: req.overrides.clone(),
         };
         let mut p = match self.prepare_subscription(r).await {
             Ok(p) => p,

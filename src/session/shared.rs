@@ -21,13 +21,13 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use crate::control::Control;
 use crate::engine::{Publication, StreamPosition};
 use crate::proto::client::{Push, Reply};
 use crate::protocol::codec::{EncodeError, encode_push, encode_reply};
 use crate::protocol::{Disconnect, Encoding, Unsubscribe};
 
 use super::queue::Queue;
-use super::server_side::Control;
 
 /// A publication encoded once per encoding, shared by all subscribers.
 #[derive(Debug, Default)]

@@ -17,9 +17,10 @@ use super::permissions::{Who, can_presence, can_subscribe};
 use super::recovery::{is_recovered, merge_buffered};
 use super::shared::Delivery;
 use super::{Fail, Session, SubInfo, effective, ttl_secs};
-use crate::auth::SubOverride;
 use crate::channel::ResolvedOptions;
+use crate::control::SubscribeOverride;
 use crate::engine::{EngineError, HistoryFilter, StreamPosition};
+use crate::hub::Hub;
 use crate::proto::client::{Reply, SubscribeRequest, SubscribeResult};
 use crate::protocol::{ClientError, Disconnect};
 
@@ -44,7 +45,7 @@ pub(super) struct SubRequest {
     pub expire_at: Option<i64>,
     /// The sub_refresh proxy extends this subscription.
     pub proxy_refresh: bool,
-    pub override_: SubOverride,
+    pub override_: SubscribeOverride,
 }
 
 /// A registered subscription waiting for [`finalize`].
@@ -159,7 +160,7 @@ impl Session {
             data: Bytes::new(),
             expire_at: None,
             proxy_refresh: false,
-            override_: SubOverride::default(),
+            override_: SubscribeOverride::default(),
         };
         if opts.opts.subscribe_stream_proxy_enabled {
             // The stream's backend decides (it receives the token).
@@ -234,7 +235,13 @@ impl Session {
         if !self.shared.begin_subscription(&r.channel, delivery) {
             return Err(ClientError::AlreadySubscribed.into());
         }
-        if let Err(e) = self.node.add_subscription(&r.channel, &self.shared).await {
+        let shared = &self.shared;
+        let add = |hub: &Hub| hub.add_subscriber(&r.channel, shared);
+        if let Err(e) = self
+            .node
+            .add_subscription(&r.channel, &shared.id, add)
+            .await
+        {
             self.shared.remove_subscription(&r.channel);
             tracing::warn!(channel = %r.channel, error = %e, "engine subscribe failed");
             return Err(ClientError::Internal.into());

@@ -4,30 +4,15 @@
 
 use super::{Executor, payload};
 use crate::api::errors::ApiError;
+use crate::control::{ServerRefresh, ServerSubscribe, Target};
 use crate::engine::{EngineError, StreamPosition};
-use crate::node::control::{ServerRefresh, ServerSubscribe, SubscribeOverride, Target};
 use crate::proto::api::{
-    BoolValue, DisconnectRequest, DisconnectResult, RefreshRequest, RefreshResult,
-    SubscribeOptionOverride, SubscribeRequest, SubscribeResult, UnsubscribeRequest,
-    UnsubscribeResult,
+    DisconnectRequest, DisconnectResult, RefreshRequest, RefreshResult, SubscribeRequest,
+    SubscribeResult, UnsubscribeRequest, UnsubscribeResult,
 };
 
 /// Disconnect sent when the request names none: terminal, no reconnect.
 const FORCE_DISCONNECT: (u32, &str) = (3503, "force disconnect");
-
-fn overrides(o: Option<SubscribeOptionOverride>) -> SubscribeOverride {
-    let Some(o) = o else {
-        return SubscribeOverride::default();
-    };
-    let v = |b: Option<BoolValue>| b.map(|b| b.value);
-    SubscribeOverride {
-        presence: v(o.presence),
-        join_leave: v(o.join_leave),
-        force_recovery: v(o.force_recovery),
-        force_positioning: v(o.force_positioning),
-        force_push_join_leave: v(o.force_push_join_leave),
-    }
-}
 
 fn control_error(op: &'static str, err: EngineError) -> ApiError {
     tracing::error!(op, error = %err, "server API: control failure");
@@ -54,7 +39,7 @@ impl Executor {
                 offset: p.offset,
                 epoch: p.epoch,
             }),
-            overrides: overrides(req.r#override),
+            overrides: req.r#override.map(Into::into).unwrap_or_default(),
         };
         self.node
             .subscribe_user(sub)
@@ -120,24 +105,5 @@ impl Executor {
             .await
             .map_err(|e| control_error("refresh", e))?;
         Ok(RefreshResult {})
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn overrides_keep_absent_values_unset() {
-        assert_eq!(overrides(None), SubscribeOverride::default());
-        let o = SubscribeOptionOverride {
-            presence: Some(BoolValue { value: false }),
-            force_recovery: Some(BoolValue { value: true }),
-            ..Default::default()
-        };
-        let got = overrides(Some(o));
-        assert_eq!(got.presence, Some(false));
-        assert_eq!(got.force_recovery, Some(true));
-        assert_eq!(got.join_leave, None);
     }
 }

@@ -3,7 +3,8 @@
 use serde_json::json;
 
 use super::*;
-use crate::auth::{SubOverride, TokenError};
+use crate::auth::TokenError;
+use crate::control::SubscribeOverride;
 
 const S: &str = "k";
 
@@ -260,16 +261,16 @@ async fn connect_channels_subs_and_meta() {
     assert_eq!(&news.data[..], b"[1]");
     assert_eq!(
         news.override_,
-        SubOverride {
+        SubscribeOverride {
             presence: Some(true),
             join_leave: Some(false),
             force_recovery: Some(false),
-            ..SubOverride::default()
+            ..SubscribeOverride::default()
         }
     );
     assert_eq!(&c.subs["bin"].info[..], &[1u8]);
     assert_eq!(&c.subs["bin"].data[..], &[2u8]);
-    assert_eq!(c.subs["bin"].override_, SubOverride::default());
+    assert_eq!(c.subs["bin"].override_, SubscribeOverride::default());
     assert_eq!(c.meta, Some(json!({"role": "admin"})));
     assert_eq!(c.payload, claims);
     invalid(
@@ -321,5 +322,5 @@ async fn subscribe_claims() {
         .expect("data");
     assert_eq!(&s.data[..], br#"{"a":1}"#);
     assert_eq!(s.client, "");
-    assert_eq!(s.override_, SubOverride::default());
+    assert_eq!(s.override_, SubscribeOverride::default());
 }

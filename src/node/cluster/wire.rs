@@ -23,8 +23,8 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
+use crate::control::{ServerRefresh, ServerSubscribe, SubscribeOverride, Target};
 use crate::engine::StreamPosition;
-use crate::node::control::{ServerRefresh, ServerSubscribe, SubscribeOverride, Target};
 
 /// One message on the control channel.
 #[derive(Clone, PartialEq, prost::Message)]
