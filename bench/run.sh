@@ -219,6 +219,10 @@ if [[ "$ONLY" == all || "$ONLY" == cluster ]]; then
 fi
 
 if [[ "$ONLY" == all || "$ONLY" == api ]]; then
+    if ! command -v wrk >/dev/null 2>&1; then
+        echo "ERROR: wrk is missing (Debian package wrk): the api rows would be empty" >&2
+        exit 1
+    fi
     API="http://127.0.0.1:${ROTOR_PORT}/api"
     KEY=bench-api-key
     PAYLOAD='{"seq":1,"p":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}'
