@@ -8,6 +8,8 @@
 //! apply and are listed below with the reason; NATS-specific equivalents of
 //! the delivery ones follow.
 
+#[path = "support/certs.rs"]
+mod certs;
 #[path = "engine_nats/nats_server.rs"]
 mod nats_server;
 mod support;

@@ -199,7 +199,7 @@ fn read_inner(
     // or refused key the typed model does not read).
     unknown_keys.retain(|k| !keys::knows(&keys::normalize(k)));
     for key in audit.unknown.iter() {
-        if file_has(&file_tree, key) && !unknown_keys.contains(key) {
+        if keys::lookup(&file_tree, key).is_some() && !unknown_keys.contains(key) {
             unknown_keys.push(key.clone());
         }
     }
@@ -223,11 +223,6 @@ fn read_inner(
         unknown_env,
         no_effect: audit.warnings(),
     })
-}
-
-/// Whether the file itself holds `path` (`a.b[0].c`).
-fn file_has(file: &Value, path: &str) -> bool {
-    keys::lookup(file, path).is_some()
 }
 
 /// `CENTRIFUGO_<ARRAY>_<NAME>`: the prefix of a named array item's vars.

@@ -91,11 +91,12 @@ impl Backends {
                     NatsSettings::from_config(&cfg.broker.nats)
                         .map_err(|e| under("broker.nats", e))?,
                 ),
-                kind @ (BrokerType::Postgres | BrokerType::Redisnats) => {
-                    let name = serde_json::to_value(kind)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default();
+                BrokerType::Postgres | BrokerType::Redisnats => {
+                    let name = if cfg.broker.kind == BrokerType::Postgres {
+                        "postgres"
+                    } else {
+                        "redisnats"
+                    };
                     return Err(ConfigError::invalid(
                         "broker.type",
                         format!("{name:?} is not supported by this build yet"),

@@ -48,35 +48,11 @@ pub async fn start_with(
     // A free port can be taken by another test before rotor binds it: then
     // rotor exits, and it is started again on another port.
     for attempt in 1..=3 {
-        let port = free_port();
-        let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log file");
-        let mut cmd = match nofile {
-            Some(n) => {
-                let mut c = Command::new("sh");
-                c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\"")])
-                    .arg(env!("CARGO_BIN_EXE_rotor"));
-                c
-            }
-            None => Command::new(env!("CARGO_BIN_EXE_rotor")),
-        };
-        let child = cmd
-            .args([
-                "--config",
-                path.to_str().expect("utf-8 path"),
-                "--http_server.port",
-                &port.to_string(),
-            ])
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn rotor");
-        let mut binary = Binary { child, port };
-        wait_port(port, name).await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        match binary.child.try_wait() {
-            Ok(None) => return binary,
-            _ if attempt < 3 => continue,
-            status => panic!("{name} exited at start: {status:?} (see {name}.log)"),
+        let (binary, status) = spawn(dir, name, &path, free_port(), nofile).await;
+        match status {
+            None => return binary,
+            Some(_) if attempt < 3 => continue,
+            Some(status) => panic!("{name} exited at start: {status} (see {name}.log)"),
         }
     }
     unreachable!("the loop returns or panics")
@@ -87,8 +63,35 @@ pub async fn start_with(
 pub async fn start_at(dir: &Path, name: &str, cfg: &serde_json::Value, port: u16) -> Binary {
     let path = dir.join(format!("{name}.json"));
     std::fs::write(&path, cfg.to_string()).expect("write config");
+    let (binary, status) = spawn(dir, name, &path, port, None).await;
+    if let Some(status) = status {
+        panic!("{name} exited at start: {status} (see {name}.log)");
+    }
+    binary
+}
+
+/// Starts `rotor` with the config file at `path` on `port` (under
+/// `ulimit -n nofile` when given), logging to `<dir>/<name>.log`, and waits
+/// until the port accepts connections; the exit status when rotor has
+/// already exited by then (the port was someone else's).
+async fn spawn(
+    dir: &Path,
+    name: &str,
+    path: &Path,
+    port: u16,
+    nofile: Option<u32>,
+) -> (Binary, Option<std::process::ExitStatus>) {
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log file");
-    let child = Command::new(env!("CARGO_BIN_EXE_rotor"))
+    let mut cmd = match nofile {
+        Some(n) => {
+            let mut c = Command::new("sh");
+            c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\"")])
+                .arg(env!("CARGO_BIN_EXE_rotor"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_rotor")),
+    };
+    let child = cmd
         .args([
             "--config",
             path.to_str().expect("utf-8 path"),
@@ -101,10 +104,9 @@ pub async fn start_at(dir: &Path, name: &str, cfg: &serde_json::Value, port: u16
         .expect("spawn rotor");
     let mut binary = Binary { child, port };
     wait_port(port, name).await;
-    if let Ok(Some(status)) = binary.child.try_wait() {
-        panic!("{name} exited at start: {status} (see {name}.log)");
-    }
-    binary
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let status = binary.child.try_wait().ok().flatten();
+    (binary, status)
 }
 
 /// Waits (up to 15 s) until `port` on 127.0.0.1 accepts connections;

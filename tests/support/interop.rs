@@ -309,14 +309,15 @@ const BACKEND_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// The Python modules the proxy backend imports.
 const BACKEND_MODULES: &[&str] = &["grpc", "grpc_tools"];
 
-/// The running proxy backend; killed (and reaped) when dropped. It also
-/// exits by itself when its stdin (held here) closes.
-struct Backend {
+/// A child process that prints `PORT <n>` as its first stdout line and
+/// serves on that port; killed (and reaped) when dropped. It also exits by
+/// itself when its stdin (held here) closes.
+pub struct PortChild {
     child: Child,
-    port: u16,
+    pub port: u16,
 }
 
-impl Drop for Backend {
+impl Drop for PortChild {
     fn drop(&mut self) {
         drop(self.child.stdin.take());
         let _ = self.child.kill();
@@ -324,42 +325,67 @@ impl Drop for Backend {
     }
 }
 
-impl Backend {
-    /// Starts `python/proxy_backend.py` and waits for its `PORT <n>` line.
-    fn start() -> Backend {
-        let mut child = Command::new(venv_python())
-            .arg(interop_dir().join("python").join("proxy_backend.py"))
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .env("PYTHONUNBUFFERED", "1")
-            .current_dir(interop_dir())
+impl PortChild {
+    /// Spawns `cmd` (stdin and stdout piped here) and waits up to `timeout`
+    /// for its `PORT <n>` line; `what` names it and `detail` adds to the
+    /// panic message when the line does not come.
+    pub fn spawn(
+        cmd: &mut Command,
+        timeout: Duration,
+        what: &str,
+        detail: impl FnOnce() -> String,
+    ) -> PortChild {
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
             .spawn()
-            .expect("spawn tests/interop/python/proxy_backend.py");
-        let stdout = child.stdout.take().expect("backend stdout pipe");
+            .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+        let stdout = child.stdout.take().expect("stdout pipe");
         let (tx, rx) = mpsc::channel();
         thread::spawn(move || {
             let mut line = String::new();
             let _ = BufReader::new(stdout).read_line(&mut line);
             let _ = tx.send(line);
         });
-        let mut backend = Backend { child, port: 0 };
-        let line = rx.recv_timeout(BACKEND_STARTUP_TIMEOUT).unwrap_or_default();
-        backend.port = line
+        let mut proc = PortChild { child, port: 0 };
+        let line = rx.recv_timeout(timeout).unwrap_or_default();
+        proc.port = line
             .trim()
             .strip_prefix("PORT ")
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| {
-                panic!("proxy backend did not print `PORT <n>` in time (got {line:?})")
+                panic!(
+                    "{what} did not print `PORT <n>` in time (got {line:?}){}",
+                    detail()
+                )
             });
-        backend
+        proc
+    }
+}
+
+/// The running Python proxy backend.
+struct Backend(PortChild);
+
+impl Backend {
+    /// Starts `python/proxy_backend.py` and waits for its `PORT <n>` line.
+    fn start() -> Backend {
+        Backend(PortChild::spawn(
+            Command::new(venv_python())
+                .arg(interop_dir().join("python").join("proxy_backend.py"))
+                .env("PYTHONDONTWRITEBYTECODE", "1")
+                .env("PYTHONUNBUFFERED", "1")
+                .current_dir(interop_dir())
+                .stderr(Stdio::inherit()),
+            BACKEND_STARTUP_TIMEOUT,
+            "proxy backend",
+            String::new,
+        ))
     }
 
     /// Points the connect proxy and the namespace-less rpc proxy of the
     /// config `v` at this backend.
     fn configure(&self, v: &mut serde_json::Value) {
-        let endpoint = format!("grpc://127.0.0.1:{}", self.port);
+        let endpoint = format!("grpc://127.0.0.1:{}", self.0.port);
         v["client"]["proxy"] = serde_json::json!({
             "connect": {"enabled": true, "endpoint": endpoint, "timeout": "5s"}
         });
