@@ -20,23 +20,23 @@ use crate::protocol::ClientError;
 #[derive(Debug)]
 pub struct ResolvedOptions {
     /// Namespace name; empty for `without_namespace`.
-    pub namespace: String,
+    pub(crate) namespace: String,
     /// The configured options.
-    pub opts: config::ChannelOptions,
+    pub(crate) opts: config::ChannelOptions,
     /// Compiled `channel_regex`.
-    pub regex: Option<Regex>,
+    pub(crate) regex: Option<Regex>,
     /// Effective stream meta TTL.
-    pub history_meta_ttl: Duration,
+    pub(crate) history_meta_ttl: Duration,
 }
 
 impl ResolvedOptions {
     /// True when the namespace keeps a history stream.
-    pub fn has_history(&self) -> bool {
+    pub(crate) fn has_history(&self) -> bool {
         self.opts.history_size > 0 && !self.opts.history_ttl.is_zero()
     }
 
     /// True in cache recovery mode.
-    pub fn cache_mode(&self) -> bool {
+    pub(crate) fn cache_mode(&self) -> bool {
         self.opts.force_recovery_mode == crate::config::RecoveryMode::Cache
     }
 }
@@ -55,7 +55,7 @@ pub struct ChannelRules {
 
 impl ChannelRules {
     /// Compiles the rules. Fails on an invalid `channel_regex`, naming it.
-    pub fn new(cfg: &config::Channel) -> Result<Self, String> {
+    pub(crate) fn new(cfg: &config::Channel) -> Result<Self, String> {
         let resolve = |namespace: &str,
                        opts: &config::ChannelOptions|
          -> Result<Arc<ResolvedOptions>, String> {
@@ -99,7 +99,7 @@ impl ChannelRules {
     }
 
     /// Namespace name of a channel ("" when it has none).
-    pub fn namespace_of<'a>(&self, channel: &'a str) -> &'a str {
+    pub(crate) fn namespace_of<'a>(&self, channel: &'a str) -> &'a str {
         let bare = self.strip_private(channel);
         match bare.find(self.namespace_boundary.as_str()) {
             Some(i) if !self.namespace_boundary.is_empty() => &bare[..i],
@@ -121,7 +121,7 @@ impl ChannelRules {
 
     /// Checks a client-chosen channel name: length, ASCII and the
     /// namespace's `channel_regex` (→ 107).
-    pub fn validate_client_channel(
+    pub(crate) fn validate_client_channel(
         &self,
         channel: &str,
         opts: &ResolvedOptions,
@@ -144,17 +144,17 @@ impl ChannelRules {
     }
 
     /// True for channels that start with the private prefix.
-    pub fn is_private(&self, channel: &str) -> bool {
+    pub(crate) fn is_private(&self, channel: &str) -> bool {
         !self.private_prefix.is_empty() && channel.starts_with(self.private_prefix.as_str())
     }
 
     /// True when the channel names the users allowed in it.
-    pub fn is_user_limited(&self, channel: &str) -> bool {
+    pub(crate) fn is_user_limited(&self, channel: &str) -> bool {
         !self.user_boundary.is_empty() && channel.contains(self.user_boundary.as_str())
     }
 
     /// True when `user` is listed after the last user boundary.
-    pub fn user_allowed(&self, channel: &str, user: &str) -> bool {
+    pub(crate) fn user_allowed(&self, channel: &str, user: &str) -> bool {
         if user.is_empty() || self.user_boundary.is_empty() {
             return false;
         }
@@ -167,7 +167,7 @@ impl ChannelRules {
     }
 
     /// The personal channel of a user: `#<user>` or `<ns>:#<user>`.
-    pub fn personal_channel(&self, namespace: &str, user: &str) -> String {
+    pub(crate) fn personal_channel(&self, namespace: &str, user: &str) -> String {
         if namespace.is_empty() {
             format!("{}{user}", self.user_boundary)
         } else {

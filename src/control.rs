@@ -32,15 +32,15 @@ pub struct Target {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SubscribeOverride {
     /// Presence on/off.
-    pub presence: Option<bool>,
+    pub(crate) presence: Option<bool>,
     /// Join/leave publishing on/off.
-    pub join_leave: Option<bool>,
+    pub(crate) join_leave: Option<bool>,
     /// Force recovery on/off.
-    pub force_recovery: Option<bool>,
+    pub(crate) force_recovery: Option<bool>,
     /// Force positioning on/off.
-    pub force_positioning: Option<bool>,
+    pub(crate) force_positioning: Option<bool>,
     /// Force pushing join/leave to this subscriber on/off.
-    pub force_push_join_leave: Option<bool>,
+    pub(crate) force_push_join_leave: Option<bool>,
 }
 
 /// The server API and the proxy protocol declare the same
@@ -99,7 +99,7 @@ pub struct ServerRefresh {
 /// A server API operation for one session, applied by the session task
 /// between its own commands.
 #[derive(Debug, Clone)]
-pub enum Control {
+pub(crate) enum Control {
     /// Subscribe to a channel.
     Subscribe(Arc<ServerSubscribe>),
     /// Unsubscribe from a channel.

@@ -50,7 +50,7 @@ impl Default for Hub {
 
 impl Hub {
     /// An empty hub.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             hasher: std::collections::hash_map::RandomState::new(),
             channels: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
@@ -63,7 +63,7 @@ impl Hub {
     }
 
     /// Adds a connection under its user.
-    pub fn add_connection(&self, session: &Arc<Shared>) {
+    pub(crate) fn add_connection(&self, session: &Arc<Shared>) {
         let user = session.user();
         let mut shard = self.users[self.shard(&*user)].write();
         shard
@@ -73,7 +73,7 @@ impl Hub {
     }
 
     /// Removes a connection.
-    pub fn remove_connection(&self, session: &Shared) {
+    pub(crate) fn remove_connection(&self, session: &Shared) {
         let user = session.user();
         let mut shard = self.users[self.shard(&*user)].write();
         if let Some(conns) = shard.get_mut(&*user) {
@@ -138,7 +138,7 @@ impl Hub {
 
     /// Adds a subscriber; true when it is the channel's first on this node.
     /// A session that no longer holds the subscription is not added.
-    pub fn add_subscriber(&self, channel: &str, session: &Arc<Shared>) -> bool {
+    pub(crate) fn add_subscriber(&self, channel: &str, session: &Arc<Shared>) -> bool {
         let Some(slot) = session.slot(channel) else {
             return false;
         };
@@ -162,7 +162,7 @@ impl Hub {
     }
 
     /// Removes a subscriber; true when the channel has none left here.
-    pub fn remove_subscriber(&self, channel: &str, client_id: &str) -> bool {
+    pub(crate) fn remove_subscriber(&self, channel: &str, client_id: &str) -> bool {
         let mut shard = self.channels[self.shard(channel)].write();
         let Some(subs) = shard.get_mut(channel) else {
             return false;
@@ -173,13 +173,6 @@ impl Hub {
             return true;
         }
         false
-    }
-
-    /// True when the channel has subscribers on this node.
-    pub fn has_subscribers(&self, channel: &str) -> bool {
-        self.channels[self.shard(channel)]
-            .read()
-            .contains_key(channel)
     }
 
     /// Counts: (connections, distinct users, channels, subscriptions).
@@ -213,7 +206,7 @@ impl Hub {
 
     /// Channels with subscribers on this node and their subscriber counts
     /// (read locks only; no session is touched).
-    pub fn channel_counts(&self) -> Vec<(String, u32)> {
+    pub(crate) fn channel_counts(&self) -> Vec<(String, u32)> {
         let mut out = Vec::new();
         for shard in &self.channels {
             let shard = shard.read();
@@ -222,15 +215,6 @@ impl Hub {
                     .iter()
                     .map(|(ch, subs)| (ch.clone(), u32::try_from(subs.len()).unwrap_or(u32::MAX))),
             );
-        }
-        out
-    }
-
-    /// Channels with subscribers on this node.
-    pub fn channels(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for shard in &self.channels {
-            out.extend(shard.read().keys().cloned());
         }
         out
     }
@@ -254,11 +238,11 @@ pub struct HubStats {
     /// Connections.
     pub clients: usize,
     /// Distinct users.
-    pub users: usize,
+    pub(crate) users: usize,
     /// Channels with subscribers.
-    pub channels: usize,
+    pub(crate) channels: usize,
     /// Subscriptions.
-    pub subscriptions: usize,
+    pub(crate) subscriptions: usize,
 }
 
 impl BrokerEventHandler for Hub {

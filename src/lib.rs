@@ -8,20 +8,20 @@
 //! assembles listeners and routes.
 
 pub mod api;
-pub mod auth;
-pub mod channel;
+pub(crate) mod auth;
+pub(crate) mod channel;
 pub mod cli;
 pub mod config;
 pub mod control;
 pub mod engine;
-pub mod hub;
-pub mod metrics;
+pub(crate) mod hub;
+pub(crate) mod metrics;
 pub mod middleware;
 pub mod node;
 pub mod proto;
-pub mod protocol;
+pub(crate) mod protocol;
 pub mod proxy;
 pub mod server;
-pub mod session;
-pub mod settings;
-pub mod transport;
+pub(crate) mod session;
+pub(crate) mod settings;
+pub(crate) mod transport;

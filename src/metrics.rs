@@ -12,7 +12,7 @@ use crate::node::Node;
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// Installs the process-wide recorder (once; later calls reuse it).
-pub fn install() -> Option<&'static PrometheusHandle> {
+pub(crate) fn install() -> Option<&'static PrometheusHandle> {
     HANDLE
         .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
             Ok(h) => Some(h),
@@ -25,7 +25,7 @@ pub fn install() -> Option<&'static PrometheusHandle> {
 }
 
 /// Renders the exposition text, refreshing node gauges first.
-pub fn render(node: &Arc<Node>) -> String {
+pub(crate) fn render(node: &Arc<Node>) -> String {
     let stats = node.hub.stats();
     metrics::gauge!("centrifugo_node_num_clients").set(stats.clients as f64);
     metrics::gauge!("centrifugo_node_num_users").set(stats.users as f64);

@@ -30,15 +30,16 @@ pub mod proxy {
 
 /// Encoded `FileDescriptorSet` of the protos Rotor serves (for gRPC
 /// reflection; the proxy protocol is left out).
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));
+pub(crate) const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));
 
 /// True when `v` holds its type's zero value; used to omit empty fields.
-pub fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+pub(crate) fn is_default<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
 }
 
 /// Decodes a field, treating JSON `null` as the zero value.
-pub fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
+pub(crate) fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: serde::Deserialize<'de> + Default,
@@ -54,14 +55,14 @@ where
 /// insignificant whitespace in valid JSON), so that a serialized message
 /// never contains a newline and can be `\n`-batched. Bytes that are not a
 /// JSON value fail serialization: a JSON connection cannot carry them.
-pub mod rawjson {
+pub(crate) mod rawjson {
     use bytes::Bytes;
     use serde::de::Deserialize;
     use serde::ser::Error as _;
     use serde_json::value::RawValue;
 
     /// Serializes raw JSON bytes verbatim.
-    pub fn serialize<S: serde::Serializer>(v: &Bytes, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: serde::Serializer>(v: &Bytes, s: S) -> Result<S::Ok, S::Error> {
         if v.is_empty() {
             return s.serialize_none();
         }
@@ -75,14 +76,14 @@ pub mod rawjson {
     }
 
     /// Captures any JSON value as its raw text.
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+    pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
         let raw = Box::<RawValue>::deserialize(d)?;
         let text: Box<str> = raw.into();
         Ok(Bytes::from(String::from(text)))
     }
 
     /// True when `data` is one complete JSON value.
-    pub fn is_valid(data: &[u8]) -> bool {
+    pub(crate) fn is_valid(data: &[u8]) -> bool {
         serde_json::from_slice::<&RawValue>(data).is_ok()
     }
 }

@@ -14,20 +14,20 @@ use crate::engine::Backends;
 use crate::proxy::Proxies;
 
 /// Everything a node is built from besides the configuration itself.
-pub struct Settings {
+pub(crate) struct Settings {
     /// Which broker and presence manager, with their connection settings.
-    pub backends: Backends,
+    pub(crate) backends: Backends,
     /// Channel naming rules and per-namespace options.
-    pub rules: ChannelRules,
+    pub(crate) rules: ChannelRules,
     /// Connection and subscription token verifiers.
-    pub verifiers: Verifiers,
+    pub(crate) verifiers: Verifiers,
     /// The proxy clients.
-    pub proxies: Proxies,
+    pub(crate) proxies: Proxies,
 }
 
 impl Settings {
     /// Resolves `config`; the error names the key at fault.
-    pub fn resolve(config: &Config) -> Result<Self, String> {
+    pub(crate) fn resolve(config: &Config) -> Result<Self, String> {
         Ok(Self {
             backends: Backends::from_config(config).map_err(|e| e.to_string())?,
             rules: ChannelRules::new(&config.channel)?,

@@ -25,7 +25,7 @@ async fn one(ex: &Executor, cmd: Option<Command>) -> Reply {
 /// from the iterator only when there is room for it in the window, and
 /// nothing runs unless the stream is polled, so a consumer that stops
 /// reading (or drops the stream) stops the batch.
-pub fn replies<'a, I>(
+pub(crate) fn replies<'a, I>(
     ex: &'a Executor,
     commands: I,
     parallel: bool,

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 /// Bytes buffered before a chunk is handed to the response.
-pub const CHUNK: usize = 64 << 10;
+pub(crate) const CHUNK: usize = 64 << 10;
 
 /// The buffer's first capacity: most answers are small, and glibc
 /// consolidates its heap whenever a block of 64 KiB or more is freed.
@@ -32,20 +32,20 @@ struct Piece {
 }
 
 /// The producer's end: a buffer flushed to the response in chunks.
-pub struct ChunkWriter {
+pub(crate) struct ChunkWriter {
     buf: Vec<u8>,
     tx: mpsc::Sender<Piece>,
 }
 
 impl ChunkWriter {
     /// The output buffer to append to.
-    pub fn buf(&mut self) -> &mut Vec<u8> {
+    pub(crate) fn buf(&mut self) -> &mut Vec<u8> {
         &mut self.buf
     }
 
     /// Hands the buffer over once it holds a full chunk (waiting while
     /// the queue is full). False when the client is gone: stop producing.
-    pub async fn flush_full(&mut self) -> bool {
+    pub(crate) async fn flush_full(&mut self) -> bool {
         if self.buf.len() >= CHUNK {
             let full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
             let piece = Piece {
@@ -60,7 +60,7 @@ impl ChunkWriter {
     }
 
     /// Hands over what is left and ends the body.
-    pub async fn finish(self) {
+    pub(crate) async fn finish(self) {
         let piece = Piece {
             bytes: self.buf.into(),
             last: true,
@@ -74,7 +74,7 @@ impl ChunkWriter {
 /// with what it writes. The head is sent once the first chunk is ready; a
 /// producer that ends without [`ChunkWriter::finish`] (a panic) aborts the
 /// body rather than leaving a truncated JSON document looking complete.
-pub async fn respond<F, Fut>(produce: F) -> Response
+pub(crate) async fn respond<F, Fut>(produce: F) -> Response
 where
     F: FnOnce(ChunkWriter) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,

@@ -73,24 +73,24 @@ pub struct ApiError {
     /// Centrifugo's API error code.
     pub code: u32,
     /// Human-readable message (the table's message for known codes).
-    pub message: Cow<'static, str>,
+    pub(crate) message: Cow<'static, str>,
 }
 
 impl ApiError {
     /// Engine or unexpected failure.
-    pub const INTERNAL: u32 = 100;
+    pub(crate) const INTERNAL: u32 = 100;
     /// The channel's namespace is not configured.
-    pub const UNKNOWN_CHANNEL: u32 = 102;
+    pub(crate) const UNKNOWN_CHANNEL: u32 = 102;
     /// Unknown method.
-    pub const NOT_FOUND: u32 = 104;
+    pub(crate) const NOT_FOUND: u32 = 104;
     /// Invalid or undecodable request.
-    pub const BAD_REQUEST: u32 = 107;
+    pub(crate) const BAD_REQUEST: u32 = 107;
     /// Feature off for the channel (history, presence, ...).
-    pub const NOT_AVAILABLE: u32 = 108;
+    pub(crate) const NOT_AVAILABLE: u32 = 108;
     /// History `since` cannot be served.
-    pub const UNRECOVERABLE_POSITION: u32 = 112;
+    pub(crate) const UNRECOVERABLE_POSITION: u32 = 112;
     /// Conflict.
-    pub const CONFLICT: u32 = 113;
+    pub(crate) const CONFLICT: u32 = 113;
 
     /// The error with `code` and the table's message for it.
     pub fn from_code(code: u32) -> Self {
@@ -101,8 +101,9 @@ impl ApiError {
         }
     }
 
+    #[cfg(test)]
     /// An error with a custom message.
-    pub fn custom(code: u32, message: impl Into<String>) -> Self {
+    pub(crate) fn custom(code: u32, message: impl Into<String>) -> Self {
         Self {
             code,
             message: Cow::Owned(message.into()),
@@ -110,43 +111,43 @@ impl ApiError {
     }
 
     /// 100 internal server error.
-    pub fn internal() -> Self {
+    pub(crate) fn internal() -> Self {
         Self::from_code(Self::INTERNAL)
     }
 
     /// 102 unknown channel.
-    pub fn unknown_channel() -> Self {
+    pub(crate) fn unknown_channel() -> Self {
         Self::from_code(Self::UNKNOWN_CHANNEL)
     }
 
     /// 104 not found.
-    pub fn not_found() -> Self {
+    pub(crate) fn not_found() -> Self {
         Self::from_code(Self::NOT_FOUND)
     }
 
     /// 107 bad request.
-    pub fn bad_request() -> Self {
+    pub(crate) fn bad_request() -> Self {
         Self::from_code(Self::BAD_REQUEST)
     }
 
     /// 108 not available.
-    pub fn not_available() -> Self {
+    pub(crate) fn not_available() -> Self {
         Self::from_code(Self::NOT_AVAILABLE)
     }
 
     /// 112 unrecoverable position.
-    pub fn unrecoverable_position() -> Self {
+    pub(crate) fn unrecoverable_position() -> Self {
         Self::from_code(Self::UNRECOVERABLE_POSITION)
     }
 
     /// HTTP status in transport error mode (500 for codes not in the table).
-    pub fn http_status(&self) -> u16 {
+    pub(crate) fn http_status(&self) -> u16 {
         row(self.code).map_or(500, |r| r.http)
     }
 
     /// gRPC status code in transport error mode (INTERNAL for codes not in
     /// the table).
-    pub fn grpc_code(&self) -> tonic::Code {
+    pub(crate) fn grpc_code(&self) -> tonic::Code {
         row(self.code).map_or(tonic::Code::Internal, |r| r.grpc)
     }
 }

@@ -10,11 +10,11 @@ use crate::proto::api::*;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MethodInfo {
     /// gRPC rpc name (`PresenceStats`).
-    pub rpc: &'static str,
+    pub(crate) rpc: &'static str,
     /// HTTP path segment and batch field (`presence_stats`).
     pub name: &'static str,
     /// Enum value in the legacy single-endpoint protocol, if served there.
-    pub legacy: Option<u32>,
+    pub(crate) legacy: Option<u32>,
 }
 
 mod generated {
@@ -37,7 +37,7 @@ impl From<ApiError> for Error {
 }
 
 /// A batch reply carrying only an error.
-pub fn error_reply(e: ApiError) -> Reply {
+pub(crate) fn error_reply(e: ApiError) -> Reply {
     Reply {
         error: Some(e.into()),
         ..Default::default()
@@ -46,7 +46,7 @@ pub fn error_reply(e: ApiError) -> Reply {
 
 /// Finds a method of the legacy protocol by its enum name (any case) or
 /// its enum value written as a number.
-pub fn legacy_method(name_or_value: &str) -> Option<&'static MethodInfo> {
+pub(crate) fn legacy_method(name_or_value: &str) -> Option<&'static MethodInfo> {
     let upper = name_or_value.to_ascii_uppercase();
     let value: Option<u32> = name_or_value.parse().ok();
     METHODS.iter().find(|m| {
@@ -56,7 +56,7 @@ pub fn legacy_method(name_or_value: &str) -> Option<&'static MethodInfo> {
 }
 
 /// Decodes legacy `params` (absent params decode as `{}`); failure is 107.
-pub fn decode_params<T: serde::de::DeserializeOwned + Default>(
+pub(crate) fn decode_params<T: serde::de::DeserializeOwned + Default>(
     params: &[u8],
 ) -> Result<T, ApiError> {
     if params.is_empty() {
@@ -66,7 +66,7 @@ pub fn decode_params<T: serde::de::DeserializeOwned + Default>(
 }
 
 /// Encodes a method result as JSON; failure is 100.
-pub fn encode_result<T: serde::Serialize>(res: &T) -> Result<Vec<u8>, ApiError> {
+pub(crate) fn encode_result<T: serde::Serialize>(res: &T) -> Result<Vec<u8>, ApiError> {
     serde_json::to_vec(res).map_err(|_| ApiError::internal())
 }
 

@@ -39,7 +39,7 @@ const CHUNK: usize = 64 << 10;
 
 /// The encoded `BatchResponse`: its `replies` entries in chunks.
 #[derive(Debug, Default)]
-pub struct Replies {
+pub(crate) struct Replies {
     chunks: Vec<Vec<u8>>,
     current: Vec<u8>,
     len: usize,
@@ -239,7 +239,7 @@ impl GrpcApi {
 /// method by the generated server, with the same compression and message
 /// size settings for both.
 #[derive(Clone)]
-pub struct ApiService {
+pub(crate) struct ApiService {
     generated: CentrifugoApiServer<GrpcApi>,
     batch: BatchCall,
     accept: EnabledCompressionEncodings,
@@ -250,7 +250,7 @@ pub struct ApiService {
 impl ApiService {
     /// Serves `api`, accepting and sending `encodings`, refusing request
     /// messages over `max_decoding` bytes (`None`: tonic's 4 MiB).
-    pub fn new(
+    pub(crate) fn new(
         api: GrpcApi,
         encodings: &[CompressionEncoding],
         max_decoding: Option<usize>,

@@ -27,28 +27,28 @@ use crate::middleware::api_key::ApiKeyLayer;
 use crate::proto::api::Error;
 
 /// Largest accepted request body.
-pub const BODY_LIMIT: usize = 64 << 20;
+pub(crate) const BODY_LIMIT: usize = 64 << 20;
 
 /// Request header asking for the transport error mode.
-pub const ERROR_MODE_HEADER: &str = "x-centrifugo-error-mode";
+pub(crate) const ERROR_MODE_HEADER: &str = "x-centrifugo-error-mode";
 
 /// State shared by the HTTP API handlers.
 #[derive(Clone)]
 pub struct HttpApi {
     /// The one implementation of every method.
-    pub executor: Arc<Executor>,
+    pub(crate) executor: Arc<Executor>,
     /// `http_api.error_mode: transport`.
-    pub transport_mode: bool,
+    pub(crate) transport_mode: bool,
     /// Cancelled when the server shuts down (the legacy endpoint then
     /// answers 503).
-    pub shutdown: CancellationToken,
+    pub(crate) shutdown: CancellationToken,
     /// `middleware.batch`.
-    pub batch: BatchLimits,
+    pub(crate) batch: BatchLimits,
 }
 
 /// The API prefix from `http_api.handler_prefix`: trailing `/` trimmed, so
 /// `""` stands for the root.
-pub fn prefix(cfg: &Config) -> String {
+pub(crate) fn prefix(cfg: &Config) -> String {
     cfg.http_api
         .handler_prefix
         .trim_end_matches('/')
@@ -57,7 +57,7 @@ pub fn prefix(cfg: &Config) -> String {
 
 /// The HTTP API router: method routes, the legacy endpoint, API key auth
 /// (after the POST check, as Centrifugo) and the body limit.
-pub fn router(cfg: &Config, executor: Arc<Executor>, shutdown: CancellationToken) -> Router {
+pub(crate) fn router(cfg: &Config, executor: Arc<Executor>, shutdown: CancellationToken) -> Router {
     let prefix = prefix(cfg);
     let state = HttpApi {
         executor,
@@ -147,7 +147,7 @@ struct ErrorEnvelope {
 /// One per-method call: decode the body, run `call`, encode the
 /// `{"result":…}` / `{"error":…}` envelope (or, in transport error mode,
 /// the bare error with the mapped status). Called by generated routes.
-pub async fn unary<Req, Res, F, Fut>(
+pub(crate) async fn unary<Req, Res, F, Fut>(
     State(api): State<HttpApi>,
     headers: HeaderMap,
     body: Bytes,

@@ -160,7 +160,7 @@ async fn write_replies(
 }
 
 /// `POST <prefix>/batch`: never in transport error mode.
-pub async fn batch(State(api): State<HttpApi>, body: Bytes) -> Response {
+pub(crate) async fn batch(State(api): State<HttpApi>, body: Bytes) -> Response {
     let HttpBatch { commands, parallel } = match check_batch(&body, api.batch) {
         Ok(req) if req.commands.count == 0 => {
             return encode(StatusCode::OK, &BatchResponse::default());
@@ -227,7 +227,7 @@ fn legacy_commands(body: &[u8]) -> impl Iterator<Item = Option<LegacyCommand<'_>
 /// `POST <prefix>`: newline-separated `{"id","method","params"}` commands,
 /// answered by newline-joined replies in order. Any command that does not
 /// decode makes the whole request a 400 before anything runs.
-pub async fn legacy(State(api): State<HttpApi>, body: Bytes) -> Response {
+pub(crate) async fn legacy(State(api): State<HttpApi>, body: Bytes) -> Response {
     if api.shutdown.is_cancelled() {
         return text(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
     }

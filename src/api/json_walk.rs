@@ -12,8 +12,8 @@ use serde::de::IgnoredAny;
 /// The input is not one well-formed JSON array; `offset` is where the
 /// problem was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Malformed {
-    pub offset: usize,
+pub(crate) struct Malformed {
+    pub(crate) offset: usize,
 }
 
 /// Where the iterator is in the array.
@@ -32,7 +32,7 @@ enum State {
 /// and stops when the input is not a well-formed array, including
 /// anything but whitespace after the closing `]`.
 #[derive(Debug, Clone)]
-pub struct JsonArray<'a> {
+pub(crate) struct JsonArray<'a> {
     src: &'a [u8],
     pos: usize,
     state: State,
@@ -40,7 +40,7 @@ pub struct JsonArray<'a> {
 
 impl<'a> JsonArray<'a> {
     /// Starts at the `[` that opens `src` (after whitespace).
-    pub fn new(src: &'a [u8]) -> Result<Self, Malformed> {
+    pub(crate) fn new(src: &'a [u8]) -> Result<Self, Malformed> {
         let mut it = JsonArray {
             src,
             pos: 0,
@@ -135,7 +135,7 @@ fn value_end(src: &[u8], pos: usize) -> Option<usize> {
 /// the object has one. Meant for an object already decoded once (so known
 /// to be well formed, without duplicate names): the first member named
 /// `name` (after unescaping) is taken; malformed input gives `None`.
-pub fn member(src: &[u8], name: &str) -> Option<Range<usize>> {
+pub(crate) fn member(src: &[u8], name: &str) -> Option<Range<usize>> {
     let mut pos = skip_whitespace(src, 0);
     if src.get(pos) != Some(&b'{') {
         return None;

@@ -2,17 +2,17 @@
 //! the gRPC service and the HTTP/JSON gateway (generated from
 //! `proto/api.proto` by `build.rs`) are thin adapters over it.
 
-pub mod batch;
+pub(crate) mod batch;
 mod chunked;
-pub mod errors;
-pub mod executor;
+pub(crate) mod errors;
+pub(crate) mod executor;
 pub mod gateway;
-pub mod grpc;
+pub(crate) mod grpc;
 mod grpc_batch;
-pub mod http;
-pub mod http_batch;
+pub(crate) mod http;
+pub(crate) mod http_batch;
 mod json_walk;
-pub mod openapi;
+pub(crate) mod openapi;
 
 pub use errors::ApiError;
 pub use executor::Executor;

@@ -10,10 +10,10 @@ use axum::routing::get;
 use crate::config::Config;
 
 /// The generated document, with paths under `/api`.
-pub const OPENAPI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
+pub(crate) const OPENAPI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
 
 /// The document with its paths moved under the configured API prefix.
-pub fn document(api_prefix: &str) -> String {
+pub(crate) fn document(api_prefix: &str) -> String {
     let Ok(mut doc) = serde_json::from_str::<serde_json::Value>(OPENAPI_JSON) else {
         return OPENAPI_JSON.to_string();
     };
@@ -48,7 +48,7 @@ window.ui = SwaggerUIBundle({ url: "doc.json", dom_id: "#swagger-ui" });
 "##;
 
 /// Swagger routes: `<prefix>/doc.json` and the UI at `<prefix>/`.
-pub fn router(cfg: &Config) -> Router {
+pub(crate) fn router(cfg: &Config) -> Router {
     let prefix = cfg.swagger.handler_prefix.trim_end_matches('/').to_string();
     let doc = document(&crate::api::http::prefix(cfg));
     Router::new()

@@ -263,6 +263,7 @@ impl StaticKeys {
         Ok(keys)
     }
 
+    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.hmac.is_none() && self.rsa.is_none() && self.ec.is_none()
     }

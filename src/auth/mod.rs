@@ -30,7 +30,7 @@ use template::UrlTemplate;
 
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TokenError {
+pub(crate) enum TokenError {
     /// `exp` in the past or `nbf` in the future (no leeway).
     #[error("token expired")]
     Expired,
@@ -41,42 +41,39 @@ pub enum TokenError {
 
 /// Verified connection token claims.
 #[derive(Debug, Clone, Default)]
-pub struct ConnectClaims {
+pub(crate) struct ConnectClaims {
     /// `sub`, or the `user_id_claim` claim (non-string values stringified).
-    pub user: String,
+    pub(crate) user: String,
     /// Unix seconds: `expire_at` if present (0 → None), else `exp`, else None.
-    pub expire_at: Option<i64>,
+    pub(crate) expire_at: Option<i64>,
     /// `b64info` decoded (wins), else raw JSON text of `info`; empty if absent.
-    pub info: Bytes,
-    pub channels: Vec<String>,
+    pub(crate) info: Bytes,
+    pub(crate) channels: Vec<String>,
     /// When non-empty, callers ignore `channels`.
-    pub subs: BTreeMap<String, SubOptions>,
-    pub meta: Option<serde_json::Value>,
-    /// All claims, for the `checktoken` CLI.
-    pub payload: serde_json::Value,
+    pub(crate) subs: BTreeMap<String, SubOptions>,
+    pub(crate) meta: Option<serde_json::Value>,
 }
 
 /// Verified subscription token claims.
 #[derive(Debug, Clone, Default)]
-pub struct SubscribeClaims {
-    pub user: String,
-    pub channel: String,
+pub(crate) struct SubscribeClaims {
+    pub(crate) user: String,
+    pub(crate) channel: String,
     /// Legacy `client` claim; empty if absent.
-    pub client: String,
-    pub expire_at: Option<i64>,
-    pub info: Bytes,
+    pub(crate) client: String,
+    pub(crate) expire_at: Option<i64>,
+    pub(crate) info: Bytes,
     /// `b64data` decoded (wins), else raw JSON of `data`.
-    pub data: Bytes,
-    pub override_: SubscribeOverride,
-    pub payload: serde_json::Value,
+    pub(crate) data: Bytes,
+    pub(crate) override_: SubscribeOverride,
 }
 
 /// Options of one `subs` entry in a connection token.
 #[derive(Debug, Clone, Default)]
-pub struct SubOptions {
-    pub info: Bytes,
-    pub data: Bytes,
-    pub override_: SubscribeOverride,
+pub(crate) struct SubOptions {
+    pub(crate) info: Bytes,
+    pub(crate) data: Bytes,
+    pub(crate) override_: SubscribeOverride,
 }
 
 /// Where signatures are checked.
@@ -89,7 +86,7 @@ enum Keys {
 }
 
 /// Verifies connection and subscription JWTs for one `client.token` section.
-pub struct TokenVerifier {
+pub(crate) struct TokenVerifier {
     keys: Keys,
     rules: ClaimRules,
     skip_signature: bool,
@@ -123,7 +120,7 @@ fn now_secs() -> f64 {
 impl TokenVerifier {
     /// `skip_signature` = `client.insecure_skip_token_signature_verify` (claims still checked).
     /// Errors name the config key, e.g. `client.token.rsa_public_key: invalid PEM: …`.
-    pub fn new(cfg: &crate::config::Token, skip_signature: bool) -> Result<Self, String> {
+    pub(crate) fn new(cfg: &crate::config::Token, skip_signature: bool) -> Result<Self, String> {
         if !cfg.audience.is_empty() && !cfg.audience_regex.is_empty() {
             return Err("client.token.audience: can not be used together with \
                         client.token.audience_regex"
@@ -187,8 +184,9 @@ impl TokenVerifier {
         })
     }
 
+    #[cfg(test)]
     /// True when at least one key (hmac, rsa, ecdsa or jwks) is configured, or skip_signature.
-    pub fn is_configured(&self) -> bool {
+    pub(crate) fn is_configured(&self) -> bool {
         self.skip_signature
             || match &self.keys {
                 Keys::Static(k) => !k.is_empty(),
@@ -197,7 +195,7 @@ impl TokenVerifier {
     }
 
     /// Verifies a connection token.
-    pub async fn verify_connect(&self, token: &str) -> Result<ConnectClaims, TokenError> {
+    pub(crate) async fn verify_connect(&self, token: &str) -> Result<ConnectClaims, TokenError> {
         let parsed = jwt::parse(token).map_err(TokenError::Invalid)?;
         let c = claims::decode(&parsed.payload_text)?;
         self.check(&parsed, &c).await?;
@@ -214,12 +212,14 @@ impl TokenVerifier {
             channels: c.channels.clone().unwrap_or_default(),
             subs: claims::subs(&c)?,
             meta: c.meta.clone().filter(|m| !m.is_null()),
-            payload: serde_json::Value::Object(parsed.payload.clone()),
         })
     }
 
     /// Verifies a subscription token.
-    pub async fn verify_subscribe(&self, token: &str) -> Result<SubscribeClaims, TokenError> {
+    pub(crate) async fn verify_subscribe(
+        &self,
+        token: &str,
+    ) -> Result<SubscribeClaims, TokenError> {
         let parsed = jwt::parse(token).map_err(TokenError::Invalid)?;
         let c = claims::decode(&parsed.payload_text)?;
         self.check(&parsed, &c).await?;
@@ -242,7 +242,6 @@ impl TokenVerifier {
                 .as_ref()
                 .map(|o| o.to_override())
                 .unwrap_or_default(),
-            payload: serde_json::Value::Object(parsed.payload.clone()),
         })
     }
 
@@ -281,7 +280,7 @@ impl TokenVerifier {
 }
 
 /// For `gentoken`/`gensubtoken`: an HS256 JWT carrying `claims` (a JSON object).
-pub fn sign_hs256(secret: &str, claims: &serde_json::Value) -> Result<String, String> {
+pub(crate) fn sign_hs256(secret: &str, claims: &serde_json::Value) -> Result<String, String> {
     if secret.is_empty() {
         return Err("HMAC secret key is not configured".into());
     }
@@ -294,12 +293,12 @@ pub fn sign_hs256(secret: &str, claims: &serde_json::Value) -> Result<String, St
 }
 
 /// Token verifiers, swapped together on reload.
-pub struct Verifiers {
+pub(crate) struct Verifiers {
     /// Connection tokens.
-    pub connect: TokenVerifier,
+    pub(crate) connect: TokenVerifier,
     /// Subscription tokens (the connection verifier unless a separate one is
     /// enabled).
-    pub subscribe: Option<TokenVerifier>,
+    pub(crate) subscribe: Option<TokenVerifier>,
 }
 
 impl std::fmt::Debug for Verifiers {
@@ -311,7 +310,7 @@ impl std::fmt::Debug for Verifiers {
 impl Verifiers {
     /// The verifiers `cfg` configures (`client.token`,
     /// `client.subscription_token`).
-    pub fn new(cfg: &crate::config::Config) -> Result<Self, String> {
+    pub(crate) fn new(cfg: &crate::config::Config) -> Result<Self, String> {
         let skip = cfg.client.insecure_skip_token_signature_verify;
         let connect = TokenVerifier::new(&cfg.client.token, skip)?;
         let subscribe = if cfg.client.subscription_token.enabled {
@@ -326,7 +325,7 @@ impl Verifiers {
     }
 
     /// The verifier for subscription tokens.
-    pub fn subscribe(&self) -> &TokenVerifier {
+    pub(crate) fn subscribe(&self) -> &TokenVerifier {
         self.subscribe.as_ref().unwrap_or(&self.connect)
     }
 }

@@ -12,7 +12,7 @@ pub struct Duration(pub std::time::Duration);
 
 impl Duration {
     /// Zero.
-    pub const ZERO: Self = Self(std::time::Duration::ZERO);
+    pub(crate) const ZERO: Self = Self(std::time::Duration::ZERO);
 
     /// Whole seconds.
     pub const fn from_secs(s: u64) -> Self {
@@ -25,19 +25,19 @@ impl Duration {
     }
 
     /// The std value.
-    pub fn get(self) -> std::time::Duration {
+    pub(crate) fn get(self) -> std::time::Duration {
         self.0
     }
 
     /// True for zero.
-    pub fn is_zero(self) -> bool {
+    pub(crate) fn is_zero(self) -> bool {
         self.0.is_zero()
     }
 
     /// Parses Go's duration syntax: an optional sign, then one or more
     /// decimal numbers each followed by a unit (ns, us, µs, ms, s, m, h).
     /// `"0"` alone is allowed. A negative duration yields zero.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
         let s = text.trim();
         let (negative, mut rest) = match s.strip_prefix('-') {
             Some(r) => (true, r),

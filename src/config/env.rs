@@ -13,10 +13,10 @@ use serde_json::{Map, Value};
 use super::duration::Duration;
 
 /// Prefix of every config environment variable.
-pub const PREFIX: &str = "CENTRIFUGO";
+pub(crate) const PREFIX: &str = "CENTRIFUGO";
 
 /// Arrays of objects addressable by item name in env vars.
-pub const NAMED_ARRAYS: [&str; 4] = [
+pub(crate) const NAMED_ARRAYS: [&str; 4] = [
     "channel.namespaces",
     "rpc.namespaces",
     "proxies",
@@ -43,18 +43,18 @@ pub enum Kind {
 }
 
 /// `CENTRIFUGO_` + `path` upper-cased with `.` → `_`.
-pub fn env_name(prefix: &str, path: &str) -> String {
+pub(crate) fn env_name(prefix: &str, path: &str) -> String {
     format!("{prefix}_{}", path.replace('.', "_").to_ascii_uppercase())
 }
 
 /// An item name as used inside env var names: upper-cased, `.`/`-` → `_`.
-pub fn name_for_env(name: &str) -> String {
+pub(crate) fn name_for_env(name: &str) -> String {
     name.replace(['.', '-'], "_").to_ascii_uppercase()
 }
 
 /// Every leaf key path of `default` (objects that are empty in the default
 /// are free-form JSON leaves), with the kind used to parse env/flag text.
-pub fn leaves(default: &Value) -> Vec<(String, Kind)> {
+pub(crate) fn leaves(default: &Value) -> Vec<(String, Kind)> {
     let mut out = Vec::new();
     collect("", default, &mut out);
     out
@@ -85,7 +85,7 @@ fn collect(prefix: &str, value: &Value, out: &mut Vec<(String, Kind)>) {
 }
 
 /// Go's `strconv.ParseBool`.
-pub fn parse_bool(raw: &str) -> Option<bool> {
+pub(crate) fn parse_bool(raw: &str) -> Option<bool> {
     match raw {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
@@ -94,7 +94,7 @@ pub fn parse_bool(raw: &str) -> Option<bool> {
 }
 
 /// Turns raw text into a JSON value of `kind`; the error explains why not.
-pub fn parse_typed(kind: Kind, raw: &str) -> Result<Value, String> {
+pub(crate) fn parse_typed(kind: Kind, raw: &str) -> Result<Value, String> {
     match kind {
         Kind::Bool => parse_bool(raw.trim())
             .map(Value::Bool)
@@ -153,7 +153,7 @@ pub fn parse_typed(kind: Kind, raw: &str) -> Result<Value, String> {
 
 /// Sets `value` at dotted `path` inside `root`, creating objects on the way
 /// (a non-object in the way is replaced).
-pub fn set_path(root: &mut Value, path: &str, value: Value) {
+pub(crate) fn set_path(root: &mut Value, path: &str, value: Value) {
     let mut cur = root;
     let mut parts = path.split('.').peekable();
     while let Some(part) = parts.next() {
@@ -172,7 +172,7 @@ pub fn set_path(root: &mut Value, path: &str, value: Value) {
 }
 
 /// Reads the value at dotted `path`, if any.
-pub fn get_path<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
+pub(crate) fn get_path<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(root, |cur, part| cur.get(part))
 }
 
@@ -185,8 +185,9 @@ pub struct EnvVars {
 }
 
 impl EnvVars {
+    #[cfg(test)]
     /// From explicit pairs (tests, embedding).
-    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+    pub(crate) fn from_pairs<K: Into<String>, V: Into<String>>(
         pairs: impl IntoIterator<Item = (K, V)>,
     ) -> Self {
         Self {
@@ -199,7 +200,7 @@ impl EnvVars {
 
     /// The process environment (non-UTF-8 entries skipped) plus `dotenv` if
     /// that file exists and is readable.
-    pub fn from_process(dotenv: &Path) -> Self {
+    pub(crate) fn from_process(dotenv: &Path) -> Self {
         let mut env = Self {
             vars: std::env::vars_os()
                 .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
@@ -212,19 +213,19 @@ impl EnvVars {
     }
 
     /// Adds `.env` file content for names not set already.
-    pub fn add_dotenv(&mut self, text: &str) {
+    pub(crate) fn add_dotenv(&mut self, text: &str) {
         for (k, v) in parse_dotenv(text) {
             self.vars.entry(k).or_insert(v);
         }
     }
 
     /// The value of `name`, if set.
-    pub fn get(&self, name: &str) -> Option<String> {
+    pub(crate) fn get(&self, name: &str) -> Option<String> {
         self.vars.get(name).cloned()
     }
 
     /// All variable names.
-    pub fn names(&self) -> Vec<String> {
+    pub(crate) fn names(&self) -> Vec<String> {
         self.vars.keys().cloned().collect()
     }
 }
@@ -233,7 +234,7 @@ impl EnvVars {
 /// values optionally in single quotes (literal) or double quotes (with `\n`,
 /// `\"`, `\\` escapes); unquoted values end at ` #`. Malformed lines are
 /// skipped.
-pub fn parse_dotenv(text: &str) -> Vec<(String, String)> {
+pub(crate) fn parse_dotenv(text: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for line in text.lines() {
         let line = line.trim();
@@ -292,7 +293,7 @@ fn unquote_double(body: &str) -> Option<String> {
 
 /// True for names Centrifugo never reports as unknown: `CENTRIFUGO_VAR_*`
 /// (placeholders) and Kubernetes service links (`…_PORT*`, `…_SERVICE_*`).
-pub fn is_ignored_unknown(name: &str) -> bool {
+pub(crate) fn is_ignored_unknown(name: &str) -> bool {
     if name.starts_with("CENTRIFUGO_VAR_") {
         return true;
     }

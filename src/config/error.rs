@@ -31,7 +31,7 @@ pub enum ConfigError {
 
 impl ConfigError {
     /// A validation error for `key`.
-    pub fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Invalid {
             key: key.into(),
             message: message.into(),
@@ -51,7 +51,7 @@ impl ConfigError {
     }
 
     /// True when the config was read fine but failed validation.
-    pub fn is_validation(&self) -> bool {
+    pub(crate) fn is_validation(&self) -> bool {
         matches!(self, Self::Invalid { .. } | Self::Refused { .. })
     }
 }

@@ -9,7 +9,7 @@ use yaml_rust2::{Yaml, YamlEmitter, YamlLoader};
 
 /// A supported config file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     Json,
     Yaml,
     Toml,
@@ -17,7 +17,7 @@ pub enum Format {
 
 impl Format {
     /// The format for `path`'s extension, or `None` for an unsupported one.
-    pub fn from_path(path: &Path) -> Option<Self> {
+    pub(crate) fn from_path(path: &Path) -> Option<Self> {
         let ext = path.extension()?.to_str()?.to_ascii_lowercase();
         match ext.as_str() {
             "json" => Some(Self::Json),
@@ -30,7 +30,7 @@ impl Format {
 
 /// Parses `text` in `format` into a JSON value. Nulls are dropped from
 /// objects (a `key: ~` means "unset", as in Centrifugo).
-pub fn parse(text: &str, format: Format) -> Result<Value, String> {
+pub(crate) fn parse(text: &str, format: Format) -> Result<Value, String> {
     let value = match format {
         Format::Json => serde_json::from_str::<Value>(text).map_err(|e| e.to_string())?,
         Format::Yaml => {
@@ -54,7 +54,7 @@ pub fn parse(text: &str, format: Format) -> Result<Value, String> {
 }
 
 /// Serializes `value` (an object) in `format`; JSON uses 2-space indents.
-pub fn render(value: &Value, format: Format) -> Result<String, String> {
+pub(crate) fn render(value: &Value, format: Format) -> Result<String, String> {
     match format {
         Format::Json => serde_json::to_string_pretty(value).map_err(|e| e.to_string()),
         Format::Toml => toml::to_string(value).map_err(|e| e.to_string()),

@@ -53,8 +53,9 @@ impl Class {
         })
     }
 
+    #[cfg(test)]
     /// The word used in the table.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Implemented => "implemented",
             Self::Rotor => "rotor",
@@ -66,7 +67,7 @@ impl Class {
 
 /// The value type of a key, as Centrifugo declares it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ValueKind {
+pub(crate) enum ValueKind {
     Bool,
     Int,
     Float,
@@ -93,7 +94,7 @@ impl ValueKind {
     }
 
     /// How an env variable or flag text for this key is parsed.
-    pub fn env_kind(self) -> Kind {
+    pub(crate) fn env_kind(self) -> Kind {
         match self {
             Self::Bool => Kind::Bool,
             Self::Int => Kind::Int,
@@ -110,10 +111,10 @@ impl ValueKind {
 pub struct Row {
     /// Dotted path, `[]` for array items.
     pub key: &'static str,
-    pub kind: ValueKind,
+    pub(crate) kind: ValueKind,
     /// Centrifugo's default as written in its sources (empty: the zero
     /// value); for strings, `a|b` lists values that mean the same.
-    pub default: &'static str,
+    pub(crate) default: &'static str,
     pub class: Class,
     /// Why (for refused and warned keys), shown in the message.
     pub note: &'static str,
@@ -121,11 +122,12 @@ pub struct Row {
 
 impl Row {
     /// Whether `value` differs from the default.
-    pub fn is_set(&self, value: &Value) -> bool {
+    pub(crate) fn is_set(&self, value: &Value) -> bool {
         differs(self.kind, self.default, value)
     }
 
     /// A value of the right type that differs from the default (for tests).
+    #[cfg(any(test, feature = "conformance"))]
     pub fn sample(&self) -> Value {
         match self.kind {
             ValueKind::Bool => Value::Bool(self.default != "true"),
@@ -157,7 +159,7 @@ pub fn row(key: &str) -> Option<&'static Row> {
 }
 
 /// Whether `norm` is a key of the table or an object holding some.
-pub fn knows(norm: &str) -> bool {
+pub(crate) fn knows(norm: &str) -> bool {
     if row(norm).is_some() {
         return true;
     }
@@ -232,7 +234,7 @@ fn differs(kind: ValueKind, default: &str, value: &Value) -> bool {
 
 /// A key that is set and refused or warned about.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
+pub(crate) struct Finding {
     /// The concrete path, `consumers[0].type`.
     pub key: String,
     /// Why.
@@ -241,19 +243,19 @@ pub struct Finding {
 
 /// What the table says about one merged configuration tree.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Audit {
+pub(crate) struct Audit {
     /// Set keys Rotor refuses (loading must fail).
-    pub refused: Vec<Finding>,
+    pub(crate) refused: Vec<Finding>,
     /// Set keys with no effect (one warning each).
-    pub warned: Vec<Finding>,
+    pub(crate) warned: Vec<Finding>,
     /// Keys in no row of the table.
-    pub unknown: Vec<String>,
+    pub(crate) unknown: Vec<String>,
 }
 
 impl Audit {
     /// The refusal for [`super::ConfigError`] (first key, message naming
     /// every refused key with its reason), or `None`.
-    pub fn refusal(&self) -> Option<(String, String)> {
+    pub(crate) fn refusal(&self) -> Option<(String, String)> {
         let first = self.refused.first()?;
         let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
         for f in &self.refused {
@@ -280,7 +282,7 @@ impl Audit {
 }
 
 /// Walks the merged tree against the table.
-pub fn audit(tree: &Value) -> Audit {
+pub(crate) fn audit(tree: &Value) -> Audit {
     let mut out = Audit::default();
     walk(tree, tree, "", "", &mut out);
     out
@@ -365,6 +367,7 @@ fn switched_on(root: &Value, path: &str) -> bool {
 /// A config tree that sets every key of `rows` (array items as item 0) to
 /// its [`Row::sample`], with each `enabled` switch above them turned on.
 /// Returns the tree and the concrete paths set.
+#[cfg(any(test, feature = "conformance"))]
 pub fn sample_tree<'a>(rows: impl IntoIterator<Item = &'a Row>) -> (Value, Vec<String>) {
     let mut tree = Value::Object(serde_json::Map::new());
     let mut paths = Vec::new();
@@ -385,6 +388,7 @@ pub fn sample_tree<'a>(rows: impl IntoIterator<Item = &'a Row>) -> (Value, Vec<S
 }
 
 /// Sets `path` (`a.b[0].c`) in `tree`, creating objects and array items.
+#[cfg(any(test, feature = "conformance"))]
 fn put(tree: &mut Value, path: &str, value: Value) {
     let mut cur = tree;
     let parts: Vec<&str> = path.split('.').collect();
@@ -420,7 +424,7 @@ fn put(tree: &mut Value, path: &str, value: Value) {
 }
 
 /// `consumers[0].type` → `consumers[].type`.
-pub fn normalize(path: &str) -> String {
+pub(crate) fn normalize(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
     let mut in_index = false;
     for c in path.chars() {
@@ -438,7 +442,7 @@ pub fn normalize(path: &str) -> String {
 }
 
 /// The value at a concrete path with `[i]` indexes.
-pub fn lookup<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
+pub(crate) fn lookup<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
     let mut cur = root;
     for part in path.split('.') {
         let (name, index) = match part.split_once('[') {

@@ -23,14 +23,14 @@ use super::validate::validate;
 pub struct Loaded {
     pub config: Config,
     /// False when the config file does not exist (defaults/env/flags used).
-    pub file_found: bool,
+    pub(crate) file_found: bool,
     /// Key paths in the file the config does not know (sorted).
-    pub unknown_keys: Vec<String>,
+    pub(crate) unknown_keys: Vec<String>,
     /// `CENTRIFUGO_*` variables that match no key (sorted).
-    pub unknown_env: Vec<String>,
+    pub(crate) unknown_env: Vec<String>,
     /// One warning per set key that has no effect in Rotor (key table
     /// class `warned`).
-    pub no_effect: Vec<String>,
+    pub(crate) no_effect: Vec<String>,
 }
 
 /// Loads and validates: file at `path`, the process environment plus

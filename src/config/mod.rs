@@ -4,14 +4,14 @@
 
 mod channel_rules;
 mod duration;
-pub mod env;
+pub(crate) mod env;
 mod error;
-pub mod formats;
+pub(crate) mod formats;
 pub mod keys;
 mod load;
 pub(crate) mod pem;
 mod schema;
-pub mod types;
+pub(crate) mod types;
 mod validate;
 
 pub use duration::Duration;

@@ -22,7 +22,7 @@ pub(crate) fn is_pem(bytes: &[u8]) -> bool {
 
 /// The PEM bytes `value` stands for; the error says why not (the caller
 /// names the key).
-pub(crate) fn load(value: &str) -> Result<Vec<u8>, String> {
+pub fn load(value: &str) -> Result<Vec<u8>, String> {
     if is_pem(value.as_bytes()) {
         return Ok(value.as_bytes().to_vec());
     }

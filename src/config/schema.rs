@@ -15,7 +15,7 @@ use super::types::{Namespace, RpcNamespace};
 /// text is parsed as. The loader takes the typed model's leaves first, so
 /// these only add what the typed model keeps as free-form JSON (`engine.redis`,
 /// `client.proxy`, ...) and the keys Rotor refuses or warns about.
-pub fn extra_leaves() -> Vec<(String, Kind)> {
+pub(crate) fn extra_leaves() -> Vec<(String, Kind)> {
     leaves_of(keys::rows().iter().map(|r| (r.key, r)))
         .into_iter()
         .filter(|(k, _)| !NAMED_ARRAYS.contains(&k.as_str()))
@@ -40,7 +40,7 @@ fn leaves_of<'a>(paths: impl Iterator<Item = (&'a str, &'a keys::Row)>) -> Vec<(
 }
 
 /// Keys of one item of the named array at `array` (e.g. `channel.namespaces`).
-pub fn item_leaves(array: &str) -> Vec<(String, Kind)> {
+pub(crate) fn item_leaves(array: &str) -> Vec<(String, Kind)> {
     let typed = |v: Result<Value, serde_json::Error>| v.map(|v| leaves(&v)).unwrap_or_default();
     match array {
         "channel.namespaces" => typed(serde_json::to_value(Namespace::default())),
@@ -58,7 +58,7 @@ pub fn item_leaves(array: &str) -> Vec<(String, Kind)> {
 
 /// The typed schema of a named array's items for the unknown-key check, or
 /// `None` when items are free-form.
-pub fn item_schema(array: &str) -> Option<Value> {
+pub(crate) fn item_schema(array: &str) -> Option<Value> {
     match array {
         "channel.namespaces" => serde_json::to_value(Namespace::default()).ok(),
         "rpc.namespaces" => serde_json::to_value(RpcNamespace::default()).ok(),

@@ -20,7 +20,7 @@ use crate::engine::redis::RedisSettings;
 
 /// The PUB/SUB + history part.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BrokerChoice {
+pub(crate) enum BrokerChoice {
     /// In-process broker (one node).
     Memory,
     /// Redis; `section` is the object it was read from (`engine.redis` or
@@ -37,7 +37,7 @@ pub enum BrokerChoice {
 
 /// The presence part.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PresenceChoice {
+pub(crate) enum PresenceChoice {
     /// In-process presence (one node).
     Memory,
     /// Redis, read from `section` (`engine.redis` or
@@ -52,11 +52,11 @@ pub enum PresenceChoice {
 
 /// What a node runs on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Backends {
+pub(crate) struct Backends {
     /// PUB/SUB and history.
-    pub broker: BrokerChoice,
+    pub(crate) broker: BrokerChoice,
     /// Presence.
-    pub presence: PresenceChoice,
+    pub(crate) presence: PresenceChoice,
 }
 
 /// Names an engine settings error `(key, message)` under `section`.
@@ -75,7 +75,7 @@ fn redis(section: &'static str, cfg: &RedisConfig) -> Result<RedisSettings, Conf
 
 impl Backends {
     /// Reads the engine, broker and presence manager sections.
-    pub fn from_config(cfg: &Config) -> Result<Self, ConfigError> {
+    pub(crate) fn from_config(cfg: &Config) -> Result<Self, ConfigError> {
         let engine_redis = match cfg.engine.kind {
             EngineType::Redis => Some(redis("engine.redis", &cfg.engine.redis)?),
             EngineType::Memory => None,
@@ -134,7 +134,7 @@ impl Backends {
 
     /// The Redis settings broker and presence can share one connection set
     /// under: both on Redis with identical settings.
-    pub fn shared_redis(&self) -> Option<&RedisSettings> {
+    pub(crate) fn shared_redis(&self) -> Option<&RedisSettings> {
         match (&self.broker, &self.presence) {
             (
                 BrokerChoice::Redis { settings: b, .. },

@@ -15,15 +15,15 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 pub use crate::proto::client::{ClientInfo, Publication};
-pub use backends::{Backends, BrokerChoice, PresenceChoice};
+pub(crate) use backends::{Backends, BrokerChoice, PresenceChoice};
 
-pub mod backends;
+pub(crate) mod backends;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
-pub mod memory;
+pub(crate) mod memory;
 pub mod nats;
 pub mod redis;
-pub mod settings;
+pub(crate) mod settings;
 
 /// Position in a channel stream.
 ///
@@ -43,35 +43,35 @@ pub struct StreamPosition {
 pub struct PublishOptions {
     /// Keep at most this many publications in the channel stream; 0 with a
     /// zero `history_ttl` means no history (offsets are not assigned).
-    pub history_size: usize,
+    pub(crate) history_size: usize,
     /// How long publications stay in history; zero means no history.
-    pub history_ttl: Duration,
+    pub(crate) history_ttl: Duration,
     /// How long the stream meta (epoch, top offset) outlives activity; zero
     /// means the engine default.
-    pub history_meta_ttl: Duration,
+    pub(crate) history_meta_ttl: Duration,
     /// Publisher info (for client publications).
-    pub client_info: Option<ClientInfo>,
+    pub(crate) client_info: Option<ClientInfo>,
     /// Publication tags.
-    pub tags: BTreeMap<String, String>,
+    pub(crate) tags: BTreeMap<String, String>,
     /// With a key: a publish with the same key within
     /// `idempotent_result_ttl` is not repeated and returns the first result.
-    pub idempotency_key: Option<String>,
+    pub(crate) idempotency_key: Option<String>,
     /// How long an idempotency key is remembered; zero means 5 minutes.
-    pub idempotent_result_ttl: Duration,
+    pub(crate) idempotent_result_ttl: Duration,
     /// Ask subscribers that negotiated delta to receive a delta.
-    pub use_delta: bool,
+    pub(crate) use_delta: bool,
     /// With history: a publication whose `version` is not greater than the
     /// last accepted version of the same `version_epoch` in this channel is
     /// stale and dropped (`suppressed`, current position returned). 0 = no
     /// version check.
-    pub version: u64,
+    pub(crate) version: u64,
     /// Scope of `version`: a new epoch starts a new sequence.
-    pub version_epoch: String,
+    pub(crate) version_epoch: String,
 }
 
 impl PublishOptions {
     /// True when this publication goes to a channel stream with history.
-    pub fn with_history(&self) -> bool {
+    pub(crate) fn with_history(&self) -> bool {
         self.history_size > 0 && !self.history_ttl.is_zero()
     }
 }
@@ -94,10 +94,10 @@ pub struct HistoryFilter {
 #[derive(Debug, Clone, Default)]
 pub struct HistoryOptions {
     /// What to read.
-    pub filter: HistoryFilter,
+    pub(crate) filter: HistoryFilter,
     /// Meta TTL of the stream (extends the meta lifetime on read); zero means
     /// the engine default.
-    pub meta_ttl: Duration,
+    pub(crate) meta_ttl: Duration,
 }
 
 /// Result of a history query.
@@ -256,7 +256,7 @@ pub trait PresenceManager: Send + Sync + 'static {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PresenceStats {
     /// Connections present.
-    pub num_clients: u32,
+    pub(crate) num_clients: u32,
     /// Distinct users among them.
-    pub num_users: u32,
+    pub(crate) num_users: u32,
 }

@@ -35,13 +35,13 @@ enum Mode {
 
 /// The API key layer (see the module docs for the rules).
 #[derive(Debug, Clone)]
-pub struct ApiKeyLayer {
+pub(crate) struct ApiKeyLayer {
     mode: Mode,
 }
 
 impl ApiKeyLayer {
     /// HTTP API rules for `key`; `insecure` turns the check off.
-    pub fn http(key: &str, insecure: bool) -> Self {
+    pub(crate) fn http(key: &str, insecure: bool) -> Self {
         let mode = if insecure {
             Mode::Open
         } else {
@@ -51,7 +51,7 @@ impl ApiKeyLayer {
     }
 
     /// gRPC API rules; an empty `key` turns the check off.
-    pub fn grpc(key: &str) -> Self {
+    pub(crate) fn grpc(key: &str) -> Self {
         let mode = if key.is_empty() {
             Mode::Open
         } else {
@@ -74,7 +74,7 @@ impl<S> Layer<S> for ApiKeyLayer {
 
 /// The service produced by [`ApiKeyLayer`].
 #[derive(Debug, Clone)]
-pub struct ApiKey<S> {
+pub(crate) struct ApiKey<S> {
     inner: S,
     mode: Mode,
 }
@@ -109,7 +109,7 @@ fn unescape(s: &str) -> Vec<u8> {
 }
 
 /// The HTTP API key rules.
-pub fn http_authorized(key: &[u8], headers: &HeaderMap, uri: &Uri) -> bool {
+pub(crate) fn http_authorized(key: &[u8], headers: &HeaderMap, uri: &Uri) -> bool {
     if key.is_empty() {
         return false;
     }

@@ -21,14 +21,14 @@ use super::{BoxFuture, Protocol, Refusal};
 
 /// Refuses HTTP requests whose body exceeds a byte limit.
 #[derive(Debug, Clone, Copy)]
-pub struct BodyLimitLayer {
+pub(crate) struct BodyLimitLayer {
     max: Option<usize>,
     declared_max: Option<usize>,
 }
 
 impl BodyLimitLayer {
     /// At most `max` bytes; 0 means unlimited.
-    pub fn new(max: usize) -> Self {
+    pub(crate) fn new(max: usize) -> Self {
         Self {
             max: (max > 0).then_some(max),
             declared_max: None,
@@ -36,7 +36,7 @@ impl BodyLimitLayer {
     }
 
     /// Also refuses a `Content-Length` above `limit`.
-    pub fn declared_at_most(self, limit: usize) -> Self {
+    pub(crate) fn declared_at_most(self, limit: usize) -> Self {
         Self {
             declared_max: Some(limit),
             ..self
@@ -58,7 +58,7 @@ impl<S> Layer<S> for BodyLimitLayer {
 
 /// The service of [`BodyLimitLayer`].
 #[derive(Debug, Clone)]
-pub struct BodyLimitService<S> {
+pub(crate) struct BodyLimitService<S> {
     inner: S,
     max: Option<usize>,
     declared_max: Option<usize>,

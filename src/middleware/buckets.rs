@@ -27,7 +27,7 @@ struct Bucket {
 
 /// The outcome of [`Buckets::take`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// A token was taken.
     Allowed,
     /// No token; one will be available after this long.
@@ -36,7 +36,7 @@ pub enum Decision {
 
 /// Token buckets keyed by `K`.
 #[derive(Debug)]
-pub struct Buckets<K> {
+pub(crate) struct Buckets<K> {
     capacity: f64,
     /// Tokens per second.
     per_sec: f64,
@@ -48,7 +48,7 @@ pub struct Buckets<K> {
 impl<K: Hash + Eq + Clone> Buckets<K> {
     /// `rate` tokens per `interval`, up to `capacity`, tracking at most about
     /// `max_keys` keys. `rate` and `interval` must be positive.
-    pub fn new(rate: u64, interval: Duration, capacity: u64, max_keys: usize) -> Self {
+    pub(crate) fn new(rate: u64, interval: Duration, capacity: u64, max_keys: usize) -> Self {
         let secs = interval.as_secs_f64().max(f64::MIN_POSITIVE);
         Self {
             capacity: capacity.max(1) as f64,
@@ -66,7 +66,7 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
     }
 
     /// Takes one token for `key`.
-    pub fn take(&self, key: &K) -> Decision {
+    pub(crate) fn take(&self, key: &K) -> Decision {
         let now = Instant::now();
         let shard = &self.shards[(self.hasher.hash_one(key) as usize) & (SHARDS - 1)];
         let mut map = shard.lock();
@@ -107,14 +107,10 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
         }
     }
 
+    #[cfg(test)]
     /// Keys tracked right now.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.shards.iter().map(|s| s.lock().len()).sum()
-    }
-
-    /// True when no key is tracked.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

@@ -22,7 +22,7 @@ pub struct ClientIp(pub IpAddr);
 
 /// Trusted proxy addresses and networks.
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies {
+pub(crate) struct TrustedProxies {
     nets: Vec<(IpAddr, u8)>,
 }
 
@@ -33,7 +33,7 @@ fn canonical(ip: IpAddr) -> IpAddr {
 impl TrustedProxies {
     /// From `middleware.client_ip.trusted_proxies` (entries that do not
     /// parse are skipped; config validation reports them).
-    pub fn new(list: &[String]) -> Self {
+    pub(crate) fn new(list: &[String]) -> Self {
         Self {
             nets: list
                 .iter()
@@ -44,12 +44,12 @@ impl TrustedProxies {
     }
 
     /// True when nothing is trusted.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.nets.is_empty()
     }
 
     /// True when `ip` lies in one of the trusted networks.
-    pub fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         self.nets.iter().any(|&(net, bits)| match (net, ip) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
@@ -66,7 +66,7 @@ impl TrustedProxies {
 }
 
 /// The TCP peer address recorded by axum or tonic, if any.
-pub fn peer_addr<B>(req: &Request<B>) -> Option<IpAddr> {
+pub(crate) fn peer_addr<B>(req: &Request<B>) -> Option<IpAddr> {
     let ext = req.extensions();
     let addr: Option<SocketAddr> = ext
         .get::<ConnectInfo<SocketAddr>>()
@@ -107,7 +107,7 @@ fn forwarded(headers: &HeaderMap, trusted: &TrustedProxies) -> Option<IpAddr> {
 
 /// The client address of `req` under `trusted` (see the module docs).
 /// `None` when the transport recorded no peer address.
-pub fn resolve<B>(req: &Request<B>, trusted: &TrustedProxies) -> Option<IpAddr> {
+pub(crate) fn resolve<B>(req: &Request<B>, trusted: &TrustedProxies) -> Option<IpAddr> {
     let peer = peer_addr(req)?;
     if trusted.is_empty() || !trusted.contains(peer) {
         return Some(peer);
@@ -117,13 +117,13 @@ pub fn resolve<B>(req: &Request<B>, trusted: &TrustedProxies) -> Option<IpAddr> 
 
 /// Adds [`ClientIp`] to each request.
 #[derive(Debug, Clone)]
-pub struct ClientIpLayer {
+pub(crate) struct ClientIpLayer {
     trusted: Arc<TrustedProxies>,
 }
 
 impl ClientIpLayer {
     /// Trusting forwarding headers from `trusted` peers only.
-    pub fn new(trusted: TrustedProxies) -> Self {
+    pub(crate) fn new(trusted: TrustedProxies) -> Self {
         Self {
             trusted: Arc::new(trusted),
         }

@@ -23,24 +23,24 @@ use crate::node::limits::{Admission, Permit};
 /// A connection slot handed from the layer to the transport (request
 /// extension).
 #[derive(Debug, Clone)]
-pub struct ConnPermit(Arc<Mutex<Option<Permit>>>);
+pub(crate) struct ConnPermit(Arc<Mutex<Option<Permit>>>);
 
 impl ConnPermit {
     /// Takes the slot out (once).
-    pub fn take(&self) -> Option<Permit> {
+    pub(crate) fn take(&self) -> Option<Permit> {
         self.0.lock().take()
     }
 }
 
 /// The refusal response for a connection over the node limits.
-pub fn refused() -> Response<Body> {
+pub(crate) fn refused() -> Response<Body> {
     metrics::counter!("centrifugo_node_client_connection_limit").increment(1);
     Refusal::CONNECTION_LIMIT.response(Protocol::Http, None)
 }
 
 /// The permit the layer put in `req`, or — when the route has no
 /// [`ConnLimitLayer`] — one admitted now; `Err` is the 503 response.
-pub fn take_permit<B>(
+pub(crate) fn take_permit<B>(
     req: &mut Request<B>,
     admission: &Arc<Admission>,
 ) -> Result<Permit, Response<Body>> {
@@ -57,13 +57,13 @@ pub fn take_permit<B>(
 
 /// Admits or refuses connection requests.
 #[derive(Debug, Clone)]
-pub struct ConnLimitLayer {
+pub(crate) struct ConnLimitLayer {
     admission: Arc<Admission>,
 }
 
 impl ConnLimitLayer {
     /// Using the node's admission state.
-    pub fn new(admission: Arc<Admission>) -> Self {
+    pub(crate) fn new(admission: Arc<Admission>) -> Self {
         Self { admission }
     }
 }
@@ -81,7 +81,7 @@ impl<S> Layer<S> for ConnLimitLayer {
 
 /// The service of [`ConnLimitLayer`].
 #[derive(Debug, Clone)]
-pub struct ConnLimitService<S> {
+pub(crate) struct ConnLimitService<S> {
     inner: S,
     admission: Arc<Admission>,
 }

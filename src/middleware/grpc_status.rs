@@ -19,7 +19,7 @@ use tower::{Layer, Service};
 
 /// Wraps a gRPC service in [`GrpcStatus`].
 #[derive(Debug, Clone, Copy, Default)]
-pub struct GrpcStatusLayer;
+pub(crate) struct GrpcStatusLayer;
 
 impl<S> Layer<S> for GrpcStatusLayer {
     type Service = GrpcStatus<S>;
@@ -31,7 +31,7 @@ impl<S> Layer<S> for GrpcStatusLayer {
 
 /// The service of [`GrpcStatusLayer`].
 #[derive(Debug, Clone)]
-pub struct GrpcStatus<S> {
+pub(crate) struct GrpcStatus<S> {
     inner: S,
 }
 

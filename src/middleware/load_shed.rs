@@ -15,14 +15,14 @@ use super::{BoxFuture, Protocol, Refusal, RefusalBody};
 
 /// Bounds concurrent requests, refusing the excess.
 #[derive(Debug, Clone)]
-pub struct LoadShedLayer {
+pub(crate) struct LoadShedLayer {
     slots: Option<Arc<Semaphore>>,
     protocol: Protocol,
 }
 
 impl LoadShedLayer {
     /// At most `max_in_flight` requests at once; 0 means unlimited.
-    pub fn new(max_in_flight: usize, protocol: Protocol) -> Self {
+    pub(crate) fn new(max_in_flight: usize, protocol: Protocol) -> Self {
         Self {
             slots: (max_in_flight > 0).then(|| Arc::new(Semaphore::new(max_in_flight))),
             protocol,

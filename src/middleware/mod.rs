@@ -6,18 +6,18 @@
 //! status (trailers-only response) for the gRPC API. On connection routes the
 //! stack runs once per upgrade request, never per WebSocket frame.
 
-pub mod api_key;
-pub mod body_limit;
-pub mod buckets;
-pub mod client_ip;
-pub mod conn_limit;
-pub mod grpc_status;
-pub mod load_shed;
+pub(crate) mod api_key;
+pub(crate) mod body_limit;
+pub(crate) mod buckets;
+pub(crate) mod client_ip;
+pub(crate) mod conn_limit;
+pub(crate) mod grpc_status;
+pub(crate) mod load_shed;
 pub mod otel;
-pub mod rate_limit;
+pub(crate) mod rate_limit;
 pub mod stack;
-pub mod timeout;
-pub mod trace;
+pub(crate) mod timeout;
+pub(crate) mod trace;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -26,11 +26,11 @@ use axum::http::{HeaderValue, Response, StatusCode, header};
 use bytes::Bytes;
 
 /// The boxed future the layers' services return.
-pub type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'static>>;
+pub(crate) type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'static>>;
 
 /// Which protocol a layer answers refusals in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
+pub(crate) enum Protocol {
     /// Plain HTTP: the refusal is an HTTP status with a short text body.
     Http,
     /// gRPC: HTTP 200 carrying `grpc-status` / `grpc-message`.
@@ -38,7 +38,7 @@ pub enum Protocol {
 }
 
 /// A response body type the layers can build refusals with.
-pub trait RefusalBody: Default + Send + 'static {
+pub(crate) trait RefusalBody: Default + Send + 'static {
     /// A body holding `text`.
     fn text(text: &'static str) -> Self;
 }
@@ -59,56 +59,56 @@ impl RefusalBody for tonic::body::Body {
 
 /// A refused request, built in the layer's protocol.
 #[derive(Debug, Clone, Copy)]
-pub struct Refusal {
+pub(crate) struct Refusal {
     /// HTTP status (HTTP protocol).
-    pub status: StatusCode,
+    pub(crate) status: StatusCode,
     /// gRPC status code (gRPC protocol).
-    pub grpc: tonic::Code,
+    pub(crate) grpc: tonic::Code,
     /// Short human-readable reason (body text / `grpc-message`).
-    pub message: &'static str,
+    pub(crate) message: &'static str,
 }
 
 impl Refusal {
     /// HTTP 429 / `RESOURCE_EXHAUSTED`.
-    pub const TOO_MANY_REQUESTS: Self = Self {
+    pub(crate) const TOO_MANY_REQUESTS: Self = Self {
         status: StatusCode::TOO_MANY_REQUESTS,
         grpc: tonic::Code::ResourceExhausted,
         message: "too many requests",
     };
     /// HTTP 413 (HTTP only).
-    pub const PAYLOAD_TOO_LARGE: Self = Self {
+    pub(crate) const PAYLOAD_TOO_LARGE: Self = Self {
         status: StatusCode::PAYLOAD_TOO_LARGE,
         grpc: tonic::Code::ResourceExhausted,
         message: "request body too large",
     };
     /// HTTP 413 / `RESOURCE_EXHAUSTED`: a batch over
     /// `middleware.batch.max_commands`.
-    pub const TOO_MANY_COMMANDS: Self = Self {
+    pub(crate) const TOO_MANY_COMMANDS: Self = Self {
         status: StatusCode::PAYLOAD_TOO_LARGE,
         grpc: tonic::Code::ResourceExhausted,
         message: "too many commands in batch",
     };
     /// HTTP 504 / `DEADLINE_EXCEEDED`.
-    pub const TIMEOUT: Self = Self {
+    pub(crate) const TIMEOUT: Self = Self {
         status: StatusCode::GATEWAY_TIMEOUT,
         grpc: tonic::Code::DeadlineExceeded,
         message: "request timed out",
     };
     /// HTTP 503 / `UNAVAILABLE` (load shedding).
-    pub const OVERLOADED: Self = Self {
+    pub(crate) const OVERLOADED: Self = Self {
         status: StatusCode::SERVICE_UNAVAILABLE,
         grpc: tonic::Code::Unavailable,
         message: "server overloaded",
     };
     /// HTTP 503 (connection limits).
-    pub const CONNECTION_LIMIT: Self = Self {
+    pub(crate) const CONNECTION_LIMIT: Self = Self {
         status: StatusCode::SERVICE_UNAVAILABLE,
         grpc: tonic::Code::Unavailable,
         message: "connection limit reached",
     };
 
     /// The response in `protocol`, with `Retry-After` (seconds) if given.
-    pub fn response<B: RefusalBody>(
+    pub(crate) fn response<B: RefusalBody>(
         self,
         protocol: Protocol,
         retry_after: Option<u64>,

@@ -68,7 +68,7 @@ fn unsupported_protocol() -> Option<String> {
 /// Starts OTLP export when configured. Returns the guard (or `None` when
 /// export is off) and warnings to log once logging is up. Must run inside a
 /// Tokio runtime.
-pub fn init(cfg: &OpenTelemetry) -> Result<(Option<OtelGuard>, Vec<String>), String> {
+pub(crate) fn init(cfg: &OpenTelemetry) -> Result<(Option<OtelGuard>, Vec<String>), String> {
     if !(cfg.enabled && cfg.api) {
         return Ok((None, Vec::new()));
     }

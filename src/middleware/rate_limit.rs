@@ -26,7 +26,7 @@ use super::{Protocol, Refusal, RefusalBody};
 use crate::config::RateLimit;
 
 /// The API key a request carries, if any (same sources as the auth layer).
-pub fn api_key<B>(req: &Request<B>) -> Option<&str> {
+pub(crate) fn api_key<B>(req: &Request<B>) -> Option<&str> {
     if let Some(k) = header_key(req.headers()) {
         return Some(k);
     }
@@ -61,7 +61,7 @@ struct Limits {
 
 /// Rate limiting in `protocol`'s refusal form.
 #[derive(Debug, Clone)]
-pub struct RateLimitLayer {
+pub(crate) struct RateLimitLayer {
     limits: Option<Arc<Limits>>,
     protocol: Protocol,
 }
@@ -69,15 +69,16 @@ pub struct RateLimitLayer {
 impl RateLimitLayer {
     /// From the config section; with both limits off the layer passes
     /// everything through.
-    pub fn new(cfg: &RateLimit, protocol: Protocol) -> Self {
+    pub(crate) fn new(cfg: &RateLimit, protocol: Protocol) -> Self {
         Self {
             limits: Self::limits(cfg).map(Arc::new),
             protocol,
         }
     }
 
+    #[cfg(test)]
     /// True when some limit is on.
-    pub fn is_enabled(&self) -> bool {
+    pub(crate) fn is_enabled(&self) -> bool {
         self.limits.is_some()
     }
 

@@ -59,7 +59,7 @@ pub fn api_http(router: Router, cfg: &Config) -> Router {
 }
 
 /// The service [`GrpcStack`] wraps `S` in.
-pub type GrpcService<S> =
+pub(crate) type GrpcService<S> =
     TraceService<ClientIpService<RateLimitService<TimeoutService<LoadShedService<S>>>>>;
 
 /// The gRPC API stack as one tower layer.
@@ -100,7 +100,7 @@ pub fn grpc(cfg: &Config) -> GrpcStack {
 /// admission (`client.connection_limit` / `connection_rate_limit`, HTTP
 /// 503). Transports take the admitted slot with
 /// [`super::conn_limit::take_permit`].
-pub fn client(router: Router, admission: &Arc<Admission>) -> Router {
+pub(crate) fn client(router: Router, admission: &Arc<Admission>) -> Router {
     router.route_layer(
         ServiceBuilder::new()
             .layer(TraceLayer)

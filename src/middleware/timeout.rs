@@ -19,14 +19,14 @@ use super::{BoxFuture, Protocol, Refusal, RefusalBody};
 
 /// Times requests out after a fixed duration.
 #[derive(Debug, Clone, Copy)]
-pub struct TimeoutLayer {
+pub(crate) struct TimeoutLayer {
     after: Option<Duration>,
     protocol: Protocol,
 }
 
 impl TimeoutLayer {
     /// Refuses in `protocol` after `after`; zero means no timeout.
-    pub fn new(after: Duration, protocol: Protocol) -> Self {
+    pub(crate) fn new(after: Duration, protocol: Protocol) -> Self {
         Self {
             after: (!after.is_zero()).then_some(after),
             protocol,

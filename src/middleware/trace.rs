@@ -20,7 +20,7 @@ use super::BoxFuture;
 use super::client_ip::peer_addr;
 
 /// The `tracing` target of request spans (log output leaves them out).
-pub const TARGET: &str = "rotor::middleware::trace";
+pub(crate) const TARGET: &str = "rotor::middleware::trace";
 
 struct HeaderExtractor<'a>(&'a HeaderMap);
 
@@ -35,14 +35,14 @@ impl Extractor for HeaderExtractor<'_> {
 }
 
 /// The remote parent context carried by `headers`, if any.
-pub fn remote_parent(headers: &HeaderMap) -> Option<opentelemetry::Context> {
+pub(crate) fn remote_parent(headers: &HeaderMap) -> Option<opentelemetry::Context> {
     let cx = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
     cx.span().span_context().is_valid().then_some(cx)
 }
 
 /// Wraps each request in a span.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct TraceLayer;
+pub(crate) struct TraceLayer;
 
 impl<S> Layer<S> for TraceLayer {
     type Service = TraceService<S>;

@@ -31,7 +31,7 @@ pub const INBOX_FRAMES: usize = 32;
 
 /// Why emulated commands were not delivered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EmulationError {
+pub(crate) enum EmulationError {
     /// No live node has this id (HTTP 404: the SDK reconnects).
     #[error("unknown node")]
     UnknownNode,
@@ -53,7 +53,7 @@ pub enum EmulationError {
 /// full inbox; [`EmulationError::Forward`] for a broker failure. It must be
 /// bounded in time (a broker request timeout).
 #[async_trait::async_trait]
-pub trait EmulationForwarder: Send + Sync {
+pub(crate) trait EmulationForwarder: Send + Sync {
     /// Hands `data` (encoded commands) for `session` to the node `node`.
     async fn forward(&self, node: &str, session: &str, data: Bytes) -> Result<(), EmulationError>;
 }
@@ -76,7 +76,7 @@ impl std::fmt::Debug for Emulation {
 
 /// Keeps a session's inbox registered; removes it when dropped.
 #[derive(Debug)]
-pub struct InboxGuard {
+pub(crate) struct InboxGuard {
     inboxes: Arc<Mutex<HashMap<Arc<str>, mpsc::Sender<Bytes>>>>,
     session: Arc<str>,
 }
@@ -90,7 +90,7 @@ impl Drop for InboxGuard {
 impl Emulation {
     /// Registers the inbox of the local emulated connection `session`.
     /// Session ids are fresh UUIDs, so a clash replaces nothing live.
-    pub fn register(&self, session: &str) -> (InboxGuard, mpsc::Receiver<Bytes>) {
+    pub(crate) fn register(&self, session: &str) -> (InboxGuard, mpsc::Receiver<Bytes>) {
         let (tx, rx) = mpsc::channel(INBOX_FRAMES);
         let session: Arc<str> = Arc::from(session);
         self.inboxes.lock().insert(session.clone(), tx);
@@ -102,7 +102,7 @@ impl Emulation {
     }
 
     /// Emulated connections registered on this node.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.inboxes.lock().len()
     }
 
@@ -118,13 +118,13 @@ impl Emulation {
 
     /// Installs the cluster forwarder (once; later calls are ignored and
     /// return false).
-    pub fn set_forwarder(&self, forwarder: Arc<dyn EmulationForwarder>) -> bool {
+    pub(crate) fn set_forwarder(&self, forwarder: Arc<dyn EmulationForwarder>) -> bool {
         self.forwarder.set(forwarder).is_ok()
     }
 
     /// Puts `data` in the inbox of the local `session`. A session this node
     /// does not have (any more) is not an error.
-    pub fn deliver(&self, session: &str, data: Bytes) -> Result<(), EmulationError> {
+    pub(crate) fn deliver(&self, session: &str, data: Bytes) -> Result<(), EmulationError> {
         let Some(tx) = self.inboxes.lock().get(session).cloned() else {
             return Ok(());
         };
@@ -142,7 +142,7 @@ impl Node {
     /// Routes emulated commands to the connection `session` on the node
     /// `node_id`: delivered locally when that is this node, else handed to
     /// the cluster forwarder ([`EmulationError::UnknownNode`] without one).
-    pub async fn route_emulation(
+    pub(crate) async fn route_emulation(
         &self,
         node_id: &str,
         session: &str,
@@ -159,7 +159,11 @@ impl Node {
 
     /// Delivers emulated commands to a connection of this node (what a
     /// forwarder calls on the target node).
-    pub fn deliver_emulation(&self, session: &str, data: Bytes) -> Result<(), EmulationError> {
+    pub(crate) fn deliver_emulation(
+        &self,
+        session: &str,
+        data: Bytes,
+    ) -> Result<(), EmulationError> {
         self.emulation.deliver(session, data)
     }
 }

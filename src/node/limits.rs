@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 
 /// Why a connection was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refused {
+pub(crate) enum Refused {
     /// Too many open connections.
     Limit,
     /// Too many new connections per second.
@@ -28,7 +28,7 @@ struct Bucket {
 
 /// Admission state shared by all transports.
 #[derive(Debug)]
-pub struct Admission {
+pub(crate) struct Admission {
     limit: usize,
     open: AtomicUsize,
     rate: usize,
@@ -37,7 +37,7 @@ pub struct Admission {
 
 /// Held for the life of a connection; releases its slot on drop.
 #[derive(Debug)]
-pub struct Permit {
+pub(crate) struct Permit {
     admission: Arc<Admission>,
 }
 
@@ -49,7 +49,7 @@ impl Drop for Permit {
 
 impl Admission {
     /// Limits of 0 mean unlimited.
-    pub fn new(limit: usize, rate: usize) -> Self {
+    pub(crate) fn new(limit: usize, rate: usize) -> Self {
         Self {
             limit,
             open: AtomicUsize::new(0),
@@ -62,7 +62,7 @@ impl Admission {
     }
 
     /// Admits one connection or says why not.
-    pub fn admit(self: &Arc<Self>) -> Result<Permit, Refused> {
+    pub(crate) fn admit(self: &Arc<Self>) -> Result<Permit, Refused> {
         if self.rate > 0 {
             let mut b = self.bucket.lock();
             let now = Instant::now();
@@ -84,8 +84,9 @@ impl Admission {
         })
     }
 
+    #[cfg(test)]
     /// Connections currently admitted.
-    pub fn open(&self) -> usize {
+    pub(crate) fn open(&self) -> usize {
         self.open.load(Ordering::Acquire)
     }
 }

@@ -9,7 +9,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
-pub use crate::auth::Verifiers;
+pub(crate) use crate::auth::Verifiers;
 use crate::channel::{ChannelRules, ResolvedOptions};
 use crate::config::Config;
 use crate::engine::{
@@ -21,14 +21,14 @@ use crate::protocol::Disconnect;
 use crate::proxy::Proxies;
 use crate::settings::Settings;
 
-pub mod cluster;
+pub(crate) mod cluster;
 pub mod control;
 pub mod emulation;
 mod engines;
-pub mod limits;
+pub(crate) mod limits;
 
 /// Version reported to clients in connect replies.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Lock stripes serializing hub membership changes with engine
 /// subscribe/unsubscribe for the same channel.
@@ -49,9 +49,9 @@ pub struct Node {
     presence: Arc<dyn PresenceManager>,
     sub_locks: Vec<tokio::sync::Mutex<()>>,
     /// Admission of new connections (limits shared by every transport).
-    pub admission: Arc<limits::Admission>,
+    pub(crate) admission: Arc<limits::Admission>,
     /// Cancelled when the node shuts down.
-    pub shutdown: CancellationToken,
+    pub(crate) shutdown: CancellationToken,
     /// When the node was built (for the uptime in `info`).
     started: std::time::Instant,
     /// Every configured proxy (event hook).
@@ -59,7 +59,7 @@ pub struct Node {
     /// Emulated connections' inboxes and the cluster forwarder.
     pub emulation: emulation::Emulation,
     /// Other nodes of the cluster and the control bus (none on one node).
-    pub cluster: cluster::Cluster,
+    pub(crate) cluster: cluster::Cluster,
 }
 
 impl std::fmt::Debug for Node {
@@ -85,16 +85,6 @@ impl Node {
                 .map_err(|e| format!("engine: control channel: {e}"))?;
         }
         Ok(node)
-    }
-
-    /// Builds a node on the given engine.
-    pub async fn with_engine(
-        config: Config,
-        broker: Arc<dyn Broker>,
-        presence: Arc<dyn PresenceManager>,
-    ) -> Result<Arc<Self>, String> {
-        let settings = Settings::resolve(&config)?;
-        Self::assemble(config, settings, broker, presence).await
     }
 
     async fn assemble(
@@ -148,7 +138,7 @@ impl Node {
     }
 
     /// The configuration in force.
-    pub fn config(&self) -> &Config {
+    pub(crate) fn config(&self) -> &Config {
         &self.config
     }
 
@@ -158,17 +148,17 @@ impl Node {
     }
 
     /// Every configured proxy.
-    pub fn proxies(&self) -> &Proxies {
+    pub(crate) fn proxies(&self) -> &Proxies {
         &self.proxies
     }
 
     /// Token verifiers in force.
-    pub fn verifiers(&self) -> Arc<Verifiers> {
+    pub(crate) fn verifiers(&self) -> Arc<Verifiers> {
         self.verifiers.load_full()
     }
 
     /// Swaps the reloadable parts (channel options and token keys).
-    pub fn reload(&self, cfg: &Config) -> Result<(), String> {
+    pub(crate) fn reload(&self, cfg: &Config) -> Result<(), String> {
         let rules = ChannelRules::new(&cfg.channel)?;
         let verifiers = Verifiers::new(cfg)?;
         self.rules.store(Arc::new(rules));
@@ -188,7 +178,7 @@ impl Node {
     /// channel's first here), subscribing this node in the engine when it
     /// is; if that fails, the subscriber is removed again. The channel's
     /// lock orders this with [`Node::remove_subscription`].
-    pub async fn add_subscription(
+    pub(crate) async fn add_subscription(
         &self,
         channel: &str,
         client_id: &str,
@@ -206,7 +196,7 @@ impl Node {
 
     /// Removes a local subscriber, unsubscribing this node in the engine
     /// when it was the last.
-    pub async fn remove_subscription(&self, channel: &str, client_id: &str) {
+    pub(crate) async fn remove_subscription(&self, channel: &str, client_id: &str) {
         let _guard = self.sub_lock(channel).lock().await;
         if self.hub.remove_subscriber(channel, client_id)
             && let Err(e) = self.broker.unsubscribe(channel).await
@@ -249,17 +239,25 @@ impl Node {
     }
 
     /// Drops a channel's history.
-    pub async fn remove_history(&self, channel: &str) -> Result<(), EngineError> {
+    pub(crate) async fn remove_history(&self, channel: &str) -> Result<(), EngineError> {
         self.broker.remove_history(channel).await
     }
 
     /// Announces a join.
-    pub async fn publish_join(&self, channel: &str, info: &ClientInfo) -> Result<(), EngineError> {
+    pub(crate) async fn publish_join(
+        &self,
+        channel: &str,
+        info: &ClientInfo,
+    ) -> Result<(), EngineError> {
         self.broker.publish_join(channel, info).await
     }
 
     /// Announces a leave.
-    pub async fn publish_leave(&self, channel: &str, info: &ClientInfo) -> Result<(), EngineError> {
+    pub(crate) async fn publish_leave(
+        &self,
+        channel: &str,
+        info: &ClientInfo,
+    ) -> Result<(), EngineError> {
         self.broker.publish_leave(channel, info).await
     }
 
@@ -272,12 +270,12 @@ impl Node {
     }
 
     /// Presence counts.
-    pub async fn presence_stats(&self, channel: &str) -> Result<PresenceStats, EngineError> {
+    pub(crate) async fn presence_stats(&self, channel: &str) -> Result<PresenceStats, EngineError> {
         self.presence.presence_stats(channel).await
     }
 
     /// Adds or refreshes a presence entry.
-    pub async fn add_presence(
+    pub(crate) async fn add_presence(
         &self,
         channel: &str,
         client_id: &str,
@@ -287,7 +285,7 @@ impl Node {
     }
 
     /// Removes a presence entry.
-    pub async fn remove_presence(
+    pub(crate) async fn remove_presence(
         &self,
         channel: &str,
         client_id: &str,
@@ -299,7 +297,7 @@ impl Node {
     }
 
     /// Phase one of shutdown: every client is told to reconnect (3001).
-    pub fn shutdown_clients(&self) {
+    pub(crate) fn shutdown_clients(&self) {
         self.shutdown.cancel();
         self.hub.disconnect_all(&Disconnect::SHUTDOWN);
     }

@@ -12,7 +12,7 @@ use crate::proto::client::{Command, Push, Reply};
 
 /// Wire encoding of a connection; fixed for its lifetime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Encoding {
+pub(crate) enum Encoding {
     /// `\n`-separated JSON with raw embedded `data`.
     Json,
     /// Varint-length-delimited Protobuf.
@@ -21,7 +21,7 @@ pub enum Encoding {
 
 /// Why a frame could not be decoded. Always a protocol violation (3501).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
+pub(crate) enum DecodeError {
     /// Nothing in the frame.
     #[error("empty frame")]
     Empty,
@@ -35,7 +35,7 @@ pub enum DecodeError {
 
 /// Why a message could not be encoded for a connection.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EncodeError {
+pub(crate) enum EncodeError {
     /// The payload is not JSON and the connection speaks JSON (3506).
     #[error("payload is not valid JSON")]
     NotJson,
@@ -43,7 +43,7 @@ pub enum EncodeError {
 
 /// Decodes every command in `frame`, appending them to `out` in order.
 /// `limit` bounds the size of one Protobuf message.
-pub fn decode_commands(
+pub(crate) fn decode_commands(
     encoding: Encoding,
     frame: &[u8],
     limit: usize,
@@ -98,7 +98,7 @@ fn decode_protobuf(frame: &[u8], limit: usize, out: &mut Vec<Command>) -> Result
 
 /// Encodes one reply as a frame element: JSON text, or a length-prefixed
 /// Protobuf message, ready to be concatenated by [`FrameBuilder`].
-pub fn encode_reply(encoding: Encoding, reply: &Reply) -> Result<Bytes, EncodeError> {
+pub(crate) fn encode_reply(encoding: Encoding, reply: &Reply) -> Result<Bytes, EncodeError> {
     match encoding {
         Encoding::Json => serde_json::to_vec(reply)
             .map(Bytes::from)
@@ -108,7 +108,7 @@ pub fn encode_reply(encoding: Encoding, reply: &Reply) -> Result<Bytes, EncodeEr
 }
 
 /// Encodes a push wrapped in a Reply (the bidirectional form).
-pub fn encode_push(encoding: Encoding, push: Push) -> Result<Bytes, EncodeError> {
+pub(crate) fn encode_push(encoding: Encoding, push: Push) -> Result<Bytes, EncodeError> {
     encode_reply(
         encoding,
         &Reply {
@@ -119,7 +119,7 @@ pub fn encode_push(encoding: Encoding, push: Push) -> Result<Bytes, EncodeError>
 }
 
 /// The server ping: an empty Reply.
-pub fn ping_bytes(encoding: Encoding) -> Bytes {
+pub(crate) fn ping_bytes(encoding: Encoding) -> Bytes {
     match encoding {
         Encoding::Json => Bytes::from_static(b"{}"),
         Encoding::Protobuf => Bytes::from_static(&[0]),
@@ -128,7 +128,7 @@ pub fn ping_bytes(encoding: Encoding) -> Bytes {
 
 /// How messages are joined into one written frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
+pub(crate) enum Framing {
     /// One WebSocket message: JSON `\n`-joined; Protobuf length-delimited,
     /// concatenated.
     Message,
@@ -144,7 +144,7 @@ pub enum Framing {
 /// `Reply{push: P}` becomes the length-delimited `P`. Anything else (the
 /// ping, an empty Reply — which encodes the same as an empty Push) is
 /// returned unchanged. No copy: the result shares the input's buffer.
-pub fn unwrap_push(encoding: Encoding, msg: Bytes) -> Bytes {
+pub(crate) fn unwrap_push(encoding: Encoding, msg: Bytes) -> Bytes {
     match encoding {
         Encoding::Json => {
             const HEAD: &[u8] = b"{\"push\":";
@@ -175,7 +175,7 @@ pub fn unwrap_push(encoding: Encoding, msg: Bytes) -> Bytes {
 
 /// Splits a frame of length-delimited Protobuf messages into the messages
 /// (slices of the frame, no copy).
-pub fn split_delimited(frame: Bytes) -> Result<Vec<Bytes>, DecodeError> {
+pub(crate) fn split_delimited(frame: Bytes) -> Result<Vec<Bytes>, DecodeError> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < frame.len() {
@@ -196,7 +196,7 @@ pub fn split_delimited(frame: Bytes) -> Result<Vec<Bytes>, DecodeError> {
 
 /// Joins encoded messages into one frame.
 #[derive(Debug)]
-pub struct FrameBuilder {
+pub(crate) struct FrameBuilder {
     encoding: Encoding,
     framing: Framing,
     /// Strip the Reply envelope of pushes (unidirectional transports).
@@ -207,13 +207,14 @@ pub struct FrameBuilder {
 }
 
 impl FrameBuilder {
+    #[cfg(test)]
     /// An empty WebSocket-message frame of bidirectional replies.
-    pub fn new(encoding: Encoding) -> Self {
+    pub(crate) fn new(encoding: Encoding) -> Self {
         Self::framed(encoding, Framing::Message, false)
     }
 
     /// An empty frame with the given framing; `uni` sends pushes bare.
-    pub fn framed(encoding: Encoding, framing: Framing, uni: bool) -> Self {
+    pub(crate) fn framed(encoding: Encoding, framing: Framing, uni: bool) -> Self {
         Self {
             encoding,
             framing,
@@ -225,7 +226,7 @@ impl FrameBuilder {
     }
 
     /// Appends one encoded message.
-    pub fn push(&mut self, msg: Bytes) {
+    pub(crate) fn push(&mut self, msg: Bytes) {
         let msg = if self.uni {
             unwrap_push(self.encoding, msg)
         } else {
@@ -266,27 +267,27 @@ impl FrameBuilder {
 
     /// Makes room for about `bytes` more bytes, so a batch is gathered
     /// without growing the buffer step by step.
-    pub fn reserve(&mut self, bytes: usize) {
+    pub(crate) fn reserve(&mut self, bytes: usize) {
         self.buf.reserve(bytes);
     }
 
     /// Messages in the frame.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.count
     }
 
     /// True when nothing was pushed.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.count == 0
     }
 
     /// Bytes in the frame so far.
-    pub fn size(&self) -> usize {
+    pub(crate) fn size(&self) -> usize {
         self.first.as_ref().map_or(self.buf.len(), Bytes::len)
     }
 
     /// The frame; empty when nothing was pushed.
-    pub fn finish(&mut self) -> Bytes {
+    pub(crate) fn finish(&mut self) -> Bytes {
         self.count = 0;
         match self.first.take() {
             Some(b) => {

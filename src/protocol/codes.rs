@@ -46,7 +46,7 @@ pub enum ClientError {
 
 impl ClientError {
     /// Numeric code sent to the client.
-    pub fn code(&self) -> u32 {
+    pub(crate) fn code(&self) -> u32 {
         match self {
             Self::Internal => 100,
             Self::Unauthorized => 101,
@@ -66,7 +66,7 @@ impl ClientError {
     }
 
     /// Human text sent with the code.
-    pub fn message(&self) -> &str {
+    pub(crate) fn message(&self) -> &str {
         match self {
             Self::Internal => "internal server error",
             Self::Unauthorized => "unauthorized",
@@ -86,7 +86,7 @@ impl ClientError {
     }
 
     /// Whether the SDK may retry the same command.
-    pub fn temporary(&self) -> bool {
+    pub(crate) fn temporary(&self) -> bool {
         match self {
             Self::Internal | Self::TooManyRequests => true,
             Self::Custom { temporary, .. } => *temporary,
@@ -95,7 +95,7 @@ impl ClientError {
     }
 
     /// The wire form.
-    pub fn to_proto(&self) -> crate::proto::client::Error {
+    pub(crate) fn to_proto(&self) -> crate::proto::client::Error {
         crate::proto::client::Error {
             code: self.code(),
             message: self.message().to_string(),
@@ -118,60 +118,54 @@ impl std::error::Error for ClientError {}
 /// Codes below 3500 (and 4000–4499) tell the SDK to reconnect; 3500–3999
 /// and 4500–4999 are terminal.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Disconnect {
+pub(crate) struct Disconnect {
     /// Close code.
-    pub code: u32,
+    pub(crate) code: u32,
     /// Plain-text reason; must stay short to fit a WebSocket close frame
     /// (see [`Disconnect::custom`]).
-    pub reason: Cow<'static, str>,
+    pub(crate) reason: Cow<'static, str>,
 }
 
 impl Disconnect {
     /// Plain drop; never sent on the wire.
-    pub const CONNECTION_CLOSED: Self = Self::new(3000, "connection closed");
+    pub(crate) const CONNECTION_CLOSED: Self = Self::new(3000, "connection closed");
     /// Server going down; reconnect elsewhere.
-    pub const SHUTDOWN: Self = Self::new(3001, "shutdown");
+    pub(crate) const SHUTDOWN: Self = Self::new(3001, "shutdown");
     /// Unexpected server failure.
-    pub const SERVER_ERROR: Self = Self::new(3004, "internal server error");
+    pub(crate) const SERVER_ERROR: Self = Self::new(3004, "internal server error");
     /// Connection credentials expired and were not refreshed.
-    pub const EXPIRED: Self = Self::new(3005, "connection expired");
+    pub(crate) const EXPIRED: Self = Self::new(3005, "connection expired");
     /// A server-side subscription expired.
-    pub const SUB_EXPIRED: Self = Self::new(3006, "subscription expired");
+    pub(crate) const SUB_EXPIRED: Self = Self::new(3006, "subscription expired");
     /// The outbound queue overflowed.
-    pub const SLOW: Self = Self::new(3008, "slow");
+    pub(crate) const SLOW: Self = Self::new(3008, "slow");
     /// Writing to the socket failed or timed out.
-    pub const WRITE_ERROR: Self = Self::new(3009, "write error");
+    pub(crate) const WRITE_ERROR: Self = Self::new(3009, "write error");
     /// A gap was detected in a positioned stream.
-    pub const INSUFFICIENT_STATE: Self = Self::new(3010, "insufficient state");
-    /// Forced reconnect (server API).
-    pub const FORCE_RECONNECT: Self = Self::new(3011, "force reconnect");
+    pub(crate) const INSUFFICIENT_STATE: Self = Self::new(3010, "insufficient state");
     /// No pong within the pong timeout.
-    pub const NO_PONG: Self = Self::new(3012, "no pong");
+    pub(crate) const NO_PONG: Self = Self::new(3012, "no pong");
     /// Rate limited.
-    pub const TOO_MANY_REQUESTS: Self = Self::new(3013, "too many requests");
+    pub(crate) const TOO_MANY_REQUESTS: Self = Self::new(3013, "too many requests");
     /// Invalid connection or subscription token.
-    pub const INVALID_TOKEN: Self = Self::new(3500, "invalid token");
+    pub(crate) const INVALID_TOKEN: Self = Self::new(3500, "invalid token");
     /// Protocol violation.
-    pub const BAD_REQUEST: Self = Self::new(3501, "bad request");
+    pub(crate) const BAD_REQUEST: Self = Self::new(3501, "bad request");
     /// No connect command within the stale delay.
-    pub const STALE: Self = Self::new(3502, "stale");
-    /// Forced disconnect without reconnect (server API).
-    pub const FORCE_NO_RECONNECT: Self = Self::new(3503, "force disconnect");
+    pub(crate) const STALE: Self = Self::new(3502, "stale");
     /// Too many connections for this user.
-    pub const CONNECTION_LIMIT: Self = Self::new(3504, "connection limit");
+    pub(crate) const CONNECTION_LIMIT: Self = Self::new(3504, "connection limit");
     /// Too many server-side channels.
-    pub const CHANNEL_LIMIT: Self = Self::new(3505, "channel limit");
+    pub(crate) const CHANNEL_LIMIT: Self = Self::new(3505, "channel limit");
     /// Data the connection's encoding cannot carry (binary to JSON).
-    pub const INAPPROPRIATE_PROTOCOL: Self = Self::new(3506, "inappropriate protocol");
+    pub(crate) const INAPPROPRIATE_PROTOCOL: Self = Self::new(3506, "inappropriate protocol");
     /// Permission denied at connect.
-    pub const PERMISSION_DENIED: Self = Self::new(3507, "permission denied");
+    pub(crate) const PERMISSION_DENIED: Self = Self::new(3507, "permission denied");
     /// Feature not available (e.g. `send` without a handler).
-    pub const NOT_AVAILABLE: Self = Self::new(3508, "not available");
-    /// Too many errors.
-    pub const TOO_MANY_ERRORS: Self = Self::new(3509, "too many errors");
+    pub(crate) const NOT_AVAILABLE: Self = Self::new(3508, "not available");
 
     /// A disconnect with the given code and reason.
-    pub const fn new(code: u32, reason: &'static str) -> Self {
+    pub(crate) const fn new(code: u32, reason: &'static str) -> Self {
         Self {
             code,
             reason: Cow::Borrowed(reason),
@@ -181,7 +175,7 @@ impl Disconnect {
     /// A disconnect with a reason chosen at run time (e.g. by the server
     /// API). The reason is cut to [`Disconnect::MAX_REASON`] bytes at a
     /// character boundary so that it fits a WebSocket close frame.
-    pub fn custom(code: u32, reason: &str) -> Self {
+    pub(crate) fn custom(code: u32, reason: &str) -> Self {
         let mut end = reason.len().min(Self::MAX_REASON);
         while !reason.is_char_boundary(end) {
             end -= 1;
@@ -194,15 +188,16 @@ impl Disconnect {
 
     /// Longest reason a WebSocket close frame carries (125 bytes of payload
     /// minus the 2-byte code).
-    pub const MAX_REASON: usize = 123;
+    pub(crate) const MAX_REASON: usize = 123;
 
+    #[cfg(test)]
     /// Whether the SDK will reconnect after this code.
-    pub fn reconnect(&self) -> bool {
+    pub(crate) fn reconnect(&self) -> bool {
         matches!(self.code, 0..=3499 | 4000..=4499 | 5000..)
     }
 
     /// The Disconnect push form, for non-WebSocket transports.
-    pub fn to_proto(&self) -> crate::proto::client::Disconnect {
+    pub(crate) fn to_proto(&self) -> crate::proto::client::Disconnect {
         crate::proto::client::Disconnect {
             code: self.code,
             reason: self.reason.to_string(),
@@ -220,26 +215,26 @@ impl fmt::Display for Disconnect {
 /// Codes of the Unsubscribe push. Below 2500 the SDK stays unsubscribed; from
 /// 2500 it resubscribes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Unsubscribe {
+pub(crate) struct Unsubscribe {
     /// Push code.
-    pub code: u32,
+    pub(crate) code: u32,
     /// Reason text.
-    pub reason: &'static str,
+    pub(crate) reason: &'static str,
 }
 
 impl Unsubscribe {
     /// Server unsubscribed the client (server API).
-    pub const SERVER: Self = Self {
+    pub(crate) const SERVER: Self = Self {
         code: 2000,
         reason: "server unsubscribe",
     };
     /// A gap was detected: resubscribe with recovery.
-    pub const INSUFFICIENT_STATE: Self = Self {
+    pub(crate) const INSUFFICIENT_STATE: Self = Self {
         code: 2500,
         reason: "insufficient state",
     };
     /// Subscription token expired: resubscribe with a fresh token.
-    pub const EXPIRED: Self = Self {
+    pub(crate) const EXPIRED: Self = Self {
         code: 2501,
         reason: "subscription expired",
     };

@@ -1,8 +1,8 @@
 //! The client protocol: codes and the frame codec.
 
-pub mod codes;
+pub(crate) mod codes;
 
-pub use codes::{ClientError, Disconnect, Unsubscribe};
-pub mod codec;
+pub(crate) use codes::{ClientError, Disconnect, Unsubscribe};
+pub(crate) mod codec;
 
-pub use codec::Encoding;
+pub(crate) use codec::Encoding;

@@ -22,8 +22,8 @@ mod grpc;
 mod headers;
 mod http_proxy;
 
-pub use crate::config::ProxyConfig;
-pub use pb::{
+pub(crate) use crate::config::ProxyConfig;
+pub(crate) use pb::{
     ConnectRequest, ConnectResponse, PublishRequest, PublishResponse, RefreshRequest,
     RefreshResponse, RpcRequest, RpcResponse, SubRefreshRequest, SubRefreshResponse,
     SubscribeRequest, SubscribeResponse,
@@ -31,7 +31,7 @@ pub use pb::{
 
 /// The name of the unnamed proxy of a section (`channel.proxy.<kind>`,
 /// `rpc.proxy`); reserved, so no `proxies[]` item can take it.
-pub use crate::config::DEFAULT_PROXY_NAME as DEFAULT_NAME;
+pub(crate) use crate::config::DEFAULT_PROXY_NAME as DEFAULT_NAME;
 
 /// What the session knows about the client, for forwarding (§3.6).
 /// Captured at connect time and reused for every later proxy call of the
@@ -55,7 +55,7 @@ impl CallContext {
     /// Builds a header map from name/value pairs (e.g. the emulated
     /// `headers` of a connect command), skipping pairs that are not valid
     /// HTTP headers. Names are lower-cased.
-    pub fn header_map<K: AsRef<str>, V: AsRef<str>>(
+    pub(crate) fn header_map<K: AsRef<str>, V: AsRef<str>>(
         pairs: impl IntoIterator<Item = (K, V)>,
     ) -> HeaderMap {
         let mut out = HeaderMap::new();
@@ -104,7 +104,7 @@ pub enum ProxyError {
 
 /// A response message carrying `result` / `error` / `disconnect`, which a
 /// status transform can fill.
-pub trait ProxyResponse:
+pub(crate) trait ProxyResponse:
     prost::Message + Default + serde::de::DeserializeOwned + Send + 'static
 {
     /// A response holding only `error`.
@@ -139,9 +139,9 @@ proxy_response!(
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Hook {
     /// `connect`, `refresh`, … (logs).
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// `/centrifugal.centrifugo.proxy.CentrifugoProxy/<Rpc>`.
-    pub path: &'static str,
+    pub(crate) path: &'static str,
 }
 
 macro_rules! hook {
@@ -190,7 +190,7 @@ impl ProxyClient {
     }
 
     /// The proxy's options.
-    pub fn config(&self) -> &ProxyConfig {
+    pub(crate) fn config(&self) -> &ProxyConfig {
         &self.cfg
     }
 
@@ -207,7 +207,7 @@ impl ProxyClient {
 
     /// Connection meta is to be included in requests
     /// (`include_connection_meta`).
-    pub fn include_connection_meta(&self) -> bool {
+    pub(crate) fn include_connection_meta(&self) -> bool {
         self.cfg.include_connection_meta
     }
 
@@ -270,7 +270,7 @@ impl ProxyClient {
     /// Opens a subscription stream (bidirectional when `bidirectional`);
     /// returns the backend's subscribe decision (its first message) and the
     /// open stream. Only gRPC proxies can stream.
-    pub async fn subscribe_stream(
+    pub(crate) async fn subscribe_stream(
         &self,
         ctx: &CallContext,
         req: SubscribeRequest,
@@ -323,7 +323,7 @@ impl ProxyClient {
 /// later messages and, for a bidirectional stream, the way up. Dropping it
 /// cancels the stream at the backend.
 #[derive(Debug)]
-pub struct SubscribeStream {
+pub(crate) struct SubscribeStream {
     replies: tonic::Streaming<pb::StreamSubscribeResponse>,
     upstream: Option<tokio::sync::mpsc::Sender<pb::StreamSubscribeRequest>>,
 }
@@ -331,7 +331,7 @@ pub struct SubscribeStream {
 impl SubscribeStream {
     /// Splits the stream into its reading half and, when bidirectional, its
     /// writing half.
-    pub fn split(self) -> (StreamReader, Option<StreamWriter>) {
+    pub(crate) fn split(self) -> (StreamReader, Option<StreamWriter>) {
         (
             StreamReader {
                 replies: self.replies,
@@ -343,14 +343,14 @@ impl SubscribeStream {
 
 /// The reading half of a subscription stream.
 #[derive(Debug)]
-pub struct StreamReader {
+pub(crate) struct StreamReader {
     replies: tonic::Streaming<pb::StreamSubscribeResponse>,
 }
 
 impl StreamReader {
     /// The next publication; `Ok(None)` when the backend ended the stream.
     /// Messages without a publication are skipped.
-    pub async fn next(&mut self) -> Result<Option<pb::Publication>, ProxyError> {
+    pub(crate) async fn next(&mut self) -> Result<Option<pb::Publication>, ProxyError> {
         loop {
             let msg = self.replies.message().await.map_err(|s| ProxyError::Grpc {
                 code: s.code(),
@@ -370,13 +370,13 @@ impl StreamReader {
 
 /// The writing half of a bidirectional subscription stream.
 #[derive(Debug, Clone)]
-pub struct StreamWriter {
+pub(crate) struct StreamWriter {
     tx: tokio::sync::mpsc::Sender<pb::StreamSubscribeRequest>,
 }
 
 impl StreamWriter {
     /// Sends client data up the stream (waits while the stream is full).
-    pub async fn publish(&self, data: bytes::Bytes) -> Result<(), ProxyError> {
+    pub(crate) async fn publish(&self, data: bytes::Bytes) -> Result<(), ProxyError> {
         let msg = pb::StreamSubscribeRequest {
             subscribe_request: None,
             publication: Some(pb::Publication {
@@ -471,7 +471,7 @@ impl Proxies {
 
     /// Whether any proxy forwards headers of the client's HTTP request, so
     /// transports must keep them.
-    pub fn forwards_headers(&self) -> bool {
+    pub(crate) fn forwards_headers(&self) -> bool {
         self.forwards_headers
     }
 
@@ -502,7 +502,7 @@ impl Proxies {
 
     /// The subscribe stream proxy called `name` (`""`/`default`:
     /// `channel.proxy.subscribe_stream`).
-    pub fn subscribe_stream(&self, name: &str) -> Option<&ProxyClient> {
+    pub(crate) fn subscribe_stream(&self, name: &str) -> Option<&ProxyClient> {
         self.pick(&self.subscribe_stream, name)
     }
 

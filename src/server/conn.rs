@@ -81,9 +81,9 @@ impl<T> ResponseBody for T where T: Body<Data = Bytes, Error: Into<BoxError>> + 
 /// The limits of every connection of one listener.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
-    pub header_read: Duration,
-    pub body_read: Duration,
-    pub idle: Duration,
+    pub(crate) header_read: Duration,
+    pub(crate) body_read: Duration,
+    pub(crate) idle: Duration,
 }
 
 /// What a listener speaks.
@@ -135,10 +135,10 @@ impl Close {
 
 /// One connection, as the accept loop hands it over.
 pub(crate) struct Accepted {
-    pub tcp: TcpStream,
-    pub peer: SocketAddr,
-    pub local: SocketAddr,
-    pub registration: Registration,
+    pub(crate) tcp: TcpStream,
+    pub(crate) peer: SocketAddr,
+    pub(crate) local: SocketAddr,
+    pub(crate) registration: Registration,
 }
 
 /// Serves `conn` until it ends, is closed by the limits or evicted, or

@@ -30,18 +30,18 @@ const WARN_EVERY: Duration = Duration::from_secs(5);
 /// What every listener of a server shares.
 #[derive(Debug, Clone)]
 pub(crate) struct Shared {
-    pub pending: Arc<Pending>,
-    pub limits: Limits,
-    pub stop: CancellationToken,
+    pub(crate) pending: Arc<Pending>,
+    pub(crate) limits: Limits,
+    pub(crate) stop: CancellationToken,
 }
 
 /// One listener: its socket, protocol, TLS, service and name (for logs).
 pub(crate) struct Listener<S> {
-    pub socket: TcpListener,
-    pub protocol: Protocol,
-    pub tls: Option<Arc<TlsSlot>>,
-    pub service: S,
-    pub name: &'static str,
+    pub(crate) socket: TcpListener,
+    pub(crate) protocol: Protocol,
+    pub(crate) tls: Option<Arc<TlsSlot>>,
+    pub(crate) service: S,
+    pub(crate) name: &'static str,
 }
 
 /// A warning logged at most every [`WARN_EVERY`], with how many were held

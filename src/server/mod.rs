@@ -69,17 +69,15 @@ fn parse_addr(address: &str, port: &str) -> Result<SocketAddr, String> {
 }
 
 /// Re-reads the configuration (for SIGHUP).
-pub type Reloader = Box<dyn Fn() -> Result<Config, String> + Send + Sync>;
+pub(crate) type Reloader = Box<dyn Fn() -> Result<Config, String> + Send + Sync>;
 
-/// Runs the server described by `config` until SIGINT or SIGTERM.
-pub async fn serve(config: Config) -> Result<(), String> {
-    serve_with_reload(config, None).await
-}
-
-/// Like [`serve`]; on SIGHUP, `reload` supplies a new configuration whose
+/// Runs the server described by `config` until SIGINT or SIGTERM. On SIGHUP, `reload` supplies a new configuration whose
 /// token keys, channel options and listener certificates replace the
 /// running ones.
-pub async fn serve_with_reload(config: Config, reload: Option<Reloader>) -> Result<(), String> {
+pub(crate) async fn serve_with_reload(
+    config: Config,
+    reload: Option<Reloader>,
+) -> Result<(), String> {
     let certs = Arc::new(tls::ListenerTls::new(&config)?);
     let listeners = Listeners::bind(&config)?;
     let node = Node::new(config).await?;
@@ -105,7 +103,7 @@ pub struct Listeners {
 
 impl Listeners {
     /// Binds every port `config` asks for.
-    pub fn bind(config: &Config) -> Result<Self, String> {
+    pub(crate) fn bind(config: &Config) -> Result<Self, String> {
         let hs = &config.http_server;
         let external = bind_at(&hs.address, &hs.port.to_string(), "http_server")?;
         let internal = if !hs.internal_port.is_empty() && hs.internal_port != hs.port.to_string() {

@@ -28,12 +28,12 @@ use super::pending::ConnState;
 /// adds the peer address and the body deadline, then calls `inner`.
 #[derive(Clone)]
 pub(super) struct Tracked<S> {
-    pub inner: S,
-    pub state: Arc<ConnState>,
-    pub peer: SocketAddr,
-    pub local: SocketAddr,
-    pub protocol: Protocol,
-    pub body_read: Duration,
+    pub(crate) inner: S,
+    pub(crate) state: Arc<ConnState>,
+    pub(crate) peer: SocketAddr,
+    pub(crate) local: SocketAddr,
+    pub(crate) protocol: Protocol,
+    pub(crate) body_read: Duration,
 }
 
 impl<S, B> hyper::service::Service<Request<Incoming>> for Tracked<S>

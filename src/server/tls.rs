@@ -276,7 +276,7 @@ impl ListenerTls {
 
 /// Builds every enabled `tls` object of the listeners, naming the key of
 /// the first that cannot be used.
-pub fn check(cfg: &Config) -> Result<(), String> {
+pub(crate) fn check(cfg: &Config) -> Result<(), String> {
     ListenerTls::new(cfg).map(drop)
 }
 

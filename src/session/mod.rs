@@ -30,12 +30,12 @@ mod proxy;
 mod proxy_channel;
 mod proxy_stream;
 pub(crate) mod publish;
-pub mod queue;
+pub(crate) mod queue;
 mod recovery;
 mod refresh;
 mod rpc;
 mod server_side;
-pub mod shared;
+pub(crate) mod shared;
 mod subscribe;
 mod timers;
 mod tokens;
@@ -46,7 +46,7 @@ use shared::{Ack, Pending, Shared};
 
 /// A command failed: either an error reply or the end of the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fail {
+pub(crate) enum Fail {
     /// Reply with this error; the connection stays.
     Error(ClientError),
     /// Close the connection.
@@ -67,22 +67,22 @@ impl From<Disconnect> for Fail {
 
 /// What the transport tells the session about itself.
 #[derive(Debug, Clone)]
-pub struct TransportInfo {
+pub(crate) struct TransportInfo {
     /// Transport name for metrics (`websocket`, `sse`, …).
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// Wire encoding.
-    pub encoding: Encoding,
+    pub(crate) encoding: Encoding,
     /// Emulated transports report session and node ids in the connect reply.
-    pub emulated: bool,
+    pub(crate) emulated: bool,
     /// Unidirectional transports: the connect result goes out as a Connect
     /// push (see [`Session::connect_uni`]), pings expect no pong, and the
     /// client sends no commands.
-    pub uni: bool,
+    pub(crate) uni: bool,
     /// Largest accepted message.
-    pub message_size_limit: usize,
+    pub(crate) message_size_limit: usize,
     /// Headers and peer address of the client's HTTP request, forwarded to
     /// proxies (empty when no proxy forwards headers).
-    pub call: Arc<CallContext>,
+    pub(crate) call: Arc<CallContext>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +113,7 @@ struct SubInfo {
 }
 
 /// One connection's protocol state.
-pub struct Session {
+pub(crate) struct Session {
     node: Arc<Node>,
     shared: Arc<Shared>,
     transport: TransportInfo,
@@ -147,7 +147,7 @@ impl std::fmt::Debug for Session {
 
 impl Session {
     /// A session waiting for its connect command.
-    pub fn new(node: Arc<Node>, transport: TransportInfo) -> Self {
+    pub(crate) fn new(node: Arc<Node>, transport: TransportInfo) -> Self {
         let cfg = node.config();
         let shared = Arc::new(Shared::new(
             uuid::Uuid::new_v4().to_string(),
@@ -176,17 +176,17 @@ impl Session {
     }
 
     /// Whether the connect command succeeded.
-    pub fn is_connected(&self) -> bool {
+    pub(crate) fn is_connected(&self) -> bool {
         matches!(self.status, Status::Connected)
     }
 
     /// The shared half (queue and delivery state).
-    pub fn shared(&self) -> &Arc<Shared> {
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
     }
 
     /// Handles one inbound frame: every command in it, in order.
-    pub async fn handle_frame(&mut self, frame: &[u8]) -> Result<(), Disconnect> {
+    pub(crate) async fn handle_frame(&mut self, frame: &[u8]) -> Result<(), Disconnect> {
         // A fresh Vec per frame: a Command is ~1 KB, and a buffer kept for
         // reuse would hold that capacity in every idle connection.
         let mut cmds = Vec::new();
@@ -288,7 +288,7 @@ impl Session {
     /// Handles work other tasks queued for this session: the cleanup after
     /// an insufficient-state unsubscribe, and server API operations (which
     /// are acknowledged once applied). Work queued meanwhile is handled too.
-    pub async fn on_signal(&mut self) {
+    pub(crate) async fn on_signal(&mut self) {
         loop {
             let pending = self.shared.take_pending();
             if pending.is_empty() {
@@ -319,7 +319,7 @@ impl Session {
 
     /// Cleans up after the connection ends: subscriptions, presence,
     /// leave events, hub registration.
-    pub async fn close(&mut self) {
+    pub(crate) async fn close(&mut self) {
         self.on_signal().await;
         let channels: Vec<String> = self.subs.keys().cloned().collect();
         for ch in channels {
@@ -398,7 +398,7 @@ fn ttl_secs(expire_at: i64) -> u32 {
 /// The deadline-driven parts are in `timers.rs`.
 impl Session {
     /// When [`Session::on_timer`] must run next.
-    pub fn next_deadline(&self) -> Instant {
+    pub(crate) fn next_deadline(&self) -> Instant {
         self.timers.next_deadline()
     }
 }

@@ -6,11 +6,11 @@ use crate::channel::ResolvedOptions;
 /// What the permission checks need to know about the client.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Who<'a> {
-    pub user: &'a str,
+    pub(crate) user: &'a str,
     /// The client is subscribed (or being subscribed) to the channel.
-    pub subscribed: bool,
+    pub(crate) subscribed: bool,
     /// `client.insecure` lifts the checks.
-    pub insecure: bool,
+    pub(crate) insecure: bool,
 }
 
 impl Who<'_> {

@@ -28,20 +28,20 @@ pub(super) const REFRESH_RETRY_SECS: i64 = 60;
 
 /// The header block of every client-context proxy request.
 pub(super) struct Head {
-    pub client: String,
-    pub transport: String,
-    pub protocol: String,
-    pub encoding: String,
+    pub(crate) client: String,
+    pub(crate) transport: String,
+    pub(crate) protocol: String,
+    pub(crate) encoding: String,
 }
 
 /// Who the connect proxy says the client is.
 pub(super) struct ProxyCredentials {
-    pub user: String,
-    pub info: Bytes,
-    pub data: Bytes,
-    pub expire_at: Option<i64>,
-    pub subs: BTreeMap<String, SubOptions>,
-    pub meta: Option<Bytes>,
+    pub(crate) user: String,
+    pub(crate) info: Bytes,
+    pub(crate) data: Bytes,
+    pub(crate) expire_at: Option<i64>,
+    pub(crate) subs: BTreeMap<String, SubOptions>,
+    pub(crate) meta: Option<Bytes>,
 }
 
 /// `b64` decoded when set, else `raw`; bad base64 is error 100.

@@ -25,7 +25,7 @@ use crate::protocol::codec::FrameBuilder;
 
 /// The queue is closed; nothing more will be written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Closed;
+pub(crate) struct Closed;
 
 #[derive(Debug)]
 struct Inner {
@@ -59,7 +59,7 @@ impl Inner {
 
 /// A bounded byte queue with a single consumer.
 #[derive(Debug)]
-pub struct Queue {
+pub(crate) struct Queue {
     inner: Mutex<Inner>,
     max_bytes: usize,
     /// Messages per drained frame; 0: no count limit.
@@ -68,7 +68,7 @@ pub struct Queue {
 
 /// Future of [`Queue::ready`].
 #[derive(Debug)]
-pub struct Ready<'a> {
+pub(crate) struct Ready<'a> {
     queue: &'a Queue,
 }
 
@@ -93,7 +93,7 @@ impl Future for Ready<'_> {
 
 /// What a drain produced.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Drained {
+pub(crate) enum Drained {
     /// Messages were appended to the frame (maybe none); `more` when the
     /// frame filled up before the queue emptied.
     Open { more: bool },
@@ -104,7 +104,7 @@ pub enum Drained {
 
 impl Queue {
     /// A queue that holds at most `max_bytes` (0 means 1 MiB).
-    pub fn new(max_bytes: usize) -> Self {
+    pub(crate) fn new(max_bytes: usize) -> Self {
         Self {
             inner: Mutex::new(Inner {
                 items: VecDeque::new(),
@@ -121,13 +121,13 @@ impl Queue {
     }
 
     /// At most `n` messages per drained frame (0: no count limit).
-    pub fn with_frame_message_limit(mut self, n: usize) -> Self {
+    pub(crate) fn with_frame_message_limit(mut self, n: usize) -> Self {
         self.max_messages = n;
         self
     }
 
     /// Appends a message. Overflow closes the queue with 3008.
-    pub fn push(&self, msg: Bytes) -> Result<(), Closed> {
+    pub(crate) fn push(&self, msg: Bytes) -> Result<(), Closed> {
         let mut inner = self.inner.lock();
         if inner.closed.is_some() {
             return Err(Closed);
@@ -153,7 +153,7 @@ impl Queue {
     /// Closes the queue. What is queued is still written, except after a
     /// slow-consumer disconnect (which the first close already decided).
     /// The first close wins.
-    pub fn close(&self, disconnect: Disconnect) {
+    pub(crate) fn close(&self, disconnect: Disconnect) {
         let mut inner = self.inner.lock();
         if inner.closed.is_none() {
             if disconnect == Disconnect::SLOW {
@@ -170,34 +170,34 @@ impl Queue {
     /// Until `until` (write batching; `None` ends it), pushes do not wake
     /// the writer: it writes when its wait ends. Closing the queue still
     /// wakes it.
-    pub fn hold(&self, until: Option<Instant>) {
+    pub(crate) fn hold(&self, until: Option<Instant>) {
         self.inner.lock().hold_until = until;
     }
 
     /// Messages per drained frame; 0: no count limit.
-    pub fn max_messages(&self) -> usize {
+    pub(crate) fn max_messages(&self) -> usize {
         self.max_messages
     }
 
     /// The end of the writer's batching wait, if one is on.
-    pub fn hold_until(&self) -> Option<Instant> {
+    pub(crate) fn hold_until(&self) -> Option<Instant> {
         self.inner.lock().hold_until
     }
 
     /// The disconnect the queue was closed with, if any.
-    pub fn closed(&self) -> Option<Disconnect> {
+    pub(crate) fn closed(&self) -> Option<Disconnect> {
         self.inner.lock().closed.clone()
     }
 
     /// Waits until something is queued or the queue is closed. A wake-up
     /// may be spurious; drain and check.
-    pub fn ready(&self) -> Ready<'_> {
+    pub(crate) fn ready(&self) -> Ready<'_> {
         Ready { queue: self }
     }
 
     /// Moves queued messages into `frame` until it holds about `max_frame`
     /// bytes or the message limit; at least one message is always taken.
-    pub fn drain(&self, frame: &mut FrameBuilder, max_frame: usize) -> Drained {
+    pub(crate) fn drain(&self, frame: &mut FrameBuilder, max_frame: usize) -> Drained {
         let mut inner = self.inner.lock();
         if frame.is_empty() && inner.items.len() > 1 {
             // Room for the whole batch (messages plus separators) at once.
@@ -225,8 +225,9 @@ impl Queue {
         }
     }
 
+    #[cfg(test)]
     /// Bytes waiting to be written.
-    pub fn len_bytes(&self) -> usize {
+    pub(crate) fn len_bytes(&self) -> usize {
         self.inner.lock().bytes
     }
 }

@@ -31,14 +31,18 @@ use super::queue::Queue;
 
 /// A publication encoded once per encoding, shared by all subscribers.
 #[derive(Debug, Default)]
-pub struct Prepared {
+pub(crate) struct Prepared {
     json: std::sync::OnceLock<Result<Bytes, EncodeError>>,
     protobuf: std::sync::OnceLock<Bytes>,
 }
 
 impl Prepared {
     /// The encoded push for `encoding`, built on first use.
-    pub fn get(&self, encoding: Encoding, build: impl Fn() -> Push) -> Result<Bytes, EncodeError> {
+    pub(crate) fn get(
+        &self,
+        encoding: Encoding,
+        build: impl Fn() -> Push,
+    ) -> Result<Bytes, EncodeError> {
         match encoding {
             Encoding::Json => self
                 .json
@@ -57,7 +61,7 @@ impl Prepared {
 /// session task removes it there; [`Slot::retire`] makes it deliver nothing
 /// in the meantime.
 #[derive(Debug, Default)]
-pub struct Slot {
+pub(crate) struct Slot {
     delivery: Mutex<Delivery>,
 }
 
@@ -79,27 +83,27 @@ impl Slot {
 
 /// Delivery state of one subscription.
 #[derive(Debug, Default)]
-pub struct Delivery {
+pub(crate) struct Delivery {
     /// False while the subscribe is in progress: live publications are held
     /// in `buffer` (positioned subscriptions) or dropped.
-    pub active: bool,
+    pub(crate) active: bool,
     /// Publications that arrived during the subscribe, for merging.
-    pub buffer: Option<Vec<(Arc<Publication>, StreamPosition)>>,
+    pub(crate) buffer: Option<Vec<(Arc<Publication>, StreamPosition)>>,
     /// Track offsets and detect gaps.
-    pub positioned: bool,
+    pub(crate) positioned: bool,
     /// Last delivered offset.
-    pub offset: u64,
+    pub(crate) offset: u64,
     /// Stream epoch the client holds.
-    pub epoch: String,
+    pub(crate) epoch: String,
     /// Push join/leave events to this client.
-    pub push_join_leave: bool,
+    pub(crate) push_join_leave: bool,
     /// Created by the server (token, personal channel): gaps disconnect.
-    pub server_side: bool,
+    pub(crate) server_side: bool,
 }
 
 /// Something the session task must do that cannot be done under a lock.
 #[derive(Debug)]
-pub enum Pending {
+pub(crate) enum Pending {
     /// The subscription was dropped after an Unsubscribe push; finish the
     /// cleanup (hub, engine, presence).
     Unsubscribed(String),
@@ -111,17 +115,17 @@ pub enum Pending {
 /// Tells a waiting control call that its operation was applied. Dropping
 /// it unsent also ends the wait (the operation will never be applied).
 #[derive(Debug)]
-pub struct Ack(tokio::sync::oneshot::Sender<()>);
+pub(crate) struct Ack(tokio::sync::oneshot::Sender<()>);
 
 impl Ack {
     /// An acknowledgement and the receiver that waits for it.
-    pub fn new() -> (Self, tokio::sync::oneshot::Receiver<()>) {
+    pub(crate) fn new() -> (Self, tokio::sync::oneshot::Receiver<()>) {
         let (tx, rx) = tokio::sync::oneshot::channel();
         (Self(tx), rx)
     }
 
     /// Signals the waiter.
-    pub fn done(self) {
+    pub(crate) fn done(self) {
         let _ = self.0.send(());
     }
 }
@@ -136,15 +140,15 @@ struct State {
 
 /// Shared half of a session.
 #[derive(Debug)]
-pub struct Shared {
+pub(crate) struct Shared {
     /// Client id (UUID).
-    pub id: Arc<str>,
+    pub(crate) id: Arc<str>,
     /// Wire encoding.
-    pub encoding: Encoding,
+    pub(crate) encoding: Encoding,
     /// Outbound queue.
-    pub queue: Queue,
+    pub(crate) queue: Queue,
     /// Wakes the session task to handle `pending`.
-    pub signal: Notify,
+    pub(crate) signal: Notify,
     state: Mutex<State>,
     user: parking_lot::RwLock<Arc<str>>,
     session: parking_lot::RwLock<Arc<str>>,
@@ -152,7 +156,7 @@ pub struct Shared {
 
 impl Shared {
     /// A new session's shared half.
-    pub fn new(id: String, encoding: Encoding, queue: Queue) -> Self {
+    pub(crate) fn new(id: String, encoding: Encoding, queue: Queue) -> Self {
         Self {
             id: id.into(),
             encoding,
@@ -165,29 +169,29 @@ impl Shared {
     }
 
     /// User id (empty before connect and for anonymous clients).
-    pub fn user(&self) -> Arc<str> {
+    pub(crate) fn user(&self) -> Arc<str> {
         self.user.read().clone()
     }
 
     /// Sets the user id at connect.
-    pub fn set_user(&self, user: &str) {
+    pub(crate) fn set_user(&self, user: &str) {
         *self.user.write() = Arc::from(user);
     }
 
     /// Session id: set on emulated transports only (as in Centrifugo, where
     /// a bidirectional WebSocket connection has none).
-    pub fn session(&self) -> Arc<str> {
+    pub(crate) fn session(&self) -> Arc<str> {
         self.session.read().clone()
     }
 
     /// Sets the session id at connect.
-    pub fn set_session(&self, session: &str) {
+    pub(crate) fn set_session(&self, session: &str) {
         *self.session.write() = Arc::from(session);
     }
 
     /// Hands a control operation to the session task. Returns false (and
     /// drops `ack`, which ends the wait) when the session already finished.
-    pub fn push_control(&self, control: Control, ack: Ack) -> bool {
+    pub(crate) fn push_control(&self, control: Control, ack: Ack) -> bool {
         let mut st = self.state.lock();
         if st.finished {
             return false;
@@ -199,25 +203,25 @@ impl Shared {
     }
 
     /// Takes what is pending for the last time: later work is refused.
-    pub fn finish(&self) -> Vec<Pending> {
+    pub(crate) fn finish(&self) -> Vec<Pending> {
         let mut st = self.state.lock();
         st.finished = true;
         std::mem::take(&mut st.pending)
     }
 
     /// Closes the connection with `disconnect` after what is queued.
-    pub fn disconnect(&self, disconnect: Disconnect) {
+    pub(crate) fn disconnect(&self, disconnect: Disconnect) {
         self.queue.close(disconnect);
     }
 
     /// Enqueues an encoded reply or push.
-    pub fn send(&self, bytes: Bytes) {
+    pub(crate) fn send(&self, bytes: Bytes) {
         let _ = self.queue.push(bytes);
     }
 
     /// Encodes and enqueues a reply; a payload the encoding cannot carry
     /// closes the connection with 3506.
-    pub fn send_reply(&self, reply: &Reply) {
+    pub(crate) fn send_reply(&self, reply: &Reply) {
         match encode_reply(self.encoding, reply) {
             Ok(b) => self.send(b),
             Err(_) => self.disconnect(Disconnect::INAPPROPRIATE_PROTOCOL),
@@ -225,28 +229,28 @@ impl Shared {
     }
 
     /// Number of subscriptions (including ones being set up).
-    pub fn channel_count(&self) -> usize {
+    pub(crate) fn channel_count(&self) -> usize {
         self.state.lock().channels.len()
     }
 
     /// True when subscribed or subscribing to `channel`.
-    pub fn has_channel(&self, channel: &str) -> bool {
+    pub(crate) fn has_channel(&self, channel: &str) -> bool {
         self.state.lock().channels.contains_key(channel)
     }
 
     /// True when the subscription to `channel` is live.
-    pub fn is_active(&self, channel: &str) -> bool {
+    pub(crate) fn is_active(&self, channel: &str) -> bool {
         self.slot(channel)
             .is_some_and(|slot| slot.delivery.lock().active)
     }
 
     /// The delivery slot of a subscription (live or being set up).
-    pub fn slot(&self, channel: &str) -> Option<Arc<Slot>> {
+    pub(crate) fn slot(&self, channel: &str) -> Option<Arc<Slot>> {
         self.state.lock().channels.get(channel).cloned()
     }
 
     /// Registers a subscription in progress. Returns false if one exists.
-    pub fn begin_subscription(&self, channel: &str, delivery: Delivery) -> bool {
+    pub(crate) fn begin_subscription(&self, channel: &str, delivery: Delivery) -> bool {
         let mut st = self.state.lock();
         if st.channels.contains_key(channel) {
             return false;
@@ -257,18 +261,13 @@ impl Shared {
     }
 
     /// Forgets a subscription; returns whether it existed.
-    pub fn remove_subscription(&self, channel: &str) -> bool {
+    pub(crate) fn remove_subscription(&self, channel: &str) -> bool {
         let removed = self.state.lock().channels.remove(channel);
         removed.map(|slot| slot.retire()).is_some()
     }
 
-    /// Channels currently held.
-    pub fn channels(&self) -> Vec<String> {
-        self.state.lock().channels.keys().cloned().collect()
-    }
-
     /// Takes the pending work list.
-    pub fn take_pending(&self) -> Vec<Pending> {
+    pub(crate) fn take_pending(&self) -> Vec<Pending> {
         std::mem::take(&mut self.state.lock().pending)
     }
 
@@ -277,7 +276,7 @@ impl Shared {
     /// enqueued inside `f` (through [`Shared::send`]) precede every live
     /// publication of a channel that `f` marks active. `None` when one of
     /// the channels is no longer held.
-    pub fn with_deliveries<R>(
+    pub(crate) fn with_deliveries<R>(
         &self,
         channels: &[&str],
         f: impl FnOnce(&mut [&mut Delivery]) -> R,
@@ -296,7 +295,7 @@ impl Shared {
     }
 
     /// Hub fan-out of one publication to this session's subscription `slot`.
-    pub fn deliver_publication(
+    pub(crate) fn deliver_publication(
         &self,
         slot: &Slot,
         channel: &str,
@@ -340,7 +339,12 @@ impl Shared {
     }
 
     /// Hub fan-out of a join or leave push (already encoded per encoding).
-    pub fn deliver_join_leave(&self, slot: &Slot, prepared: &Prepared, build: impl Fn() -> Push) {
+    pub(crate) fn deliver_join_leave(
+        &self,
+        slot: &Slot,
+        prepared: &Prepared,
+        build: impl Fn() -> Push,
+    ) {
         let d = slot.delivery.lock();
         if !(d.active && d.push_join_leave) {
             return;
@@ -355,14 +359,14 @@ impl Shared {
     }
 
     /// The position check found the client behind the stream.
-    pub fn mark_insufficient(&self, channel: &str) {
+    pub(crate) fn mark_insufficient(&self, channel: &str) {
         if let Some(slot) = self.slot(channel) {
             self.insufficient_state(&slot, channel);
         }
     }
 
     /// Position of a live positioned subscription.
-    pub fn position(&self, channel: &str) -> Option<StreamPosition> {
+    pub(crate) fn position(&self, channel: &str) -> Option<StreamPosition> {
         let slot = self.slot(channel)?;
         let d = slot.delivery.lock();
         (d.active && d.positioned).then(|| StreamPosition {
@@ -373,7 +377,7 @@ impl Shared {
 
     /// Sends an Unsubscribe push for `channel` and drops it; the session
     /// task finishes the cleanup.
-    pub fn unsubscribe_push(&self, channel: &str, unsubscribe: Unsubscribe) {
+    pub(crate) fn unsubscribe_push(&self, channel: &str, unsubscribe: Unsubscribe) {
         let mut st = self.state.lock();
         let Some(slot) = st.channels.remove(channel) else {
             return;
@@ -388,7 +392,7 @@ impl Shared {
     /// Drops the subscription to `channel` with an Unsubscribe push, for the
     /// session task itself, which does the cleanup right away. Returns
     /// whether it was held.
-    pub fn drop_with_push(&self, channel: &str, unsubscribe: Unsubscribe) -> bool {
+    pub(crate) fn drop_with_push(&self, channel: &str, unsubscribe: Unsubscribe) -> bool {
         let mut st = self.state.lock();
         let Some(slot) = st.channels.remove(channel) else {
             return false;
@@ -400,7 +404,7 @@ impl Shared {
 
     /// Encodes and enqueues a push; a payload the encoding cannot carry
     /// closes the connection with 3506.
-    pub fn send_push(&self, push: Push) {
+    pub(crate) fn send_push(&self, push: Push) {
         match encode_push(self.encoding, push) {
             Ok(b) => self.send(b),
             Err(_) => self.disconnect(Disconnect::INAPPROPRIATE_PROTOCOL),

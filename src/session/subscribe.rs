@@ -30,34 +30,34 @@ const FLAG_REJECT_UNRECOVERED: i64 = 2;
 /// Everything decided before a subscription is set up.
 #[derive(Debug, Clone)]
 pub(super) struct SubRequest {
-    pub channel: String,
-    pub opts: Arc<ResolvedOptions>,
-    pub server_side: bool,
-    pub recover: bool,
-    pub offset: u64,
-    pub epoch: String,
-    pub want_positioned: bool,
-    pub want_recoverable: bool,
-    pub want_join_leave: bool,
-    pub reject_unrecovered: bool,
-    pub chan_info: Bytes,
-    pub data: Bytes,
-    pub expire_at: Option<i64>,
+    pub(crate) channel: String,
+    pub(crate) opts: Arc<ResolvedOptions>,
+    pub(crate) server_side: bool,
+    pub(crate) recover: bool,
+    pub(crate) offset: u64,
+    pub(crate) epoch: String,
+    pub(crate) want_positioned: bool,
+    pub(crate) want_recoverable: bool,
+    pub(crate) want_join_leave: bool,
+    pub(crate) reject_unrecovered: bool,
+    pub(crate) chan_info: Bytes,
+    pub(crate) data: Bytes,
+    pub(crate) expire_at: Option<i64>,
     /// The sub_refresh proxy extends this subscription.
-    pub proxy_refresh: bool,
-    pub override_: SubscribeOverride,
+    pub(crate) proxy_refresh: bool,
+    pub(crate) override_: SubscribeOverride,
 }
 
 /// A registered subscription waiting for [`finalize`].
 #[derive(Debug)]
 pub(super) struct PreparedSub {
-    pub channel: String,
-    pub result: SubscribeResult,
+    pub(crate) channel: String,
+    pub(crate) result: SubscribeResult,
     /// Offset the merge continues from (stream top at read time).
-    pub after: u64,
-    pub recovered: bool,
-    pub join: bool,
-    pub chan_info: Bytes,
+    pub(crate) after: u64,
+    pub(crate) recovered: bool,
+    pub(crate) join: bool,
+    pub(crate) chan_info: Bytes,
 }
 
 /// Merges buffered publications and makes the subscription live. Runs under

@@ -157,7 +157,7 @@ impl Session {
     }
 
     /// Runs whatever is due.
-    pub async fn on_timer(&mut self) -> Result<(), Disconnect> {
+    pub(crate) async fn on_timer(&mut self) -> Result<(), Disconnect> {
         let now = Instant::now();
         let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
         if self.status != Status::Connected {

@@ -29,7 +29,7 @@ impl Session {
     /// the returned disconnect ends the connection: the caller closes the
     /// queue with it (or answers with an HTTP status, see
     /// [`Session::connect_uni_raw`]).
-    pub async fn connect_uni(&mut self, req: ConnectRequest) -> Result<(), Disconnect> {
+    pub(crate) async fn connect_uni(&mut self, req: ConnectRequest) -> Result<(), Disconnect> {
         match self.connect_uni_raw(req).await {
             Ok(()) => Ok(()),
             Err(Fail::Disconnect(d)) => Err(d),
@@ -47,7 +47,7 @@ impl Session {
     /// Like [`Session::connect_uni`] but returns a connect error as it is,
     /// for transports that map error codes to HTTP responses
     /// (`connect_code_to_http_response`).
-    pub async fn connect_uni_raw(&mut self, req: ConnectRequest) -> Result<(), Fail> {
+    pub(crate) async fn connect_uni_raw(&mut self, req: ConnectRequest) -> Result<(), Fail> {
         if !self.transport.uni || self.status != Status::Connecting {
             return Err(Disconnect::BAD_REQUEST.into());
         }
@@ -118,7 +118,7 @@ pub(super) fn connect_push(r: ConnectResult) -> Push {
 }
 
 /// The disconnect a unidirectional client gets for a connect error.
-pub fn error_to_disconnect(c: &CodeToDisconnect, e: &ClientError) -> Disconnect {
+pub(crate) fn error_to_disconnect(c: &CodeToDisconnect, e: &ClientError) -> Disconnect {
     let code = e.code();
     if c.enabled
         && let Some(t) = c

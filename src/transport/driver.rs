@@ -33,11 +33,11 @@ use crate::session::shared::Shared;
 
 /// How long a link may take to say goodbye beyond one write: a WebSocket
 /// waits this long for the client's close frame after its own.
-pub const CLOSE_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// What a link read from the client.
 #[derive(Debug)]
-pub enum Inbound {
+pub(crate) enum Inbound {
     /// One frame of commands (JSON `\n`-joined, or Protobuf
     /// varint-length-delimited), fed to [`Session::handle_frame`].
     Frame(Bytes),
@@ -50,10 +50,10 @@ pub enum Inbound {
 
 /// The link failed to write: the peer is gone or the write broke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LinkGone;
+pub(crate) struct LinkGone;
 
 /// One client connection as a transport sees it.
-pub trait Link: Send {
+pub(crate) trait Link: Send {
     /// The next inbound event. A link without a read side resolves only
     /// when the client goes away, or never. Must be cancel-safe: it is
     /// raced against the other wake-ups and dropped when one of them wins.
@@ -73,18 +73,18 @@ pub trait Link: Send {
 
 /// How the driver frames what the queue holds.
 #[derive(Debug, Clone)]
-pub struct DriveOptions {
+pub(crate) struct DriveOptions {
     /// How queued messages are joined into a frame.
-    pub framing: Framing,
+    pub(crate) framing: Framing,
     /// Send pushes without their Reply envelope (unidirectional transports).
-    pub uni: bool,
+    pub(crate) uni: bool,
     /// Largest frame built from queued messages; 0 sends one message per
     /// frame.
-    pub max_frame: usize,
+    pub(crate) max_frame: usize,
     /// How long one frame may take to write (then 3009).
-    pub write_timeout: Duration,
+    pub(crate) write_timeout: Duration,
     /// Transport name for metrics.
-    pub transport: &'static str,
+    pub(crate) transport: &'static str,
 }
 
 /// What ended the connection loop.
@@ -98,7 +98,7 @@ enum End {
 }
 
 /// Serves one connection until it ends, then closes the session.
-pub async fn drive<L: Link>(
+pub(crate) async fn drive<L: Link>(
     node: Arc<Node>,
     mut session: Session,
     mut link: L,

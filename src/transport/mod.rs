@@ -2,14 +2,14 @@
 //! framing and encoding each. They hold no protocol logic: every transport
 //! drives the same [`crate::session::Session`] through [`driver::drive`].
 
-pub mod driver;
-pub mod emulation;
-pub mod origin;
-pub mod uni_grpc;
-pub mod uni_stream;
-pub mod uni_websocket;
-pub mod websocket;
-pub mod ws;
+pub(crate) mod driver;
+pub(crate) mod emulation;
+pub(crate) mod origin;
+pub(crate) mod uni_grpc;
+pub(crate) mod uni_stream;
+pub(crate) mod uni_websocket;
+pub(crate) mod websocket;
+pub(crate) mod ws;
 
 use std::sync::Arc;
 

@@ -9,20 +9,20 @@
 
 /// Compiled origin patterns.
 #[derive(Debug, Clone, Default)]
-pub struct OriginCheck {
+pub(crate) struct OriginCheck {
     patterns: Vec<String>,
 }
 
 impl OriginCheck {
     /// Compiles `client.allowed_origins`.
-    pub fn new(allowed: &[String]) -> Self {
+    pub(crate) fn new(allowed: &[String]) -> Self {
         Self {
             patterns: allowed.iter().map(|p| p.to_lowercase()).collect(),
         }
     }
 
     /// Whether a request with this `Origin` header value may connect.
-    pub fn allows(&self, origin: Option<&str>) -> bool {
+    pub(crate) fn allows(&self, origin: Option<&str>) -> bool {
         let Some(origin) = origin else {
             return true;
         };

@@ -50,20 +50,20 @@ const STREAM_BUFFER: usize = 16;
 
 /// One encoded client protocol Push, sent as a stream item as it is.
 #[derive(Debug, Clone, Default)]
-pub struct RawPush(pub Bytes);
+pub(crate) struct RawPush(pub Bytes);
 
 /// The codec of `Consume`: decodes the ConnectRequest, writes [`RawPush`]
 /// bytes verbatim.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct UniCodec;
+pub(crate) struct UniCodec;
 
 /// Writes a [`RawPush`].
 #[derive(Debug)]
-pub struct RawEncoder;
+pub(crate) struct RawEncoder;
 
 /// Reads a ConnectRequest.
 #[derive(Debug)]
-pub struct ConnectDecoder;
+pub(crate) struct ConnectDecoder;
 
 impl Codec for UniCodec {
     type Encode = RawPush;
@@ -102,7 +102,7 @@ impl Decoder for ConnectDecoder {
 }
 
 /// The `CentrifugoUniStream` service.
-pub struct UniStream {
+pub(crate) struct UniStream {
     node: Arc<Node>,
     tracker: TaskTracker,
 }

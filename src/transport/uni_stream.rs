@@ -41,13 +41,13 @@ const BODY_BUFFER: usize = 16;
 
 /// State of the uni SSE and HTTP-streaming routes.
 #[derive(Clone)]
-pub struct UniState {
+pub(crate) struct UniState {
     /// The node.
-    pub node: Arc<Node>,
+    pub(crate) node: Arc<Node>,
     /// Allowed origins.
-    pub origins: Arc<OriginCheck>,
+    pub(crate) origins: Arc<OriginCheck>,
     /// Tracks connection tasks for graceful shutdown.
-    pub tracker: TaskTracker,
+    pub(crate) tracker: TaskTracker,
 }
 
 /// Which of the two transports.
@@ -73,7 +73,7 @@ struct ConnectParam {
 
 /// Parses a bare ConnectRequest in JSON: an object, or `null` for an empty
 /// request. Anything else (including an empty text) is refused.
-pub fn parse_connect_request(data: &[u8]) -> Result<ConnectRequest, String> {
+pub(crate) fn parse_connect_request(data: &[u8]) -> Result<ConnectRequest, String> {
     match data.iter().find(|b| !b.is_ascii_whitespace()) {
         // serde would also read a struct from an array; the protocol does not.
         Some(b'{') | Some(b'n') => {}
@@ -85,12 +85,12 @@ pub fn parse_connect_request(data: &[u8]) -> Result<ConnectRequest, String> {
 }
 
 /// `GET`/`POST /connection/uni_sse`.
-pub async fn sse(State(state): State<UniState>, req: Request) -> Response {
+pub(crate) async fn sse(State(state): State<UniState>, req: Request) -> Response {
     serve(state, Kind::Sse, req).await
 }
 
 /// `POST`/`OPTIONS /connection/uni_http_stream`.
-pub async fn http_stream(State(state): State<UniState>, req: Request) -> Response {
+pub(crate) async fn http_stream(State(state): State<UniState>, req: Request) -> Response {
     serve(state, Kind::HttpStream, req).await
 }
 

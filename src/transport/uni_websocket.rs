@@ -44,7 +44,7 @@ struct ConnectParam {
 }
 
 /// Handles the upgrade request.
-pub async fn upgrade(State(state): State<UniState>, req: Request) -> Response {
+pub(crate) async fn upgrade(State(state): State<UniState>, req: Request) -> Response {
     let from_query = match Query::<ConnectParam>::try_from_uri(req.uri()) {
         Ok(Query(ConnectParam {
             cf_connect: Some(text),

@@ -30,17 +30,17 @@ const MAX_FRAME: usize = 64 * 1024;
 
 /// State the upgrade handler needs.
 #[derive(Clone)]
-pub struct WsState {
+pub(crate) struct WsState {
     /// The node.
-    pub node: Arc<Node>,
+    pub(crate) node: Arc<Node>,
     /// Allowed origins.
-    pub origins: Arc<OriginCheck>,
+    pub(crate) origins: Arc<OriginCheck>,
     /// Tracks connection tasks for graceful shutdown.
-    pub tracker: tokio_util::task::TaskTracker,
+    pub(crate) tracker: tokio_util::task::TaskTracker,
 }
 
 /// Handles the HTTP upgrade request.
-pub async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response {
+pub(crate) async fn upgrade(State(state): State<WsState>, mut req: Request) -> Response {
     let key = match check_upgrade(&state, req.headers()) {
         Ok(key) => key,
         Err(refused) => return refused,

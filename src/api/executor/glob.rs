@@ -16,7 +16,7 @@ use std::fmt;
 
 /// A pattern that does not compile.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GlobError(&'static str);
+pub(crate) struct GlobError(&'static str);
 
 impl fmt::Display for GlobError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -47,7 +47,7 @@ enum Token {
 /// A compiled pattern: a Thompson NFA, so matching takes time linear in
 /// the text times the pattern size whatever the wildcards.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Glob {
+pub(crate) struct Glob {
     states: Vec<State>,
     start: usize,
 }
@@ -75,7 +75,7 @@ enum State {
 
 impl Glob {
     /// Compiles `pattern`.
-    pub fn new(pattern: &str) -> Result<Self, GlobError> {
+    pub(crate) fn new(pattern: &str) -> Result<Self, GlobError> {
         let chars: Vec<char> = pattern.chars().collect();
         let mut pos = 0;
         let tokens = parse_seq(&chars, &mut pos, false)?;
@@ -85,7 +85,7 @@ impl Glob {
     }
 
     /// True when the whole of `text` matches.
-    pub fn is_match(&self, text: &str) -> bool {
+    pub(crate) fn is_match(&self, text: &str) -> bool {
         let n = self.states.len();
         let mut current = vec![false; n];
         self.close(self.start, &mut current);

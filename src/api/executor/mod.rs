@@ -26,7 +26,7 @@ mod presence;
 mod publish;
 mod rpc;
 
-pub use glob::{Glob, GlobError};
+pub(crate) use glob::Glob;
 
 /// Runs server API methods against a node.
 #[derive(Debug, Clone)]
@@ -38,11 +38,6 @@ impl Executor {
     /// An executor for `node`.
     pub fn new(node: Arc<Node>) -> Self {
         Self { node }
-    }
-
-    /// The node this executor works on.
-    pub fn node(&self) -> &Arc<Node> {
-        &self.node
     }
 
     /// Options of a non-empty channel: 107 when empty, 102 when its

@@ -272,7 +272,6 @@ async fn connect_channels_subs_and_meta() {
     assert_eq!(&c.subs["bin"].data[..], &[2u8]);
     assert_eq!(c.subs["bin"].override_, SubscribeOverride::default());
     assert_eq!(c.meta, Some(json!({"role": "admin"})));
-    assert_eq!(c.payload, claims);
     invalid(
         v.verify_connect(&hs("HS256", S, json!({"channels": [1]})))
             .await,
@@ -310,7 +309,6 @@ async fn subscribe_claims() {
     assert_eq!(s.override_.force_positioning, Some(true));
     assert_eq!(s.override_.presence, Some(false));
     assert_eq!(s.override_.join_leave, None);
-    assert_eq!(s.payload, claims);
 
     let s = v
         .verify_subscribe(&hs(

@@ -378,7 +378,6 @@ async fn sign_hs256_round_trips() {
         .await
         .expect("verify");
     assert_eq!(c.user, "42");
-    assert_eq!(c.payload, claims);
     assert!(sign_hs256("", &claims).is_err());
     assert!(sign_hs256(SECRET, &json!("x")).is_err());
 }

@@ -115,11 +115,11 @@ pub struct Namespace {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Channel {
-    pub max_length: usize,
-    pub private_prefix: String,
-    pub namespace_boundary: String,
-    pub user_boundary: String,
-    pub user_separator: String,
+    pub(crate) max_length: usize,
+    pub(crate) private_prefix: String,
+    pub(crate) namespace_boundary: String,
+    pub(crate) user_boundary: String,
+    pub(crate) user_separator: String,
     pub history_meta_ttl: Duration,
     pub publication_data_format: DataFormat,
     pub proxy: ChannelProxies,

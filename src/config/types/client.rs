@@ -9,25 +9,25 @@ use super::{ClientProxies, CodeToDisconnect, Duration};
 #[serde(default)]
 pub struct Token {
     pub hmac_secret_key: String,
-    pub hmac_previous_secret_key: String,
+    pub(crate) hmac_previous_secret_key: String,
     /// Unix seconds; 0 means the previous key never stops being accepted.
-    pub hmac_previous_secret_key_valid_until: i64,
+    pub(crate) hmac_previous_secret_key_valid_until: i64,
     pub rsa_public_key: String,
-    pub ecdsa_public_key: String,
-    pub jwks_public_endpoint: String,
+    pub(crate) ecdsa_public_key: String,
+    pub(crate) jwks_public_endpoint: String,
     pub audience: String,
-    pub audience_regex: String,
+    pub(crate) audience_regex: String,
     pub issuer: String,
-    pub issuer_regex: String,
-    pub user_id_claim: String,
-    pub insecure_skip_jwks_endpoint_safety_check: bool,
+    pub(crate) issuer_regex: String,
+    pub(crate) user_id_claim: String,
+    pub(crate) insecure_skip_jwks_endpoint_safety_check: bool,
 }
 
 /// `client.subscription_token`: a separate verifier when enabled.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
-pub struct SubscriptionToken {
-    pub enabled: bool,
+pub(crate) struct SubscriptionToken {
+    pub(crate) enabled: bool,
     #[serde(flatten)]
     pub token: Token,
 }
@@ -35,10 +35,10 @@ pub struct SubscriptionToken {
 /// `client.subscribe_to_user_personal_channel`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
-pub struct PersonalChannel {
-    pub enabled: bool,
-    pub personal_channel_namespace: String,
-    pub single_connection: bool,
+pub(crate) struct PersonalChannel {
+    pub(crate) enabled: bool,
+    pub(crate) personal_channel_namespace: String,
+    pub(crate) single_connection: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -47,7 +47,7 @@ pub struct Client {
     /// Empty rejects every request that carries an `Origin` header.
     pub allowed_origins: Vec<String>,
     pub token: Token,
-    pub subscription_token: SubscriptionToken,
+    pub(crate) subscription_token: SubscriptionToken,
     pub proxy: ClientProxies,
     pub allow_anonymous_connect_without_token: bool,
     pub disallow_anonymous_connection_tokens: bool,
@@ -57,26 +57,26 @@ pub struct Client {
     pub expired_close_delay: Duration,
     pub expired_sub_close_delay: Duration,
     pub stale_close_delay: Duration,
-    pub channel_limit: usize,
+    pub(crate) channel_limit: usize,
     /// Bytes of queued outbound messages before disconnect 3008.
     pub queue_max_size: usize,
-    pub presence_update_interval: Duration,
-    pub concurrency: usize,
-    pub channel_position_check_delay: Duration,
-    pub channel_position_max_time_lag: Duration,
+    pub(crate) presence_update_interval: Duration,
+    pub(crate) concurrency: usize,
+    pub(crate) channel_position_check_delay: Duration,
+    pub(crate) channel_position_max_time_lag: Duration,
     /// 0 = unlimited.
     pub connection_limit: usize,
     /// 0 = unlimited.
     pub user_connection_limit: usize,
     /// New connections per second per node; 0 = unlimited.
     pub connection_rate_limit: usize,
-    pub connect_include_server_time: bool,
-    pub history_max_publication_limit: usize,
-    pub recovery_max_publication_limit: usize,
-    pub insecure_skip_token_signature_verify: bool,
-    pub user_id_http_header: String,
-    pub insecure: bool,
-    pub subscribe_to_user_personal_channel: PersonalChannel,
+    pub(crate) connect_include_server_time: bool,
+    pub(crate) history_max_publication_limit: usize,
+    pub(crate) recovery_max_publication_limit: usize,
+    pub(crate) insecure_skip_token_signature_verify: bool,
+    pub(crate) user_id_http_header: String,
+    pub(crate) insecure: bool,
+    pub(crate) subscribe_to_user_personal_channel: PersonalChannel,
     pub connect_code_to_unidirectional_disconnect: CodeToDisconnect,
     /// Centrifugo PRO's write batching: how long a connection's writer
     /// collects messages before it writes them; zero writes at once.
@@ -129,14 +129,14 @@ impl Default for Client {
 
 impl Client {
     /// The wait of write batching (`write_delay`), if any.
-    pub fn batching_delay(&self) -> Option<std::time::Duration> {
+    pub(crate) fn batching_delay(&self) -> Option<std::time::Duration> {
         Some(self.write_delay.get()).filter(|d| !d.is_zero())
     }
 
     /// Messages per frame (`max_messages_in_frame`); 0: no count limit.
     /// Unset (0), it is 16 with a write delay (Centrifugo PRO's default)
     /// and unlimited without one (frames are bounded by size).
-    pub fn frame_message_limit(&self) -> usize {
+    pub(crate) fn frame_message_limit(&self) -> usize {
         const DELAYED_DEFAULT: usize = 16;
         match self.max_messages_in_frame {
             n if n < 0 => 0,

@@ -9,7 +9,7 @@ use super::{Duration, Tls};
 /// `engine.type`.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-pub enum EngineType {
+pub(crate) enum EngineType {
     #[default]
     Memory,
     Redis,
@@ -19,7 +19,7 @@ pub enum EngineType {
 /// and nats; the others are refused when the broker section is enabled).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-pub enum BrokerType {
+pub(crate) enum BrokerType {
     #[default]
     Memory,
     Redis,
@@ -31,7 +31,7 @@ pub enum BrokerType {
 /// `presence_manager.type`.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-pub enum PresenceType {
+pub(crate) enum PresenceType {
     #[default]
     Memory,
     Redis,
@@ -42,8 +42,8 @@ pub enum PresenceType {
 #[serde(default)]
 pub struct Engine {
     #[serde(rename = "type")]
-    pub kind: EngineType,
-    pub redis: RedisConfig,
+    pub(crate) kind: EngineType,
+    pub(crate) redis: RedisConfig,
 }
 
 /// The `broker` section (replaces the engine's PUB/SUB and history part
@@ -51,21 +51,21 @@ pub struct Engine {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Broker {
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     #[serde(rename = "type")]
-    pub kind: BrokerType,
-    pub redis: RedisConfig,
-    pub nats: NatsConfig,
+    pub(crate) kind: BrokerType,
+    pub(crate) redis: RedisConfig,
+    pub(crate) nats: NatsConfig,
 }
 
 /// The `presence_manager` section.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct PresenceManagerSection {
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     #[serde(rename = "type")]
-    pub kind: PresenceType,
-    pub redis: RedisConfig,
+    pub(crate) kind: PresenceType,
+    pub(crate) redis: RedisConfig,
 }
 
 /// A Redis object (`engine.redis`, `broker.redis`,
@@ -76,26 +76,26 @@ pub struct PresenceManagerSection {
 pub struct RedisConfig {
     /// One address, or several for client-side sharding; a string or a list.
     #[serde(deserialize_with = "string_or_list")]
-    pub address: Vec<String>,
-    pub prefix: String,
-    pub connect_timeout: Duration,
-    pub io_timeout: Duration,
-    pub db: u32,
-    pub user: String,
-    pub password: String,
+    pub(crate) address: Vec<String>,
+    pub(crate) prefix: String,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) io_timeout: Duration,
+    pub(crate) db: u32,
+    pub(crate) user: String,
+    pub(crate) password: String,
     #[serde(deserialize_with = "string_or_list")]
-    pub cluster_address: Vec<String>,
-    pub tls: BackendTls,
+    pub(crate) cluster_address: Vec<String>,
+    pub(crate) tls: BackendTls,
     #[serde(deserialize_with = "string_or_list")]
-    pub sentinel_address: Vec<String>,
-    pub sentinel_user: String,
-    pub sentinel_password: String,
-    pub sentinel_master_name: String,
-    pub sentinel_tls: Tls,
+    pub(crate) sentinel_address: Vec<String>,
+    pub(crate) sentinel_user: String,
+    pub(crate) sentinel_password: String,
+    pub(crate) sentinel_master_name: String,
+    pub(crate) sentinel_tls: Tls,
     /// Presence entry lifetime (60s when unset); only `engine.redis` and
     /// `presence_manager.redis` have it, so it is not rendered by default.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub presence_ttl: Option<Duration>,
+    pub(crate) presence_ttl: Option<Duration>,
 }
 
 impl Default for RedisConfig {
@@ -125,27 +125,27 @@ impl Default for RedisConfig {
 /// keys.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
-pub struct BackendTls {
-    pub enabled: bool,
-    pub cert_pem: String,
-    pub key_pem: String,
-    pub server_ca_pem: String,
-    pub insecure_skip_verify: bool,
-    pub server_name: String,
-    pub cert_pem_file: String,
-    pub key_pem_file: String,
-    pub server_ca_pem_file: String,
+pub(crate) struct BackendTls {
+    pub(crate) enabled: bool,
+    pub(crate) cert_pem: String,
+    pub(crate) key_pem: String,
+    pub(crate) server_ca_pem: String,
+    pub(crate) insecure_skip_verify: bool,
+    pub(crate) server_name: String,
+    pub(crate) cert_pem_file: String,
+    pub(crate) key_pem_file: String,
+    pub(crate) server_ca_pem_file: String,
 }
 
 /// The `broker.nats` object.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
-pub struct NatsConfig {
-    pub url: String,
-    pub prefix: String,
-    pub dial_timeout: Duration,
-    pub write_timeout: Duration,
-    pub tls: BackendTls,
+pub(crate) struct NatsConfig {
+    pub(crate) url: String,
+    pub(crate) prefix: String,
+    pub(crate) dial_timeout: Duration,
+    pub(crate) write_timeout: Duration,
+    pub(crate) tls: BackendTls,
 }
 
 impl Default for NatsConfig {

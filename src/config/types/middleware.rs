@@ -24,7 +24,7 @@ pub struct Middleware {
     pub body_limit: BodyLimit,
     pub timeout: Timeout,
     pub load_shed: LoadShed,
-    pub listener: Listener,
+    pub(crate) listener: Listener,
     pub batch: BatchLimits,
 }
 
@@ -61,12 +61,12 @@ impl Default for RateLimitRule {
 
 impl RateLimitRule {
     /// True when the rule limits anything.
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         self.rate > 0
     }
 
     /// The bucket capacity (`burst`, or `rate` when `burst` is 0).
-    pub fn capacity(&self) -> u64 {
+    pub(crate) fn capacity(&self) -> u64 {
         if self.burst == 0 {
             self.rate
         } else {
@@ -84,7 +84,7 @@ pub struct RateLimit {
     pub per_ip: RateLimitRule,
     /// Most keys (API keys or IPs) tracked per limiter; older idle ones are
     /// evicted beyond that.
-    pub max_tracked_keys: usize,
+    pub(crate) max_tracked_keys: usize,
 }
 
 impl Default for RateLimit {
@@ -128,21 +128,21 @@ pub struct LoadShed {
 /// request within 30 s; the defaults follow it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
-pub struct Listener {
+pub(crate) struct Listener {
     /// From accept (TLS handshake and HTTP/2 preface included) to a
     /// complete request head, and an HTTP/1 keep-alive connection's wait
     /// for its next request. Zero is refused.
-    pub header_read_timeout: Duration,
+    pub(crate) header_read_timeout: Duration,
     /// From a request's head to the end of its body. Zero is refused.
-    pub body_read_timeout: Duration,
+    pub(crate) body_read_timeout: Duration,
     /// An HTTP/2 connection (gRPC, h2c) with no request in flight is sent
     /// GOAWAY after this long. Zero is refused.
-    pub idle_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
     /// Connections that are neither upgraded nor serving a request whose
     /// body has arrived, over all listeners; at the cap the oldest is
     /// closed to admit a new one. 0 = half the process's open-file limit
     /// (between 64 and 65,536).
-    pub max_pending_connections: usize,
+    pub(crate) max_pending_connections: usize,
 }
 
 impl Default for Listener {
@@ -179,13 +179,13 @@ impl Default for BatchLimits {
 
 impl BatchLimits {
     /// True when a batch of `count` commands is over `max_commands`.
-    pub fn too_many(&self, count: usize) -> bool {
+    pub(crate) fn too_many(&self, count: usize) -> bool {
         self.max_commands > 0 && count > self.max_commands
     }
 }
 
 /// Parses an IP address or a CIDR block (`addr/prefix`).
-pub fn parse_cidr(text: &str) -> Result<(IpAddr, u8), String> {
+pub(crate) fn parse_cidr(text: &str) -> Result<(IpAddr, u8), String> {
     let text = text.trim();
     let (addr, prefix) = match text.split_once('/') {
         Some((a, p)) => (a, Some(p)),

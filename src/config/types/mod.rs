@@ -4,8 +4,6 @@
 //! impls here (and nowhere else); the loader only merges sources over them.
 //! Durations are Go-style strings (`"25s"`, `"500ms"`), see [`Duration`].
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 pub use super::duration::Duration;
@@ -22,7 +20,7 @@ pub use client::*;
 pub use engine::*;
 pub use middleware::*;
 pub use proxy::*;
-pub use transport::*;
+pub(crate) use transport::*;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -73,40 +71,40 @@ pub struct Tls {
     pub enabled: bool,
     pub cert_pem: String,
     pub key_pem: String,
-    pub server_ca_pem: String,
-    pub client_ca_pem: String,
-    pub insecure_skip_verify: bool,
-    pub server_name: String,
+    pub(crate) server_ca_pem: String,
+    pub(crate) client_ca_pem: String,
+    pub(crate) insecure_skip_verify: bool,
+    pub(crate) server_name: String,
 }
 
 /// Let's Encrypt's production ACME directory: where `tls_autocert` gets
 /// certificates unless `acme_directory_url` says otherwise.
-pub const LETS_ENCRYPT_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
+pub(crate) const LETS_ENCRYPT_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
 
 /// `http_server.tls_autocert`: certificates from an ACME CA (see
 /// `server::acme`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
-pub struct TlsAutocert {
+pub(crate) struct TlsAutocert {
     pub enabled: bool,
     /// Host names certificates are requested for; empty means any name a
     /// client sends.
-    pub host_whitelist: Vec<String>,
+    pub(crate) host_whitelist: Vec<String>,
     /// Where the account key and certificates are kept; empty keeps them
     /// in memory only.
-    pub cache_dir: String,
+    pub(crate) cache_dir: String,
     /// Contact address of the ACME account.
-    pub email: String,
+    pub(crate) email: String,
     /// The name used when a client sends no SNI.
-    pub server_name: String,
+    pub(crate) server_name: String,
     /// Serve the HTTP-01 challenge on `http_addr`.
-    pub http: bool,
-    pub http_addr: String,
+    pub(crate) http: bool,
+    pub(crate) http_addr: String,
     /// Rotor's own: the ACME directory URL.
-    pub acme_directory_url: String,
+    pub(crate) acme_directory_url: String,
     /// Rotor's own: a CA (PEM text, base64 or a file path) trusted for the
     /// ACME directory's HTTPS, beside the system's roots.
-    pub acme_ca_pem: String,
+    pub(crate) acme_ca_pem: String,
 }
 
 impl Default for TlsAutocert {
@@ -128,16 +126,16 @@ impl Default for TlsAutocert {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct HttpServer {
-    pub address: String,
-    pub port: u16,
-    pub internal_address: String,
+    pub(crate) address: String,
+    pub(crate) port: u16,
+    pub(crate) internal_address: String,
     /// Empty means the main port.
-    pub internal_port: String,
+    pub(crate) internal_port: String,
     pub tls: Tls,
-    pub tls_external: bool,
-    pub internal_tls: Tls,
-    pub h2c_external: bool,
-    pub tls_autocert: TlsAutocert,
+    pub(crate) tls_external: bool,
+    pub(crate) internal_tls: Tls,
+    pub(crate) h2c_external: bool,
+    pub(crate) tls_autocert: TlsAutocert,
 }
 
 impl Default for HttpServer {
@@ -160,9 +158,9 @@ impl Default for HttpServer {
 #[serde(default)]
 pub struct Log {
     /// `none|trace|debug|info|warn|error`.
-    pub level: String,
+    pub(crate) level: String,
     /// Empty means stdout.
-    pub file: String,
+    pub(crate) file: String,
 }
 
 impl Default for Log {
@@ -179,7 +177,7 @@ impl Default for Log {
 pub struct NodeSection {
     /// Empty means `<hostname>_<port>`.
     pub name: String,
-    pub info_metrics_aggregate_interval: Duration,
+    pub(crate) info_metrics_aggregate_interval: Duration,
 }
 
 impl Default for NodeSection {
@@ -194,7 +192,7 @@ impl Default for NodeSection {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Shutdown {
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
 }
 
 impl Default for Shutdown {
@@ -207,9 +205,9 @@ impl Default for Shutdown {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
-pub struct RpcPing {
+pub(crate) struct RpcPing {
     pub enabled: bool,
-    pub method: String,
+    pub(crate) method: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -233,8 +231,8 @@ pub struct Rpc {
     pub proxy: ProxyConfig,
     pub without_namespace: RpcOptions,
     pub namespaces: Vec<RpcNamespace>,
-    pub namespace_boundary: String,
-    pub ping: RpcPing,
+    pub(crate) namespace_boundary: String,
+    pub(crate) ping: RpcPing,
 }
 
 impl Default for Rpc {
@@ -259,7 +257,7 @@ pub struct HttpApi {
     pub handler_prefix: String,
     pub key: String,
     pub error_mode: ErrorMode,
-    pub external: bool,
+    pub(crate) external: bool,
     pub insecure: bool,
 }
 
@@ -281,8 +279,8 @@ impl Default for HttpApi {
 pub struct GrpcApi {
     pub enabled: bool,
     pub error_mode: ErrorMode,
-    pub address: String,
-    pub port: u16,
+    pub(crate) address: String,
+    pub(crate) port: u16,
     pub key: String,
     pub tls: Tls,
     pub reflection: bool,
@@ -309,12 +307,12 @@ impl Default for GrpcApi {
 pub struct Admin {
     pub enabled: bool,
     pub handler_prefix: String,
-    pub password: String,
-    pub secret: String,
+    pub(crate) password: String,
+    pub(crate) secret: String,
     pub insecure: bool,
-    pub web_path: String,
-    pub web_proxy_address: String,
-    pub external: bool,
+    pub(crate) web_path: String,
+    pub(crate) web_proxy_address: String,
+    pub(crate) external: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -322,9 +320,9 @@ pub struct Admin {
 pub struct Prometheus {
     pub enabled: bool,
     pub handler_prefix: String,
-    pub instrument_http_handlers: bool,
-    pub recovered_publications_histogram: bool,
-    pub native_histograms: bool,
+    pub(crate) instrument_http_handlers: bool,
+    pub(crate) recovered_publications_histogram: bool,
+    pub(crate) native_histograms: bool,
 }
 
 impl Default for Prometheus {
@@ -343,9 +341,9 @@ impl Default for Prometheus {
 #[serde(default)]
 pub struct OpenTelemetry {
     pub enabled: bool,
-    pub api: bool,
-    pub consuming: bool,
-    pub google_cloud_adc_auth: bool,
+    pub(crate) api: bool,
+    pub(crate) consuming: bool,
+    pub(crate) google_cloud_adc_auth: bool,
 }
 
 /// `http_api.error_mode` / `grpc_api.error_mode`.
@@ -359,6 +357,3 @@ pub enum ErrorMode {
     /// Errors as HTTP statuses / gRPC status codes.
     Transport,
 }
-
-/// Convenience for code that only needs a map of extra string settings.
-pub type StringMap = BTreeMap<String, String>;

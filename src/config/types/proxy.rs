@@ -10,7 +10,7 @@ use super::{Duration, Tls};
 
 /// The name of the unnamed proxy under `channel.proxy.*` / `rpc.proxy`;
 /// reserved, so no `proxies[]` item can take it.
-pub const DEFAULT_PROXY_NAME: &str = "default";
+pub(crate) const DEFAULT_PROXY_NAME: &str = "default";
 
 fn is_false(b: &bool) -> bool {
     !*b
@@ -20,8 +20,8 @@ fn is_false(b: &bool) -> bool {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct ClientProxies {
-    pub connect: ProxyConfig,
-    pub refresh: ProxyConfig,
+    pub(crate) connect: ProxyConfig,
+    pub(crate) refresh: ProxyConfig,
 }
 
 /// `channel.proxy`: the unnamed channel proxies (used when they have an
@@ -30,15 +30,15 @@ pub struct ClientProxies {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct ChannelProxies {
-    pub subscribe: ProxyConfig,
-    pub publish: ProxyConfig,
-    pub sub_refresh: ProxyConfig,
+    pub(crate) subscribe: ProxyConfig,
+    pub(crate) publish: ProxyConfig,
+    pub(crate) sub_refresh: ProxyConfig,
     pub subscribe_stream: ProxyConfig,
 }
 
 impl ChannelProxies {
     /// Every section with its name.
-    pub fn sections(&self) -> [(&'static str, &ProxyConfig); 4] {
+    pub(crate) fn sections(&self) -> [(&'static str, &ProxyConfig); 4] {
         [
             ("subscribe", &self.subscribe),
             ("publish", &self.publish),
@@ -49,7 +49,7 @@ impl ChannelProxies {
 }
 
 /// Default per-call timeout of a proxy.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// One proxy object, as configured.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -57,28 +57,28 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct ProxyConfig {
     /// `name` (only for `proxies[]` items).
     #[serde(skip_serializing_if = "String::is_empty")]
-    pub name: String,
+    pub(crate) name: String,
     /// `enabled` (only for `client.proxy.connect` / `.refresh`).
     #[serde(skip_serializing_if = "is_false")]
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     /// `http(s)://…` for the HTTP proxy, anything else is a gRPC target.
-    pub endpoint: String,
+    pub(crate) endpoint: String,
     /// Total per-call timeout (default 1s).
     pub timeout: Duration,
     /// Client transport headers forwarded (case-insensitive).
-    pub http_headers: Vec<String>,
+    pub(crate) http_headers: Vec<String>,
     /// Client emulated headers forwarded (case-insensitive).
-    pub emulated_headers: Vec<String>,
+    pub(crate) emulated_headers: Vec<String>,
     /// Incoming gRPC metadata keys forwarded (uni_grpc clients).
-    pub grpc_metadata: Vec<String>,
+    pub(crate) grpc_metadata: Vec<String>,
     /// Client payloads travel base64-encoded in `b64data`.
-    pub binary_encoding: bool,
+    pub(crate) binary_encoding: bool,
     /// Connection meta is added to requests.
     pub include_connection_meta: bool,
     /// HTTP transport options.
-    pub http: HttpOptions,
+    pub(crate) http: HttpOptions,
     /// gRPC transport options.
-    pub grpc: GrpcOptions,
+    pub(crate) grpc: GrpcOptions,
 }
 
 impl Default for ProxyConfig {
@@ -102,29 +102,29 @@ impl Default for ProxyConfig {
 /// `http.*` options of a proxy.
 #[derive(Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
-pub struct HttpOptions {
+pub(crate) struct HttpOptions {
     /// Client TLS settings for `https://` endpoints.
-    pub tls: Tls,
+    pub(crate) tls: Tls,
     /// Headers added to every request (values are secrets: never logged).
-    pub static_headers: BTreeMap<String, String>,
+    pub(crate) static_headers: BTreeMap<String, String>,
     /// Non-200 statuses mapped to a custom error or disconnect.
-    pub status_to_code_transforms: Vec<StatusTransform>,
+    pub(crate) status_to_code_transforms: Vec<StatusTransform>,
 }
 
 /// `grpc.*` options of a proxy.
 #[derive(Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
-pub struct GrpcOptions {
+pub(crate) struct GrpcOptions {
     /// Client TLS settings.
-    pub tls: Tls,
+    pub(crate) tls: Tls,
     /// Per-call credentials metadata key.
-    pub credentials_key: String,
+    pub(crate) credentials_key: String,
     /// Per-call credentials metadata value (a secret: never logged).
-    pub credentials_value: String,
+    pub(crate) credentials_value: String,
     /// gzip request compression.
-    pub compression: bool,
+    pub(crate) compression: bool,
     /// Metadata added to every call (values are secrets: never logged).
-    pub static_metadata: BTreeMap<String, String>,
+    pub(crate) static_metadata: BTreeMap<String, String>,
 }
 
 // Debug output names static headers/metadata but never shows their values
@@ -159,45 +159,45 @@ impl std::fmt::Debug for GrpcOptions {
 /// One `http.status_to_code_transforms` item.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
-pub struct StatusTransform {
+pub(crate) struct StatusTransform {
     /// The HTTP status this rule matches.
-    pub status_code: u16,
+    pub(crate) status_code: u16,
     /// Answer with this error…
-    pub to_error: Option<TransformError>,
+    pub(crate) to_error: Option<TransformError>,
     /// …or close the connection with this disconnect.
-    pub to_disconnect: Option<TransformDisconnect>,
+    pub(crate) to_disconnect: Option<TransformDisconnect>,
 }
 
 /// The error a status is turned into.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
-pub struct TransformError {
+pub(crate) struct TransformError {
     /// Error code (400–1999 for custom errors).
-    pub code: u32,
+    pub(crate) code: u32,
     /// Error message (ASCII).
-    pub message: String,
+    pub(crate) message: String,
     /// Whether the client may retry.
-    pub temporary: bool,
+    pub(crate) temporary: bool,
 }
 
 /// The disconnect a status is turned into.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
-pub struct TransformDisconnect {
+pub(crate) struct TransformDisconnect {
     /// Disconnect code (4000–4999 for custom disconnects).
-    pub code: u32,
+    pub(crate) code: u32,
     /// Reason (ASCII, ≤ 32 bytes).
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 impl ProxyConfig {
     /// True when the endpoint selects the HTTP transport.
-    pub fn is_http(&self) -> bool {
+    pub(crate) fn is_http(&self) -> bool {
         self.endpoint.starts_with("http://") || self.endpoint.starts_with("https://")
     }
 
     /// The `name` label of metrics and logs (`default` for unnamed proxies).
-    pub fn label(&self) -> &str {
+    pub(crate) fn label(&self) -> &str {
         if self.name.is_empty() {
             DEFAULT_PROXY_NAME
         } else {

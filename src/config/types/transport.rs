@@ -8,18 +8,18 @@ use super::{Duration, Tls};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct WebSocket {
-    pub disabled: bool,
-    pub handler_prefix: String,
+    pub(crate) disabled: bool,
+    pub(crate) handler_prefix: String,
     pub compression: bool,
     pub compression_min_size: usize,
-    pub compression_level: i32,
-    pub read_buffer_size: usize,
-    pub write_buffer_size: usize,
-    pub use_write_buffer_pool: bool,
+    pub(crate) compression_level: i32,
+    pub(crate) read_buffer_size: usize,
+    pub(crate) write_buffer_size: usize,
+    pub(crate) use_write_buffer_pool: bool,
     pub write_timeout: Duration,
-    pub message_size_limit: usize,
+    pub(crate) message_size_limit: usize,
     /// 0 means 10 × `message_size_limit`.
-    pub decompressed_message_size_limit: usize,
+    pub(crate) decompressed_message_size_limit: usize,
 }
 
 impl Default for WebSocket {
@@ -104,7 +104,7 @@ section!(
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Emulation {
-    pub handler_prefix: String,
+    pub(crate) handler_prefix: String,
     pub max_request_body_size: usize,
 }
 
@@ -121,16 +121,16 @@ impl Default for Emulation {
 #[serde(default)]
 pub struct UniWebSocket {
     pub enabled: bool,
-    pub handler_prefix: String,
+    pub(crate) handler_prefix: String,
     pub compression: bool,
     pub compression_min_size: usize,
-    pub compression_level: i32,
-    pub read_buffer_size: usize,
-    pub write_buffer_size: usize,
-    pub use_write_buffer_pool: bool,
+    pub(crate) compression_level: i32,
+    pub(crate) read_buffer_size: usize,
+    pub(crate) write_buffer_size: usize,
+    pub(crate) use_write_buffer_pool: bool,
     pub write_timeout: Duration,
-    pub message_size_limit: usize,
-    pub disable_closing_handshake: bool,
+    pub(crate) message_size_limit: usize,
+    pub(crate) disable_closing_handshake: bool,
     pub disable_disconnect_push: bool,
     pub join_push_messages: bool,
 }
@@ -184,24 +184,24 @@ impl Default for UniGrpc {
 #[serde(default)]
 pub struct CodeToHttpResponse {
     pub enabled: bool,
-    pub transforms: Vec<CodeToHttpTransform>,
+    pub(crate) transforms: Vec<CodeToHttpTransform>,
 }
 
 /// One `connect_code_to_http_response.transforms` item.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
-pub struct CodeToHttpTransform {
+pub(crate) struct CodeToHttpTransform {
     /// The connect error or disconnect code.
-    pub code: u32,
-    pub to: HttpResponseTo,
+    pub(crate) code: u32,
+    pub(crate) to: HttpResponseTo,
 }
 
 /// The HTTP answer of a transform (an empty body: the error's message).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
-pub struct HttpResponseTo {
-    pub status_code: u16,
-    pub body: String,
+pub(crate) struct HttpResponseTo {
+    pub(crate) status_code: u16,
+    pub(crate) body: String,
 }
 
 /// `client.connect_code_to_unidirectional_disconnect`: connect errors of
@@ -210,22 +210,22 @@ pub struct HttpResponseTo {
 #[serde(default)]
 pub struct CodeToDisconnect {
     pub enabled: bool,
-    pub transforms: Vec<CodeToDisconnectTransform>,
+    pub(crate) transforms: Vec<CodeToDisconnectTransform>,
 }
 
 /// One `connect_code_to_unidirectional_disconnect.transforms` item.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
-pub struct CodeToDisconnectTransform {
+pub(crate) struct CodeToDisconnectTransform {
     /// The connect error code.
-    pub code: u32,
-    pub to: DisconnectTo,
+    pub(crate) code: u32,
+    pub(crate) to: DisconnectTo,
 }
 
 /// The disconnect of a transform.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
-pub struct DisconnectTo {
-    pub code: u32,
-    pub reason: String,
+pub(crate) struct DisconnectTo {
+    pub(crate) code: u32,
+    pub(crate) reason: String,
 }

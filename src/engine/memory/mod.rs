@@ -44,13 +44,13 @@ use super::{
 
 /// Stream meta lifetime when neither the publish nor the history read gives
 /// one (Centrifugo's `history_meta_ttl` default, 30 days).
-pub const DEFAULT_HISTORY_META_TTL: Duration = Duration::from_secs(720 * 3600);
+pub(crate) const DEFAULT_HISTORY_META_TTL: Duration = Duration::from_secs(720 * 3600);
 
 /// How long an idempotency key is remembered when the options say zero.
-pub const DEFAULT_IDEMPOTENT_RESULT_TTL: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_IDEMPOTENT_RESULT_TTL: Duration = Duration::from_secs(300);
 
 /// How often the background task reclaims expired streams and keys.
-pub const DEFAULT_CLEANUP_INTERVAL: Duration = Duration::from_secs(2);
+pub(crate) const DEFAULT_CLEANUP_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Shards of channel state: enough that unrelated channels rarely share a
 /// lock, few enough that a sweep over all of them stays cheap.
@@ -111,7 +111,7 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
-pub use presence::MemoryPresenceManager;
+pub(crate) use presence::MemoryPresenceManager;
 use stream::Shard;
 
 /// State shared between the broker handle and its cleanup task.
@@ -178,7 +178,7 @@ async fn cleanup_loop(state: Weak<BrokerState>, interval: Duration) {
 }
 
 /// In-memory [`Broker`] (single node).
-pub struct MemoryBroker {
+pub(crate) struct MemoryBroker {
     state: Arc<BrokerState>,
 }
 
@@ -190,13 +190,13 @@ impl Default for MemoryBroker {
 
 impl MemoryBroker {
     /// A broker with the default cleanup interval.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::with_cleanup_interval(DEFAULT_CLEANUP_INTERVAL)
     }
 
     /// A broker whose background task reclaims expired state every
     /// `interval` (tests use a short one).
-    pub fn with_cleanup_interval(interval: Duration) -> Self {
+    pub(crate) fn with_cleanup_interval(interval: Duration) -> Self {
         Self {
             state: Arc::new(BrokerState {
                 shards: (0..NUM_SHARDS)

@@ -13,7 +13,7 @@ type PresenceShard = HashMap<String, HashMap<String, ClientInfo>>;
 
 /// In-memory [`PresenceManager`]: entries live until removed (no TTL, since
 /// a single node always knows when its clients go away).
-pub struct MemoryPresenceManager {
+pub(crate) struct MemoryPresenceManager {
     shards: Box<[Mutex<PresenceShard>]>,
 }
 
@@ -25,7 +25,7 @@ impl Default for MemoryPresenceManager {
 
 impl MemoryPresenceManager {
     /// An empty presence store.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             shards: (0..NUM_SHARDS)
                 .map(|_| Mutex::new(HashMap::new()))

@@ -15,13 +15,13 @@ use crate::config::{BackendTls, NatsConfig};
 use crate::engine::settings::key_err;
 
 /// Default server URL.
-pub const DEFAULT_URL: &str = "nats://127.0.0.1:4222";
+pub(crate) const DEFAULT_URL: &str = "nats://127.0.0.1:4222";
 /// Default subject prefix.
-pub const DEFAULT_PREFIX: &str = "centrifugo";
+pub(crate) const DEFAULT_PREFIX: &str = "centrifugo";
 /// Default dial timeout.
-pub const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(1);
 /// Default write timeout (how long a publish may wait to be queued).
-pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Typed NATS broker settings.
 #[derive(Clone, PartialEq, Eq)]
@@ -83,7 +83,7 @@ impl std::fmt::Debug for NatsSettings {
 }
 
 /// A URL without its userinfo part, for logs and errors.
-pub fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             format!("{}://***@{}", &url[..scheme_end], &url[at + 1..])
@@ -98,7 +98,7 @@ impl NatsSettings {
     /// relative to the object (`url`, `tls.key_pem_file`, ...). Keys Rotor
     /// refuses (wildcards, raw mode) never get here: the key table refuses
     /// them when the configuration is loaded.
-    pub fn from_config(cfg: &NatsConfig) -> Result<Self, (String, String)> {
+    pub(crate) fn from_config(cfg: &NatsConfig) -> Result<Self, (String, String)> {
         let mut s = Self::default();
         let url = &cfg.url;
         if !url.is_empty() {
@@ -182,7 +182,7 @@ fn tls(tls: &BackendTls) -> Result<Option<NatsTls>, (String, String)> {
 
 /// True when `subject` is a literal NATS subject: non-empty dot-separated
 /// tokens without whitespace, control characters or wildcards.
-pub fn valid_subject(subject: &str) -> bool {
+pub(crate) fn valid_subject(subject: &str) -> bool {
     !subject.is_empty()
         && subject.split('.').all(|token| {
             !token.is_empty()

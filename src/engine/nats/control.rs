@@ -14,7 +14,7 @@ use crate::engine::EngineError;
 use crate::node::cluster::ControlBus;
 
 /// Control messages over NATS core PUB/SUB.
-pub struct NatsControlBus {
+pub(crate) struct NatsControlBus {
     client: async_nats::Client,
     subject: String,
     prefix: String,

@@ -42,10 +42,8 @@ use crate::engine::{
 };
 use crate::proto::client::{Join, Leave, Push};
 
-pub mod config;
+pub(crate) mod config;
 mod control;
-
-pub use control::NatsControlBus;
 
 pub use config::{NatsSettings, NatsTls};
 
@@ -181,7 +179,7 @@ impl NatsBroker {
     }
 
     /// The cluster control bus on this broker's connection.
-    pub fn control_bus(&self) -> control::NatsControlBus {
+    pub(crate) fn control_bus(&self) -> control::NatsControlBus {
         control::NatsControlBus::new(
             self.client.clone(),
             &self.settings.prefix,

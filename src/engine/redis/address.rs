@@ -28,17 +28,17 @@ pub(super) enum Parsed {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(super) struct SentinelAddress {
     /// `redis://host:port` of each Sentinel.
-    pub sentinels: Vec<String>,
-    pub master_name: String,
-    pub sentinel_user: String,
-    pub sentinel_password: String,
+    pub(crate) sentinels: Vec<String>,
+    pub(crate) master_name: String,
+    pub(crate) sentinel_user: String,
+    pub(crate) sentinel_password: String,
     /// The master's credentials from the userinfo.
-    pub user: String,
-    pub password: String,
+    pub(crate) user: String,
+    pub(crate) password: String,
     /// The master's database from the path.
-    pub db: Option<i64>,
+    pub(crate) db: Option<i64>,
     /// TLS to the master.
-    pub tls: bool,
+    pub(crate) tls: bool,
 }
 
 /// The pieces of `scheme://[userinfo@]host[/path][?query]`.

@@ -23,15 +23,15 @@ use crate::config::{RedisConfig, Tls};
 use crate::engine::settings::key_err;
 
 /// Default address when none is configured.
-pub const DEFAULT_ADDRESS: &str = "redis://127.0.0.1:6379";
+pub(crate) const DEFAULT_ADDRESS: &str = "redis://127.0.0.1:6379";
 /// Default key prefix.
-pub const DEFAULT_PREFIX: &str = "centrifugo";
+pub(crate) const DEFAULT_PREFIX: &str = "centrifugo";
 /// Default dial timeout.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Default timeout of one command round trip.
-pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(4);
+pub(crate) const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(4);
 /// Default presence entry lifetime without refresh.
-pub const DEFAULT_PRESENCE_TTL: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_PRESENCE_TTL: Duration = Duration::from_secs(60);
 
 /// How to find the master through Sentinels.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -45,7 +45,7 @@ pub struct SentinelSettings {
     /// Password at the Sentinels (may be empty); never logged.
     pub password: String,
     /// TLS to the master (`rediss://`).
-    pub master_tls: bool,
+    pub(crate) master_tls: bool,
 }
 
 impl std::fmt::Debug for SentinelSettings {
@@ -121,7 +121,7 @@ impl Default for RedisSettings {
 }
 
 /// An address without its userinfo part, for logs and errors.
-pub fn redact(address: &str) -> String {
+pub(crate) fn redact(address: &str) -> String {
     match (address.find("://"), address.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             format!("{}://***@{}", &address[..scheme_end], &address[at + 1..])

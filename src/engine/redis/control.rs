@@ -18,7 +18,7 @@ use crate::engine::EngineError;
 use crate::node::cluster::ControlBus;
 
 /// Control messages over Redis PUB/SUB.
-pub struct RedisControlBus {
+pub(crate) struct RedisControlBus {
     shard: Shard,
     delivery: Arc<Delivery>,
 }

@@ -97,15 +97,14 @@ mod tls;
 
 pub use broker::RedisBroker;
 pub use config::{RedisSettings, SentinelSettings};
-pub use control::RedisControlBus;
+pub(crate) use control::RedisControlBus;
 pub use presence::RedisPresenceManager;
-pub use tls::TlsSettings;
 
 /// Stream meta lifetime when neither the publish nor the read gives one.
-pub const DEFAULT_HISTORY_META_TTL: Duration = Duration::from_secs(720 * 3600);
+pub(crate) const DEFAULT_HISTORY_META_TTL: Duration = Duration::from_secs(720 * 3600);
 
 /// Idempotency key lifetime when the options say zero.
-pub const DEFAULT_IDEMPOTENT_RESULT_TTL: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_IDEMPOTENT_RESULT_TTL: Duration = Duration::from_secs(300);
 
 /// Epoch length, as in the memory engine.
 const EPOCH_LEN: usize = 8;

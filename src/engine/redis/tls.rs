@@ -23,13 +23,13 @@ use crate::engine::settings::key_err;
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct TlsSettings {
     /// Client certificate (may be empty).
-    pub cert_pem: String,
+    pub(crate) cert_pem: String,
     /// Client key (may be empty); never logged.
-    pub key_pem: String,
+    pub(crate) key_pem: String,
     /// Roots that verify the server (empty: the system roots).
-    pub server_ca_pem: String,
+    pub(crate) server_ca_pem: String,
     /// Accept any server certificate.
-    pub insecure_skip_verify: bool,
+    pub(crate) insecure_skip_verify: bool,
 }
 
 impl std::fmt::Debug for TlsSettings {

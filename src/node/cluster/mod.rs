@@ -49,20 +49,20 @@ use super::emulation::{EmulationError, EmulationForwarder};
 use crate::engine::EngineError;
 
 mod apply;
-pub mod wire;
+pub(crate) mod wire;
 
 use wire::{ControlMessage, Kind};
 
 /// How often a node publishes its heartbeat.
-pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(3);
+pub(crate) const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(3);
 /// A node silent for longer is considered gone.
-pub const NODE_MAX_DELAY: Duration = Duration::from_secs(7);
+pub(crate) const NODE_MAX_DELAY: Duration = Duration::from_secs(7);
 /// Longest a survey waits for the other nodes' replies.
-pub const SURVEY_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const SURVEY_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longest a shutting-down node waits to announce its leave.
-pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Longest a forwarded emulation frame waits for its target node.
-pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Carries control messages between the nodes of a cluster.
 #[async_trait::async_trait]
@@ -84,7 +84,7 @@ struct Peer {
 
 /// The node's view of the cluster.
 #[derive(Default)]
-pub struct Cluster {
+pub(crate) struct Cluster {
     bus: OnceLock<Arc<dyn ControlBus>>,
     peers: Mutex<HashMap<String, Peer>>,
     /// Nodes that announced their leave, and when (kept for
@@ -109,16 +109,16 @@ impl std::fmt::Debug for Cluster {
 
 /// A node's report for `info`: its counters and version.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeReport {
+pub(crate) struct NodeReport {
     /// Counters.
-    pub info: NodeInfo,
+    pub(crate) info: NodeInfo,
     /// Server version.
-    pub version: String,
+    pub(crate) version: String,
 }
 
 impl Cluster {
     /// Whether a bus is installed (the node is part of a cluster).
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         self.bus.get().is_some()
     }
 
@@ -163,7 +163,7 @@ impl Cluster {
 
 /// Joins `node` to the cluster over `bus`: delivery of control messages,
 /// heartbeats, and the emulation forwarder. Tasks end with the node.
-pub async fn start(node: &Arc<Node>, bus: Arc<dyn ControlBus>) -> Result<(), EngineError> {
+pub(crate) async fn start(node: &Arc<Node>, bus: Arc<dyn ControlBus>) -> Result<(), EngineError> {
     if node.cluster.bus.set(bus.clone()).is_err() {
         return Ok(());
     }
@@ -198,7 +198,7 @@ impl Node {
     /// announcement came back over the bus (a NATS publish only fills the
     /// client's buffer, which a process exit would lose), or after
     /// [`LEAVE_TIMEOUT`]; a no-op without a bus.
-    pub async fn leave_cluster(&self) {
+    pub(crate) async fn leave_cluster(&self) {
         if !self.cluster.enabled() {
             return;
         }
@@ -215,12 +215,12 @@ impl Node {
     }
 
     /// How many nodes are live, this one included.
-    pub fn num_nodes(&self) -> usize {
+    pub(crate) fn num_nodes(&self) -> usize {
         1 + self.cluster.live_peers().len()
     }
 
     /// Every live node's report, this node's first, then by name.
-    pub fn cluster_info(&self) -> Vec<NodeReport> {
+    pub(crate) fn cluster_info(&self) -> Vec<NodeReport> {
         let mut others: Vec<NodeReport> = self
             .cluster
             .live_peers()
@@ -240,7 +240,7 @@ impl Node {
     }
 
     /// Channels with subscribers on any live node and their total counts.
-    pub async fn cluster_channels(&self) -> Result<Vec<(String, u32)>, EngineError> {
+    pub(crate) async fn cluster_channels(&self) -> Result<Vec<(String, u32)>, EngineError> {
         let mut total: HashMap<String, u32> = HashMap::new();
         for (name, n) in self.channel_counts() {
             *total.entry(name).or_default() += n;
@@ -454,26 +454,6 @@ impl EmulationForwarder for Forwarder {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(_)) | Err(_) => Err(EmulationError::Forward("no reply from node".into())),
         }
-    }
-}
-
-/// An in-process bus: every clone delivers to the sinks of all clones
-/// (nodes of one process, for tests).
-#[derive(Clone, Default)]
-pub struct LoopbackBus {
-    sinks: Arc<Mutex<Vec<mpsc::UnboundedSender<Bytes>>>>,
-}
-
-#[async_trait::async_trait]
-impl ControlBus for LoopbackBus {
-    async fn publish(&self, msg: Bytes) -> Result<(), EngineError> {
-        self.sinks.lock().retain(|s| s.send(msg.clone()).is_ok());
-        Ok(())
-    }
-
-    async fn run(&self, sink: mpsc::UnboundedSender<Bytes>) -> Result<(), EngineError> {
-        self.sinks.lock().push(sink);
-        Ok(())
     }
 }
 

@@ -8,6 +8,26 @@ use bytes::Bytes;
 use super::*;
 use crate::config::Config;
 
+/// An in-process bus: every clone delivers to the sinks of all clones
+/// (nodes of one process, for tests).
+#[derive(Clone, Default)]
+struct LoopbackBus {
+    sinks: Arc<Mutex<Vec<mpsc::UnboundedSender<Bytes>>>>,
+}
+
+#[async_trait::async_trait]
+impl ControlBus for LoopbackBus {
+    async fn publish(&self, msg: Bytes) -> Result<(), EngineError> {
+        self.sinks.lock().retain(|s| s.send(msg.clone()).is_ok());
+        Ok(())
+    }
+
+    async fn run(&self, sink: mpsc::UnboundedSender<Bytes>) -> Result<(), EngineError> {
+        self.sinks.lock().push(sink);
+        Ok(())
+    }
+}
+
 async fn pair() -> (Arc<Node>, Arc<Node>) {
     let bus = LoopbackBus::default();
     let a = Node::new(Config::default()).await.expect("node a");

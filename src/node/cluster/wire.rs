@@ -28,18 +28,18 @@ use crate::engine::StreamPosition;
 
 /// One message on the control channel.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct ControlMessage {
+pub(crate) struct ControlMessage {
     /// Id of the sending node.
     #[prost(string, tag = "1")]
-    pub uid: String,
+    pub(crate) uid: String,
     /// What it carries.
     #[prost(oneof = "Kind", tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11")]
-    pub kind: Option<Kind>,
+    pub(crate) kind: Option<Kind>,
 }
 
 /// The payload of a [`ControlMessage`].
 #[derive(Clone, PartialEq, prost::Oneof)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// Heartbeat.
     #[prost(message, tag = "2")]
     Node(NodeMsg),
@@ -74,202 +74,202 @@ pub enum Kind {
 
 /// A node's leave announcement (nothing but the sender's id).
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct ShutdownMsg {}
+pub(crate) struct ShutdownMsg {}
 
 /// A node's heartbeat.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct NodeMsg {
+pub(crate) struct NodeMsg {
     /// Node name.
     #[prost(string, tag = "1")]
-    pub name: String,
+    pub(crate) name: String,
     /// Server version.
     #[prost(string, tag = "2")]
-    pub version: String,
+    pub(crate) version: String,
     /// Connected clients.
     #[prost(uint32, tag = "3")]
-    pub num_clients: u32,
+    pub(crate) num_clients: u32,
     /// Distinct users.
     #[prost(uint32, tag = "4")]
-    pub num_users: u32,
+    pub(crate) num_users: u32,
     /// Channels with local subscribers.
     #[prost(uint32, tag = "5")]
-    pub num_channels: u32,
+    pub(crate) num_channels: u32,
     /// Subscriptions.
     #[prost(uint32, tag = "6")]
-    pub num_subs: u32,
+    pub(crate) num_subs: u32,
     /// Seconds since start.
     #[prost(uint32, tag = "7")]
-    pub uptime: u32,
+    pub(crate) uptime: u32,
 }
 
 /// Which connections a command applies to.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct TargetMsg {
+pub(crate) struct TargetMsg {
     /// User id.
     #[prost(string, tag = "1")]
-    pub user: String,
+    pub(crate) user: String,
     /// Client id (empty = any).
     #[prost(string, tag = "2")]
-    pub client: String,
+    pub(crate) client: String,
     /// Session id (empty = any).
     #[prost(string, tag = "3")]
-    pub session: String,
+    pub(crate) session: String,
 }
 
 /// API disconnect.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct DisconnectMsg {
+pub(crate) struct DisconnectMsg {
     /// Target connections.
     #[prost(message, optional, tag = "1")]
-    pub target: Option<TargetMsg>,
+    pub(crate) target: Option<TargetMsg>,
     /// Client ids spared.
     #[prost(string, repeated, tag = "2")]
-    pub whitelist: Vec<String>,
+    pub(crate) whitelist: Vec<String>,
     /// Disconnect code.
     #[prost(uint32, tag = "3")]
-    pub code: u32,
+    pub(crate) code: u32,
     /// Disconnect reason.
     #[prost(string, tag = "4")]
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 /// API unsubscribe.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct UnsubscribeMsg {
+pub(crate) struct UnsubscribeMsg {
     /// Target connections.
     #[prost(message, optional, tag = "1")]
-    pub target: Option<TargetMsg>,
+    pub(crate) target: Option<TargetMsg>,
     /// Channel (empty as the API passes it).
     #[prost(string, tag = "2")]
-    pub channel: String,
+    pub(crate) channel: String,
 }
 
 /// A stream position.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct PositionMsg {
+pub(crate) struct PositionMsg {
     /// Offset.
     #[prost(uint64, tag = "1")]
-    pub offset: u64,
+    pub(crate) offset: u64,
     /// Epoch.
     #[prost(string, tag = "2")]
-    pub epoch: String,
+    pub(crate) epoch: String,
 }
 
 /// API subscribe.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct SubscribeMsg {
+pub(crate) struct SubscribeMsg {
     /// Target connections.
     #[prost(message, optional, tag = "1")]
-    pub target: Option<TargetMsg>,
+    pub(crate) target: Option<TargetMsg>,
     /// Channel.
     #[prost(string, tag = "2")]
-    pub channel: String,
+    pub(crate) channel: String,
     /// Expiry, unix seconds.
     #[prost(int64, tag = "3")]
-    pub expire_at: i64,
+    pub(crate) expire_at: i64,
     /// Channel info.
     #[prost(bytes = "bytes", tag = "4")]
-    pub info: Bytes,
+    pub(crate) info: Bytes,
     /// Subscribe push data.
     #[prost(bytes = "bytes", tag = "5")]
-    pub data: Bytes,
+    pub(crate) data: Bytes,
     /// Recover after this position.
     #[prost(message, optional, tag = "6")]
-    pub recover_since: Option<PositionMsg>,
+    pub(crate) recover_since: Option<PositionMsg>,
     /// Override: presence.
     #[prost(bool, optional, tag = "7")]
-    pub presence: Option<bool>,
+    pub(crate) presence: Option<bool>,
     /// Override: join/leave.
     #[prost(bool, optional, tag = "8")]
-    pub join_leave: Option<bool>,
+    pub(crate) join_leave: Option<bool>,
     /// Override: force recovery.
     #[prost(bool, optional, tag = "9")]
-    pub force_recovery: Option<bool>,
+    pub(crate) force_recovery: Option<bool>,
     /// Override: force positioning.
     #[prost(bool, optional, tag = "10")]
-    pub force_positioning: Option<bool>,
+    pub(crate) force_positioning: Option<bool>,
     /// Override: force push join/leave.
     #[prost(bool, optional, tag = "11")]
-    pub force_push_join_leave: Option<bool>,
+    pub(crate) force_push_join_leave: Option<bool>,
 }
 
 /// API refresh.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct RefreshMsg {
+pub(crate) struct RefreshMsg {
     /// Target connections.
     #[prost(message, optional, tag = "1")]
-    pub target: Option<TargetMsg>,
+    pub(crate) target: Option<TargetMsg>,
     /// Expire the connections.
     #[prost(bool, tag = "2")]
-    pub expired: bool,
+    pub(crate) expired: bool,
     /// New expiry, unix seconds.
     #[prost(int64, tag = "3")]
-    pub expire_at: i64,
+    pub(crate) expire_at: i64,
     /// New connection info.
     #[prost(bytes = "bytes", optional, tag = "4")]
-    pub info: Option<Bytes>,
+    pub(crate) info: Option<Bytes>,
 }
 
 /// A survey: every other node answers with a [`SurveyReply`].
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct SurveyRequest {
+pub(crate) struct SurveyRequest {
     /// Request id (unique per asking node).
     #[prost(uint64, tag = "1")]
-    pub id: u64,
+    pub(crate) id: u64,
     /// What is asked: `channels`.
     #[prost(string, tag = "2")]
-    pub op: String,
+    pub(crate) op: String,
 }
 
 /// A node's answer to a survey.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct SurveyReply {
+pub(crate) struct SurveyReply {
     /// Request id.
     #[prost(uint64, tag = "1")]
-    pub id: u64,
+    pub(crate) id: u64,
     /// Node that asked.
     #[prost(string, tag = "2")]
-    pub to: String,
+    pub(crate) to: String,
     /// Channels with local subscribers → subscriber counts.
     #[prost(map = "string, uint32", tag = "3")]
-    pub channels: HashMap<String, u32>,
+    pub(crate) channels: HashMap<String, u32>,
 }
 
 /// An `/emulation` frame for a session on node `to`.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct EmulationMsg {
+pub(crate) struct EmulationMsg {
     /// Request id.
     #[prost(uint64, tag = "1")]
-    pub id: u64,
+    pub(crate) id: u64,
     /// Target node id.
     #[prost(string, tag = "2")]
-    pub to: String,
+    pub(crate) to: String,
     /// Session id.
     #[prost(string, tag = "3")]
-    pub session: String,
+    pub(crate) session: String,
     /// Encoded commands.
     #[prost(bytes = "bytes", tag = "4")]
-    pub data: Bytes,
+    pub(crate) data: Bytes,
 }
 
 /// Outcome of an [`EmulationMsg`] on its target node.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct EmulationReply {
+pub(crate) struct EmulationReply {
     /// Request id.
     #[prost(uint64, tag = "1")]
-    pub id: u64,
+    pub(crate) id: u64,
     /// Node that forwarded it.
     #[prost(string, tag = "2")]
-    pub to: String,
+    pub(crate) to: String,
     /// [`EMULATION_OK`] or [`EMULATION_FULL`].
     #[prost(uint32, tag = "3")]
-    pub code: u32,
+    pub(crate) code: u32,
 }
 
 /// Emulation frame taken.
-pub const EMULATION_OK: u32 = 0;
+pub(crate) const EMULATION_OK: u32 = 0;
 /// Emulation frame refused: inbox full.
-pub const EMULATION_FULL: u32 = 1;
+pub(crate) const EMULATION_FULL: u32 = 1;
 
 fn target_msg(t: &Target) -> Option<TargetMsg> {
     Some(TargetMsg {
@@ -281,7 +281,7 @@ fn target_msg(t: &Target) -> Option<TargetMsg> {
 
 /// The target of a decoded command (missing = an empty user, which matches
 /// nobody).
-pub fn target_of(t: Option<TargetMsg>) -> Target {
+pub(crate) fn target_of(t: Option<TargetMsg>) -> Target {
     let t = t.unwrap_or_default();
     Target {
         user: t.user,
@@ -292,7 +292,7 @@ pub fn target_of(t: Option<TargetMsg>) -> Target {
 
 impl DisconnectMsg {
     /// Encodes an API disconnect.
-    pub fn new(target: &Target, whitelist: &[String], code: u32, reason: &str) -> Self {
+    pub(crate) fn new(target: &Target, whitelist: &[String], code: u32, reason: &str) -> Self {
         Self {
             target: target_msg(target),
             whitelist: whitelist.to_vec(),
@@ -304,7 +304,7 @@ impl DisconnectMsg {
 
 impl UnsubscribeMsg {
     /// Encodes an API unsubscribe.
-    pub fn new(channel: &str, target: &Target) -> Self {
+    pub(crate) fn new(channel: &str, target: &Target) -> Self {
         Self {
             target: target_msg(target),
             channel: channel.to_owned(),
@@ -358,7 +358,7 @@ impl From<SubscribeMsg> for ServerSubscribe {
 
 impl RefreshMsg {
     /// Encodes an API refresh.
-    pub fn new(target: &Target, r: &ServerRefresh) -> Self {
+    pub(crate) fn new(target: &Target, r: &ServerRefresh) -> Self {
         Self {
             target: target_msg(target),
             expired: r.expired,
@@ -368,7 +368,7 @@ impl RefreshMsg {
     }
 
     /// The refresh it carries.
-    pub fn refresh(&self) -> ServerRefresh {
+    pub(crate) fn refresh(&self) -> ServerRefresh {
         ServerRefresh {
             expired: self.expired,
             expire_at: self.expire_at,

@@ -17,9 +17,9 @@ const RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// A usable certificate for one host.
 #[derive(Debug)]
 pub(crate) struct Issued {
-    pub key: Arc<CertifiedKey>,
-    pub not_before: SystemTime,
-    pub not_after: SystemTime,
+    pub(crate) key: Arc<CertifiedKey>,
+    pub(crate) not_before: SystemTime,
+    pub(crate) not_after: SystemTime,
 }
 
 impl Issued {

@@ -61,7 +61,7 @@ const BODY_FRAMES: usize = 2;
 
 /// What every emulation handler needs.
 #[derive(Clone)]
-pub struct EmulationState {
+pub(crate) struct EmulationState {
     node: Arc<Node>,
     origins: Arc<OriginCheck>,
     tracker: TaskTracker,
@@ -79,7 +79,7 @@ impl std::fmt::Debug for EmulationState {
 /// `/emulation` and the streams' preflights (same paths, method OPTIONS;
 /// merging the two routers joins them). Both empty when neither `sse` nor
 /// `http_stream` is enabled.
-pub fn routes(node: &Arc<Node>, tracker: TaskTracker) -> (Router, Router) {
+pub(crate) fn routes(node: &Arc<Node>, tracker: TaskTracker) -> (Router, Router) {
     let cfg = node.config();
     let state = EmulationState {
         node: node.clone(),

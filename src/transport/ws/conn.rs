@@ -23,12 +23,12 @@ use crate::protocol::Disconnect;
 use crate::transport::driver::{CLOSE_WAIT, Inbound, Link, LinkGone};
 
 /// Bytes read from the socket at a time; small to keep idle connections lean.
-pub const READ_BUFFER: usize = 1024;
+pub(crate) const READ_BUFFER: usize = 1024;
 /// How long to wait for the client's close frame after ours once the
 /// client broke the protocol (RFC 6455 §7.1.7, failing the connection):
 /// only a moment to take in what it already sent, so the socket ends with
 /// a FIN that does not destroy our close frame. Otherwise [`CLOSE_WAIT`].
-pub const FAIL_WAIT: Duration = Duration::from_secs(1);
+pub(crate) const FAIL_WAIT: Duration = Duration::from_secs(1);
 /// Frames up to this size are copied next to their header when the socket
 /// cannot write vectored, so they still go out in one write.
 const SMALL_FRAME: usize = 16 * 1024;
@@ -38,31 +38,31 @@ const MAX_PENDING: usize = 1024;
 
 /// Negotiated permessage-deflate settings.
 #[derive(Debug, Clone, Copy)]
-pub struct Deflate {
+pub(crate) struct Deflate {
     /// flate2 level (0..=9).
-    pub level: u32,
+    pub(crate) level: u32,
     /// Messages shorter than this go out uncompressed.
-    pub min_size: usize,
+    pub(crate) min_size: usize,
     /// Largest inflated message; more closes with 1009.
-    pub max_inflated: usize,
+    pub(crate) max_inflated: usize,
 }
 
 /// How a connection reads and writes.
 #[derive(Debug, Clone, Copy)]
-pub struct Options {
+pub(crate) struct Options {
     /// Data messages we send are text (JSON) rather than binary.
-    pub text: bool,
+    pub(crate) text: bool,
     /// Largest message the client may send (its payload on the wire).
-    pub max_message: usize,
+    pub(crate) max_message: usize,
     /// Set when permessage-deflate was negotiated.
-    pub deflate: Option<Deflate>,
+    pub(crate) deflate: Option<Deflate>,
     /// How long our close frame may take to write.
-    pub write_timeout: Duration,
+    pub(crate) write_timeout: Duration,
 }
 
 /// What a read produced.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Read {
+pub(crate) enum Read {
     /// One data message, inflated and checked.
     Message(Bytes),
     /// A pong frame (for transports that ping on their own).
@@ -87,7 +87,7 @@ enum Recovery {
 }
 
 /// A server WebSocket connection.
-pub struct WsConn<S> {
+pub(crate) struct WsConn<S> {
     io: S,
     rbuf: BytesMut,
     /// The read buffer was grown for a large frame: shrink it back.
@@ -107,7 +107,7 @@ pub struct WsConn<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsConn<S> {
     /// Wraps an upgraded socket (the handshake is done).
-    pub fn new(io: S, opts: Options) -> Self {
+    pub(crate) fn new(io: S, opts: Options) -> Self {
         Self {
             io,
             rbuf: BytesMut::with_capacity(READ_BUFFER),
@@ -124,12 +124,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsConn<S> {
     /// The next data message. Cancel-safe: bytes read and control frames
     /// queued are kept in the connection, and the future holds nothing but
     /// a reference to it (it sits in every idle connection's task).
-    pub fn read(&mut self) -> impl Future<Output = Read> + Send + '_ {
+    pub(crate) fn read(&mut self) -> impl Future<Output = Read> + Send + '_ {
         std::future::poll_fn(move |cx| self.poll_read(cx))
     }
 
     /// Polls for the next data message (see [`WsConn::read`]).
-    pub fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Read> {
+    pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Read> {
         loop {
             match self.poll_pending(cx) {
                 Poll::Ready(Ok(())) => {}
@@ -181,7 +181,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsConn<S> {
 
     /// Writes one data message as one frame (deflated when negotiated and
     /// long enough).
-    pub async fn write(&mut self, data: Bytes) -> io::Result<()> {
+    pub(crate) async fn write(&mut self, data: Bytes) -> io::Result<()> {
         if !self.pending.is_empty() || self.unflushed {
             self.write_pending().await?;
         }
@@ -215,7 +215,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsConn<S> {
     /// Fails the connection for a transport that ends it on its own: our
     /// close frame with the failure's code is queued, and reads report the
     /// client gone once it is written.
-    pub fn fail(&mut self, f: Fail) {
+    pub(crate) fn fail(&mut self, f: Fail) {
         let mut payload = f.code.to_be_bytes().to_vec();
         payload.extend_from_slice(f.reason.as_bytes());
         self.queue_control(opcode::CLOSE, &payload);
@@ -223,7 +223,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsConn<S> {
     }
 
     /// Sends a ping frame (empty payload).
-    pub async fn ping(&mut self) -> io::Result<()> {
+    pub(crate) async fn ping(&mut self) -> io::Result<()> {
         self.queue_control(opcode::PING, &[]);
         self.write_pending().await
     }
@@ -231,7 +231,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsConn<S> {
     /// Sends a close frame with `code` and `reason` (cut to fit), then
     /// waits up to [`CLOSE_WAIT`] for the client's close ([`FAIL_WAIT`]
     /// after a protocol failure other than an oversized message).
-    pub async fn close_with(&mut self, code: u16, reason: &str) {
+    pub(crate) async fn close_with(&mut self, code: u16, reason: &str) {
         let mut end = reason.len().min(frame::MAX_CONTROL - 2);
         while !reason.is_char_boundary(end) {
             end -= 1;

@@ -21,7 +21,7 @@ thread_local! {
 
 /// Maps the config's `compression_level` (Go's flate levels: -2 Huffman
 /// only, -1 default, 0..=9) to a flate2 level.
-pub fn level(configured: i32) -> u32 {
+pub(crate) fn level(configured: i32) -> u32 {
     match configured {
         -1 => 6,
         ..=-2 => 1,
@@ -31,7 +31,7 @@ pub fn level(configured: i32) -> u32 {
 
 /// Why a message could not be inflated.
 #[derive(Debug, PartialEq, Eq)]
-pub enum InflateError {
+pub(crate) enum InflateError {
     /// It inflates past the limit.
     TooBig,
     /// It is not valid deflate data.
@@ -40,7 +40,7 @@ pub enum InflateError {
 
 /// Deflates one message at `level` (0..=9) into a fresh buffer, without the
 /// sync-flush tail; `None` if the compressor failed (send it as is).
-pub fn compress(data: &[u8], level: u32) -> Option<Vec<u8>> {
+pub(crate) fn compress(data: &[u8], level: u32) -> Option<Vec<u8>> {
     COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         let c = match &mut *slot {
@@ -78,7 +78,7 @@ pub fn compress(data: &[u8], level: u32) -> Option<Vec<u8>> {
 }
 
 /// Inflates one message, refusing to produce more than `limit` bytes.
-pub fn decompress(data: &[u8], limit: usize) -> Result<Vec<u8>, InflateError> {
+pub(crate) fn decompress(data: &[u8], limit: usize) -> Result<Vec<u8>, InflateError> {
     DECOMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         let d = match &mut *slot {

@@ -10,19 +10,19 @@
 use bytes::{Buf, BytesMut};
 
 /// Frame opcodes (RFC 6455 §5.2).
-pub mod opcode {
+pub(crate) mod opcode {
     /// Continuation of a fragmented data message.
-    pub const CONTINUATION: u8 = 0x0;
+    pub(crate) const CONTINUATION: u8 = 0x0;
     /// Text data.
-    pub const TEXT: u8 = 0x1;
+    pub(crate) const TEXT: u8 = 0x1;
     /// Binary data.
-    pub const BINARY: u8 = 0x2;
+    pub(crate) const BINARY: u8 = 0x2;
     /// Close.
-    pub const CLOSE: u8 = 0x8;
+    pub(crate) const CLOSE: u8 = 0x8;
     /// Ping.
-    pub const PING: u8 = 0x9;
+    pub(crate) const PING: u8 = 0x9;
     /// Pong.
-    pub const PONG: u8 = 0xa;
+    pub(crate) const PONG: u8 = 0xa;
 }
 
 const FIN: u8 = 0x80;
@@ -30,38 +30,38 @@ const RSV1: u8 = 0x40;
 const RSV23: u8 = 0x30;
 const MASK: u8 = 0x80;
 /// Largest payload of a control frame.
-pub const MAX_CONTROL: usize = 125;
+pub(crate) const MAX_CONTROL: usize = 125;
 /// Longest server frame header (no mask).
-pub const MAX_HEADER: usize = 10;
+pub(crate) const MAX_HEADER: usize = 10;
 
 /// Why the connection must be failed: a close code and a short reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fail {
+pub(crate) struct Fail {
     /// WebSocket close code (1002, 1007, 1009).
-    pub code: u16,
+    pub(crate) code: u16,
     /// Close reason.
-    pub reason: &'static str,
+    pub(crate) reason: &'static str,
 }
 
 impl Fail {
     /// A framing rule was broken.
-    pub const fn protocol(reason: &'static str) -> Self {
+    pub(crate) const fn protocol(reason: &'static str) -> Self {
         Self { code: 1002, reason }
     }
     /// The message is larger than allowed.
-    pub const TOO_BIG: Self = Self {
+    pub(crate) const TOO_BIG: Self = Self {
         code: 1009,
         reason: "message too big",
     };
     /// Payload data that is not what it says (bad UTF-8, bad deflate data).
-    pub const fn invalid(reason: &'static str) -> Self {
+    pub(crate) const fn invalid(reason: &'static str) -> Self {
         Self { code: 1007, reason }
     }
 }
 
 /// What the parser produced.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Event {
+pub(crate) enum Event {
     /// A complete data message (reassembled when fragmented).
     Message {
         /// Text (else binary).
@@ -89,7 +89,7 @@ struct Partial {
 
 /// Incremental parser of client frames.
 #[derive(Debug)]
-pub struct Parser {
+pub(crate) struct Parser {
     /// Largest data message (sum of its frames' payloads).
     max_message: usize,
     /// permessage-deflate was negotiated: RSV1 is allowed.
@@ -103,7 +103,7 @@ pub struct Parser {
 impl Parser {
     /// A parser for messages up to `max_message` bytes; `deflate` allows
     /// compressed messages.
-    pub fn new(max_message: usize, deflate: bool) -> Self {
+    pub(crate) fn new(max_message: usize, deflate: bool) -> Self {
         Self {
             max_message,
             deflate,
@@ -114,18 +114,13 @@ impl Parser {
 
     /// Total bytes the frame at the head of the buffer needs (header and
     /// payload), once its header was seen; 0 otherwise.
-    pub fn want(&self) -> usize {
+    pub(crate) fn want(&self) -> usize {
         self.want
-    }
-
-    /// Whether a fragmented message is being reassembled.
-    pub fn in_message(&self) -> bool {
-        self.partial.is_some()
     }
 
     /// Takes the next event out of `buf`, `Ok(None)` when more bytes are
     /// needed. Consumed frames are removed from `buf`.
-    pub fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Event>, Fail> {
+    pub(crate) fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Event>, Fail> {
         loop {
             let Some(head) = self.header(buf)? else {
                 return Ok(None);
@@ -290,7 +285,7 @@ struct Header {
 /// The total length (header and payload) of the frame at the head of
 /// `buf`, read without any checks, once its header is there; for skipping
 /// a frame the parser refused.
-pub fn frame_len(buf: &[u8]) -> Option<u64> {
+pub(crate) fn frame_len(buf: &[u8]) -> Option<u64> {
     let b1 = *buf.get(1)?;
     let mask = if b1 & MASK != 0 { 4 } else { 0 };
     let (len, payload) = match b1 & 0x7f {
@@ -328,12 +323,12 @@ fn close_event(mut payload: BytesMut) -> Result<Event, Fail> {
 }
 
 /// Whether a peer may send this close code.
-pub fn valid_close_code(code: u16) -> bool {
+pub(crate) fn valid_close_code(code: u16) -> bool {
     matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
 }
 
 /// XORs `data` with the 4-byte mask, eight bytes at a time.
-pub fn unmask(data: &mut [u8], mask: [u8; 4]) {
+pub(crate) fn unmask(data: &mut [u8], mask: [u8; 4]) {
     let wide = u64::from_ne_bytes([
         mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3],
     ]);
@@ -350,7 +345,7 @@ pub fn unmask(data: &mut [u8], mask: [u8; 4]) {
 
 /// Writes a server frame header (FIN set, no mask) into `out` and returns
 /// its length.
-pub fn encode_header(out: &mut [u8; MAX_HEADER], op: u8, rsv1: bool, len: usize) -> usize {
+pub(crate) fn encode_header(out: &mut [u8; MAX_HEADER], op: u8, rsv1: bool, len: usize) -> usize {
     out[0] = FIN | if rsv1 { RSV1 } else { 0 } | (op & 0x0f);
     if len < 126 {
         out[1] = len as u8;

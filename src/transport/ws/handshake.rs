@@ -10,11 +10,11 @@ use base64::Engine;
 use sha1::{Digest, Sha1};
 
 /// The `Sec-WebSocket-Extensions` value we answer with.
-pub const DEFLATE_RESPONSE: &str =
+pub(crate) const DEFLATE_RESPONSE: &str =
     "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
 
 /// `Sec-WebSocket-Accept` for a client key.
-pub fn accept_key(key: &[u8]) -> String {
+pub(crate) fn accept_key(key: &[u8]) -> String {
     let mut h = Sha1::new();
     h.update(key);
     h.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
@@ -23,7 +23,7 @@ pub fn accept_key(key: &[u8]) -> String {
 
 /// Whether one of the offers in the `Sec-WebSocket-Extensions` header
 /// values is a permessage-deflate we can honour.
-pub fn accepts_deflate<'a>(values: impl IntoIterator<Item = &'a str>) -> bool {
+pub(crate) fn accepts_deflate<'a>(values: impl IntoIterator<Item = &'a str>) -> bool {
     values.into_iter().flat_map(split_offers).any(acceptable)
 }
 

@@ -2,9 +2,9 @@
 //! permessage-deflate, over a socket hyper upgraded. Lean by design: no
 //! per-connection zlib state, a 1 KiB read buffer, one write per frame.
 
-pub mod conn;
-pub mod deflate;
-pub mod frame;
-pub mod handshake;
+pub(crate) mod conn;
+pub(crate) mod deflate;
+pub(crate) mod frame;
+pub(crate) mod handshake;
 
-pub use conn::{Deflate, Options, Read, WsConn};
+pub(crate) use conn::{Deflate, Options, Read, WsConn};
