@@ -6,7 +6,8 @@
 //! users do not contend on one lock. Fan-out holds a shard's read lock while
 //! it enqueues into each subscriber's queue; enqueueing never blocks, so a
 //! slow client cannot stall the hub (it is disconnected with 3008 instead).
-//! A publication is encoded at most once per encoding ([`Prepared`]).
+//! A publication is encoded at most once per encoding, and its delta at most
+//! once per publication ([`Prepared`]).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
@@ -251,12 +252,13 @@ impl BrokerEventHandler for Hub {
         channel: &str,
         publication: Arc<Publication>,
         position: StreamPosition,
+        prev: Option<bytes::Bytes>,
     ) {
         let shard = self.channels[self.shard(channel)].read();
         let Some(subs) = shard.get(channel) else {
             return;
         };
-        let prepared = Prepared::default();
+        let prepared = Prepared::with_prev(prev);
         for sub in subs.values() {
             sub.session
                 .deliver_publication(&sub.slot, channel, &publication, &position, &prepared);

@@ -94,6 +94,7 @@ scenarios!(
     user_limited,
     permissions,
     server_subs,
+    delta,
 );
 
 /// The JS scenarios over the emulation transports: `http_stream::<scenario>`
@@ -152,5 +153,6 @@ emulated!(
     user_limited,
     permissions,
     server_subs,
+    delta,
     proxy_rpc[proxy],
 );

@@ -58,7 +58,10 @@ pub struct PublishOptions {
     pub(crate) idempotency_key: Option<String>,
     /// How long an idempotency key is remembered; zero means 5 minutes.
     pub(crate) idempotent_result_ttl: Duration,
-    /// Ask subscribers that negotiated delta to receive a delta.
+    /// Ask subscribers that negotiated delta to receive a delta: with
+    /// history, the broker hands the previous publication's data to
+    /// [`BrokerEventHandler::handle_publication`] with this one, read in the
+    /// same atomic step as the append.
     pub(crate) use_delta: bool,
     /// With history: a publication whose `version` is not greater than the
     /// last accepted version of the same `version_epoch` in this channel is
@@ -144,12 +147,17 @@ pub enum EngineError {
 /// the same channel. Implementations must not block: fan-out only enqueues.
 pub trait BrokerEventHandler: Send + Sync + 'static {
     /// A publication for a channel this node subscribed to. `position` is
-    /// the publication's own position (offset 0 without history).
+    /// the publication's own position (offset 0 without history). `prev` is
+    /// the data of the publication just before it in the stream (offset
+    /// − 1), given when the publish asked for delta (`use_delta`) and the
+    /// stream still held it; subscribers that negotiated delta get a delta
+    /// against it.
     fn handle_publication(
         &self,
         channel: &str,
         publication: Arc<Publication>,
         position: StreamPosition,
+        prev: Option<Bytes>,
     );
     /// A client joined a channel (somewhere in the cluster).
     fn handle_join(&self, channel: &str, info: ClientInfo);

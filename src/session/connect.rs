@@ -83,6 +83,7 @@ impl Session {
                 want_positioned: false,
                 want_recoverable: false,
                 want_join_leave: false,
+                want_delta: false,
                 reject_unrecovered: false,
                 chan_info: o.info,
                 data: o.data,

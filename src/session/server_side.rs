@@ -73,6 +73,7 @@ impl Session {
             want_positioned: false,
             want_recoverable: false,
             want_join_leave: false,
+            want_delta: false,
             reject_unrecovered: false,
             chan_info: req.info.clone(),
             data: req.data.clone(),

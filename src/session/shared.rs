@@ -15,7 +15,7 @@
 //! wait on.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -25,18 +25,102 @@ use crate::control::Control;
 use crate::engine::{Publication, StreamPosition};
 use crate::proto::client::{Push, Reply};
 use crate::protocol::codec::{EncodeError, encode_push, encode_reply};
+use crate::protocol::delta;
 use crate::protocol::{Disconnect, Encoding, Unsubscribe};
 
 use super::queue::Queue;
 
-/// A publication encoded once per encoding, shared by all subscribers.
+/// A push encoded once per encoding, shared by all subscribers; for a
+/// publication also its delta forms ([`DeltaForm`]), each made at most once
+/// however many delta subscribers there are.
 #[derive(Debug, Default)]
 pub(crate) struct Prepared {
-    json: std::sync::OnceLock<Result<Bytes, EncodeError>>,
-    protobuf: std::sync::OnceLock<Bytes>,
+    json: OnceLock<Result<Bytes, EncodeError>>,
+    protobuf: OnceLock<Bytes>,
+    /// Data of the previous publication of the stream (delta publish).
+    prev: Option<Bytes>,
+    /// Fossil delta from `prev`, when there is one and it pays.
+    patch: OnceLock<Option<Bytes>>,
+    json_full: OnceLock<Result<Bytes, EncodeError>>,
+    json_patch: OnceLock<Result<Bytes, EncodeError>>,
+    protobuf_patch: OnceLock<Bytes>,
+}
+
+/// How a publication goes to a subscription that negotiated delta.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DeltaForm {
+    /// The whole data (over JSON as a JSON string): the first publication
+    /// after subscribing, or when the client's base is not the previous
+    /// stream entry.
+    Full,
+    /// A delta against the previous publication when the broker handed it
+    /// and the delta pays; otherwise [`DeltaForm::Full`].
+    Patch,
 }
 
 impl Prepared {
+    /// For a publication whose previous stream entry had data `prev`.
+    pub(crate) fn with_prev(prev: Option<Bytes>) -> Self {
+        Self {
+            prev,
+            ..Self::default()
+        }
+    }
+
+    /// The encoded publication push for a delta subscription.
+    pub(crate) fn get_delta(
+        &self,
+        encoding: Encoding,
+        form: DeltaForm,
+        channel: &str,
+        publication: &Publication,
+    ) -> Result<Bytes, EncodeError> {
+        let patch = match form {
+            DeltaForm::Full => None,
+            DeltaForm::Patch => self
+                .patch
+                .get_or_init(|| {
+                    let prev = self.prev.as_deref()?;
+                    delta::fossil(prev, &publication.data)
+                })
+                .as_ref(),
+        };
+        let push = |data: Bytes, delta: bool| {
+            let mut p = publication.clone();
+            p.data = data;
+            p.delta = delta;
+            publication_push(channel, p)
+        };
+        match (encoding, patch) {
+            (Encoding::Protobuf, None) => self.get(encoding, || {
+                publication_push(channel, publication.clone())
+            }),
+            (Encoding::Protobuf, Some(patch)) => Ok(self
+                .protobuf_patch
+                .get_or_init(|| {
+                    encode_push(Encoding::Protobuf, push(patch.clone(), true)).unwrap_or_default()
+                })
+                .clone()),
+            (Encoding::Json, patch) => {
+                let as_patch = patch.and_then(|p| delta::json_string(p));
+                match as_patch {
+                    Some(text) => self
+                        .json_patch
+                        .get_or_init(|| encode_push(Encoding::Json, push(text, true)))
+                        .clone(),
+                    None => self
+                        .json_full
+                        .get_or_init(|| {
+                            let text =
+                                delta::json_string(&publication.data).ok_or(EncodeError::NotJson)?;
+                            encode_push(Encoding::Json, push(text, false))
+                        })
+                        .clone(),
+                }
+            }
+        }
+    }
+
     /// The encoded push for `encoding`, built on first use.
     pub(crate) fn get(
         &self,
@@ -53,6 +137,14 @@ impl Prepared {
                 .get_or_init(|| encode_push(Encoding::Protobuf, build()).unwrap_or_default())
                 .clone()),
         }
+    }
+}
+
+fn publication_push(channel: &str, publication: Publication) -> Push {
+    Push {
+        channel: channel.to_string(),
+        r#pub: Some(publication),
+        ..Default::default()
     }
 }
 
@@ -99,6 +191,12 @@ pub(crate) struct Delivery {
     pub(crate) push_join_leave: bool,
     /// Created by the server (token, personal channel): gaps disconnect.
     pub(crate) server_side: bool,
+    /// The client negotiated fossil delta for this subscription.
+    pub(crate) delta: bool,
+    /// The client holds the previous publication's data, so the next one
+    /// may come as a delta: set by the first publication sent in full, or
+    /// by a recovery that sent the chain.
+    pub(crate) delta_ready: bool,
 }
 
 /// Something the session task must do that cannot be done under a lock.
@@ -324,13 +422,24 @@ impl Shared {
             }
             d.offset = position.offset;
         }
-        let build = || Push {
-            channel: channel.to_string(),
-            r#pub: Some((**publication).clone()),
-            ..Default::default()
+        let encoded = if d.delta {
+            // A delta needs the client to hold exactly the previous stream
+            // entry: true for a positioned subscription that saw every
+            // offset since its first full publication.
+            let form = if d.delta_ready && d.positioned && position.offset > 0 {
+                DeltaForm::Patch
+            } else {
+                d.delta_ready = true;
+                DeltaForm::Full
+            };
+            prepared.get_delta(self.encoding, form, channel, publication)
+        } else {
+            prepared.get(self.encoding, || {
+                publication_push(channel, (**publication).clone())
+            })
         };
         // Enqueued under the slot lock: see `with_deliveries`.
-        match prepared.get(self.encoding, build) {
+        match encoded {
             Ok(bytes) => {
                 let _ = self.queue.push(bytes);
             }

@@ -22,7 +22,7 @@ use crate::control::SubscribeOverride;
 use crate::engine::{EngineError, HistoryFilter, StreamPosition};
 use crate::hub::Hub;
 use crate::proto::client::{Reply, SubscribeRequest, SubscribeResult};
-use crate::protocol::{ClientError, Disconnect};
+use crate::protocol::{ClientError, Disconnect, Encoding, delta};
 
 /// Bit of `SubscribeRequest.flag`: answer 112 instead of `recovered: false`.
 const FLAG_REJECT_UNRECOVERED: i64 = 2;
@@ -39,6 +39,8 @@ pub(super) struct SubRequest {
     pub(crate) want_positioned: bool,
     pub(crate) want_recoverable: bool,
     pub(crate) want_join_leave: bool,
+    /// The client asked for fossil delta.
+    pub(crate) want_delta: bool,
     pub(crate) reject_unrecovered: bool,
     pub(crate) chan_info: Bytes,
     pub(crate) data: Bytes,
@@ -58,6 +60,8 @@ pub(super) struct PreparedSub {
     pub(crate) recovered: bool,
     pub(crate) join: bool,
     pub(crate) chan_info: Bytes,
+    /// Wire encoding of the session (recovered delta chains depend on it).
+    pub(crate) encoding: Encoding,
 }
 
 /// Merges buffered publications and makes the subscription live. Runs under
@@ -80,6 +84,13 @@ pub(super) fn finalize(p: &mut PreparedSub, d: &mut Delivery) -> Result<(), Disc
             d.offset = p.result.offset;
         }
         d.epoch = p.result.epoch.clone();
+    }
+    if d.delta && p.recovered {
+        // The client keeps its last value across a recovery, so the
+        // recovered publications continue its chain and live ones may
+        // follow as deltas.
+        delta::chain(&mut p.result.publications, p.encoding == Encoding::Json);
+        d.delta_ready = true;
     }
     d.active = true;
     Ok(())
@@ -155,6 +166,7 @@ impl Session {
             want_positioned: req.positioned,
             want_recoverable: req.recoverable,
             want_join_leave: req.join_leave,
+            want_delta: !req.delta.is_empty(),
             reject_unrecovered: req.flag & FLAG_REJECT_UNRECOVERED != 0,
             chan_info: Bytes::new(),
             data: Bytes::new(),
@@ -223,6 +235,7 @@ impl Session {
             insecure,
         };
         let push_join_leave = force_push || (r.want_join_leave && can_presence(who, o));
+        let delta = r.want_delta && o.opts.allowed_delta_types.iter().any(|t| t == "fossil");
         let delivery = Delivery {
             active: false,
             buffer: positioned.then(Vec::new),
@@ -231,6 +244,8 @@ impl Session {
             epoch: String::new(),
             push_join_leave,
             server_side: r.server_side,
+            delta,
+            delta_ready: false,
         };
         if !self.shared.begin_subscription(&r.channel, delivery) {
             return Err(ClientError::AlreadySubscribed.into());
@@ -250,6 +265,7 @@ impl Session {
             recoverable,
             positioned,
             was_recovering: r.recover,
+            delta,
             data: r.data.clone(),
             publish_debounce: u32::try_from(
                 o.opts.client_publish_debounce_interval.get().as_millis(),
@@ -325,6 +341,7 @@ impl Session {
             recovered,
             join: join_leave,
             chan_info: r.chan_info,
+            encoding: self.shared.encoding,
         })
     }
 

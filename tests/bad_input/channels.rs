@@ -21,6 +21,22 @@ async fn subscribe_with_empty_channel_is_3501() {
 }
 
 #[tokio::test]
+async fn unknown_delta_type_is_3501() {
+    let srv = TestServer::start(base_config()).await;
+    both(async |pb| {
+        let mut c = srv.connected(pb, "u").await;
+        let mut cmd = subscribe_cmd(4, &unique("delta"));
+        if let Some(s) = cmd.subscribe.as_mut() {
+            s.delta = "xdelta".into();
+        }
+        command_closes(&mut c, cmd, 3501).await;
+    })
+    .await;
+    assert_healthy(&srv).await;
+    srv.stop().await;
+}
+
+#[tokio::test]
 async fn channel_of_256_bytes_is_107_and_connection_stays() {
     let srv = TestServer::start(base_config()).await;
     both(async |pb| {

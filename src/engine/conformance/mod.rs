@@ -55,6 +55,7 @@ macro_rules! engine_conformance_bodies {
             history_epoch_mismatch,
             history_reverse_since_zero,
             history_size_trimming,
+            delta_publish_hands_previous_data,
             recovery_golden_vectors,
             recovery_golden_vectors_expired,
             history_ttl_expiry,
@@ -108,6 +109,8 @@ pub enum Event {
         publication: Arc<Publication>,
         /// The position passed alongside it.
         position: StreamPosition,
+        /// The previous publication's data passed alongside it.
+        prev: Option<Bytes>,
     },
     /// [`BrokerEventHandler::handle_join`].
     Join {
@@ -274,11 +277,13 @@ impl BrokerEventHandler for RecordingHandler {
         channel: &str,
         publication: Arc<Publication>,
         position: StreamPosition,
+        prev: Option<Bytes>,
     ) {
         self.record(Event::Publication {
             channel: channel.to_owned(),
             publication,
             position,
+            prev,
         });
     }
 

@@ -253,7 +253,7 @@ impl Broker for MemoryBroker {
         // Held until the handler returns: one channel's publishes (and their
         // deliveries) are strictly sequential, in offset order.
         let _ordered = self.state.delivery_lock(channel).lock().await;
-        let (position, delivery) = {
+        let (position, delivery, prev) = {
             let mut shard = self.state.shard(channel).lock();
             if let Some(key) = idempotency_key
                 && let Some(position) = shard.idempotent_result(channel, key, now)
@@ -269,6 +269,7 @@ impl Broker for MemoryBroker {
                 tags: opts.tags.clone(),
                 ..Publication::default()
             };
+            let mut prev = None;
             let (publication, position) = if opts.with_history() {
                 let meta_ttl = or_default(opts.history_meta_ttl, DEFAULT_HISTORY_META_TTL);
                 let stream = shard.live_stream(channel, now, meta_ttl);
@@ -277,6 +278,9 @@ impl Broker for MemoryBroker {
                         position: stream.position(),
                         suppressed: true,
                     });
+                }
+                if opts.use_delta {
+                    prev = stream.entries.back().map(|e| e.publication.data.clone());
                 }
                 let publication = stream.append(
                     publication,
@@ -292,14 +296,14 @@ impl Broker for MemoryBroker {
                 shard.remember_result(channel, key, position.clone(), deadline(now, ttl));
             }
             let delivery = shard.subscribed.contains(channel).then_some(publication);
-            (position, delivery)
+            (position, delivery, prev)
         };
         // The shard lock is released (history readers and other channels of
         // the shard proceed); the delivery lock still orders this channel.
         if let Some(publication) = delivery
             && let Some(handler) = self.state.handler.get()
         {
-            handler.handle_publication(channel, publication, position.clone());
+            handler.handle_publication(channel, publication, position.clone(), prev);
         }
         Ok(PublishResult {
             position,

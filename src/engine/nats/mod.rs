@@ -233,7 +233,8 @@ fn deliver(handler: &dyn BrokerEventHandler, channel: &str, payload: &[u8]) {
             _ => StreamPosition::default(),
         };
         publication.delta = false;
-        handler.handle_publication(channel, Arc::new(publication), position);
+        // No history on NATS, so no previous publication to diff against.
+        handler.handle_publication(channel, Arc::new(publication), position, None);
     } else if let Some(join) = push.join {
         handler.handle_join(channel, join.info.unwrap_or_default());
     } else if let Some(leave) = push.leave {

@@ -166,7 +166,8 @@ impl Broker for RedisBroker {
             .arg(result_ttl)
             .arg(if with_history { opts.version } else { 0 })
             .arg(opts.version_epoch.as_str())
-            .arg(keys.publish_command());
+            .arg(keys.publish_command())
+            .arg(if opts.use_delta { "1" } else { "0" });
         let reply: Value = shard
             .call(|mut c| async move { invocation.invoke_async(&mut c).await })
             .await?;

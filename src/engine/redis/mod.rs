@@ -29,6 +29,9 @@
 //! The first byte says what follows:
 //! * `p<offset>:<epoch>:<protobuf Publication>` — a publication; offset `0`
 //!   and an empty epoch without history;
+//! * `d<offset>:<epoch>:<n>:<previous entry><protobuf Publication>` — a
+//!   publication asking for delta, with the previous stream entry (`n`
+//!   bytes, a protobuf Publication) whose data subscribers diff against;
 //! * `j<protobuf ClientInfo>` — join; `l<protobuf ClientInfo>` — leave.
 //!
 //! Epochs are alphanumeric, so the two `:` separators are unambiguous.

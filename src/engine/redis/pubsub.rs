@@ -169,8 +169,8 @@ impl Delivery {
             return;
         };
         match decode(payload) {
-            Some(Event::Publication(publication, position)) => {
-                handler.handle_publication(channel, Arc::new(publication), position);
+            Some(Event::Publication(publication, position, prev)) => {
+                handler.handle_publication(channel, Arc::new(publication), position, prev);
             }
             Some(Event::Join(info)) => handler.handle_join(channel, info),
             Some(Event::Leave(info)) => handler.handle_leave(channel, info),
@@ -223,7 +223,9 @@ async fn probe_loop(delivery: Weak<Delivery>) {
 /// A decoded PUB/SUB message.
 #[derive(Debug, PartialEq)]
 pub(super) enum Event {
-    Publication(Publication, StreamPosition),
+    /// A publication, its position and, for a delta publish, the data of
+    /// the previous one.
+    Publication(Publication, StreamPosition, Option<bytes::Bytes>),
     Join(ClientInfo),
     Leave(ClientInfo),
 }
@@ -241,23 +243,38 @@ pub(super) fn encode_presence_event(join: bool, info: &ClientInfo) -> Vec<u8> {
 pub(super) fn decode(payload: &[u8]) -> Option<Event> {
     let (&tag, rest) = payload.split_first()?;
     match tag {
-        b'p' => {
-            let colon = rest.iter().position(|b| *b == b':')?;
-            let offset: u64 = std::str::from_utf8(&rest[..colon]).ok()?.parse().ok()?;
-            let rest = &rest[colon + 1..];
+        b'p' | b'd' => {
+            let (offset, rest) = number_field(rest)?;
             let colon = rest.iter().position(|b| *b == b':')?;
             let epoch = std::str::from_utf8(&rest[..colon]).ok()?.to_owned();
-            let mut publication = Publication::decode(&rest[colon + 1..]).ok()?;
+            let mut rest = &rest[colon + 1..];
+            let mut prev = None;
+            if tag == b'd' {
+                let (len, after) = number_field(rest)?;
+                let len = usize::try_from(len).ok().filter(|l| *l <= after.len())?;
+                let entry = Publication::decode(&after[..len]).ok()?;
+                prev = Some(entry.data);
+                rest = &after[len..];
+            }
+            let mut publication = Publication::decode(rest).ok()?;
             publication.offset = offset;
             Some(Event::Publication(
                 publication,
                 StreamPosition { offset, epoch },
+                prev,
             ))
         }
         b'j' => ClientInfo::decode(rest).ok().map(Event::Join),
         b'l' => ClientInfo::decode(rest).ok().map(Event::Leave),
         _ => None,
     }
+}
+
+/// A decimal number up to the next `:`, and what follows the colon.
+fn number_field(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let colon = bytes.iter().position(|b| *b == b':')?;
+    let n = std::str::from_utf8(&bytes[..colon]).ok()?.parse().ok()?;
+    Some((n, &bytes[colon + 1..]))
 }
 
 #[cfg(test)]
@@ -289,7 +306,7 @@ mod tests {
         };
         let mut wire = b"p7:abc:".to_vec();
         wire.extend(publication.encode_to_vec());
-        let Some(Event::Publication(p, pos)) = decode(&wire) else {
+        let Some(Event::Publication(p, pos, None)) = decode(&wire) else {
             panic!("not decoded");
         };
         assert_eq!(pos.offset, 7);
@@ -300,7 +317,29 @@ mod tests {
             decode(b"p0::").is_some(),
             "empty publication without history"
         );
-        for bad in [&b""[..], b"x", b"p", b"pz:e:", b"p1:e"] {
+        let entry = Publication {
+            data: Bytes::from_static(b"{\"a\":0}"),
+            ..Publication::default()
+        }
+        .encode_to_vec();
+        let mut wire = format!("d8:abc:{}:", entry.len()).into_bytes();
+        wire.extend(&entry);
+        wire.extend(publication.encode_to_vec());
+        let Some(Event::Publication(p, pos, Some(prev))) = decode(&wire) else {
+            panic!("delta message not decoded");
+        };
+        assert_eq!((pos.offset, p.data), (8, publication.data));
+        assert_eq!(&prev[..], b"{\"a\":0}");
+        for bad in [
+            &b""[..],
+            b"x",
+            b"p",
+            b"pz:e:",
+            b"p1:e",
+            b"d1:e:",
+            b"d1:e:99:",
+            b"d1:e:x:",
+        ] {
             assert!(decode(bad).is_none(), "{bad:?}");
         }
     }

@@ -13,7 +13,8 @@ use redis::Script;
 /// 4 meta TTL (ms), 5 epoch to use if the meta is missing, 6 "1" with
 /// history, 7 idempotency TTL (ms, 0 = no key), 8 version, 9 version epoch,
 /// 10 the publish command (`publish`, or `spublish` on a cluster, where the
-/// channel shares the keys' slot).
+/// channel shares the keys' slot), 11 "1" for a delta publish (the message
+/// then carries the previous stream entry too).
 ///
 /// Returns `{kind, "offset:epoch"}`: kind `p` published, `s` suppressed by
 /// the idempotency key, `v` suppressed as a stale version.
@@ -29,7 +30,7 @@ if result_ttl > 0 then
     return {"s", cached}
   end
 end
-local offset, epoch = 0, ""
+local offset, epoch, prev = 0, "", nil
 if ARGV[6] == "1" then
   local meta = redis.call("hmget", meta_key, "e", "s", "v", "ve")
   epoch = meta[1]
@@ -51,6 +52,12 @@ if ARGV[6] == "1" then
   if offset == 1 then
     -- A new stream incarnation: whatever is left of an old one goes.
     redis.call("del", stream_key)
+  elseif ARGV[11] == "1" then
+    -- Retained offsets are contiguous, so the newest entry is offset - 1.
+    local last = redis.call("xrevrange", stream_key, "+", "-", "COUNT", 1)
+    if #last > 0 then
+      prev = last[1][2][2]
+    end
   end
   redis.call("xadd", stream_key, "MAXLEN", ARGV[2], string.format("%d", offset), "d", data)
   redis.call("pexpire", stream_key, ARGV[3])
@@ -58,7 +65,11 @@ if ARGV[6] == "1" then
 end
 -- "%d": tostring would switch to exponent notation for large offsets.
 local position = string.format("%d", offset) .. ":" .. epoch
-redis.call(ARGV[10], channel, "p" .. position .. ":" .. data)
+if prev then
+  redis.call(ARGV[10], channel, "d" .. position .. ":" .. string.len(prev) .. ":" .. prev .. data)
+else
+  redis.call(ARGV[10], channel, "p" .. position .. ":" .. data)
+end
 if result_ttl > 0 then
   redis.call("set", result_key, position, "PX", ARGV[7])
 end
