@@ -39,7 +39,7 @@ function counting() {
   class CountingSocket extends WebSocket {
     constructor(...args) {
       super(...args);
-      this.on('message', (data) => { counter.bytes += data.length; counter.frames++; });
+      this.on('message', (data) => { counter.bytes += data.length ?? data.byteLength; counter.frames++; });
     }
   }
   return { counter, CountingSocket };

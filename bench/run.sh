@@ -2,7 +2,7 @@
 # Reproduces the rows of BENCHMARKS.md: Rotor vs nats-server over WebSocket.
 #
 #   bench/run.sh            all scenarios
-#   bench/run.sh fanout     only fan-out    (also: idle, connect, api, proxy, transports, cluster)
+#   bench/run.sh fanout     only fan-out    (also: idle, connect, api, proxy, transports, cluster, delta)
 #
 # `cluster` (Rotor JSON, engine.type redis, the local Redis on 6379,
 # bench/rotor-redis.json): 800/s fan-out with publisher and subscribers on one
@@ -249,6 +249,20 @@ if [[ "$ONLY" == all || "$ONLY" == api ]]; then
         --duration "${API_SECONDS:-10}" --server-pid "$SERVER_PID" 2>&1 \
         | tee "$OUT/api-grpc.txt" | tee -a "$OUT/summary.txt"
     stop_server
+fi
+
+if [[ "$ONLY" == all || "$ONLY" == delta ]]; then
+    # Bytes on the wire with fossil delta vs without (bench/delta.mjs: two
+    # official-SDK clients on one channel, a ~2 KB JSON document with a
+    # small change per publication). Measures bytes, not time.
+    ROTOR_CONFIG=bench/rotor-delta.json
+    start_server rotor
+    for enc in json protobuf; do
+        echo "### delta-$enc" | tee -a "$OUT/summary.txt"
+        node bench/delta.mjs "$enc" 200 2>&1 | sed 's/^/ROW delta /' | tee "$OUT/delta-$enc.txt" | tee -a "$OUT/summary.txt"
+    done
+    stop_server
+    ROTOR_CONFIG=bench/rotor.json
 fi
 
 echo

@@ -92,9 +92,9 @@ impl Prepared {
             publication_push(channel, p)
         };
         match (encoding, patch) {
-            (Encoding::Protobuf, None) => self.get(encoding, || {
-                publication_push(channel, publication.clone())
-            }),
+            (Encoding::Protobuf, None) => {
+                self.get(encoding, || publication_push(channel, publication.clone()))
+            }
             (Encoding::Protobuf, Some(patch)) => Ok(self
                 .protobuf_patch
                 .get_or_init(|| {
@@ -111,8 +111,8 @@ impl Prepared {
                     None => self
                         .json_full
                         .get_or_init(|| {
-                            let text =
-                                delta::json_string(&publication.data).ok_or(EncodeError::NotJson)?;
+                            let text = delta::json_string(&publication.data)
+                                .ok_or(EncodeError::NotJson)?;
                             encode_push(Encoding::Json, push(text, false))
                         })
                         .clone(),
