@@ -95,6 +95,7 @@ scenarios!(
     permissions,
     server_subs,
     delta,
+    tags_filter,
 );
 
 /// The JS scenarios over the emulation transports: `http_stream::<scenario>`
@@ -154,5 +155,6 @@ emulated!(
     permissions,
     server_subs,
     delta,
+    tags_filter,
     proxy_rpc[proxy],
 );

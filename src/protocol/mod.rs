@@ -5,5 +5,6 @@ pub(crate) mod codes;
 pub(crate) use codes::{ClientError, Disconnect, Unsubscribe};
 pub(crate) mod codec;
 pub(crate) mod delta;
+pub(crate) mod filter;
 
 pub(crate) use codec::Encoding;

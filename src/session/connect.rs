@@ -84,6 +84,7 @@ impl Session {
                 want_recoverable: false,
                 want_join_leave: false,
                 want_delta: false,
+                filter: None,
                 reject_unrecovered: false,
                 chan_info: o.info,
                 data: o.data,

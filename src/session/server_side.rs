@@ -74,6 +74,7 @@ impl Session {
             want_recoverable: false,
             want_join_leave: false,
             want_delta: false,
+            filter: None,
             reject_unrecovered: false,
             chan_info: req.info.clone(),
             data: req.data.clone(),

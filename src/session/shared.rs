@@ -23,9 +23,9 @@ use tokio::sync::Notify;
 
 use crate::control::Control;
 use crate::engine::{Publication, StreamPosition};
-use crate::proto::client::{Push, Reply};
+use crate::proto::client::{FilterNode, Push, Reply};
 use crate::protocol::codec::{EncodeError, encode_push, encode_reply};
-use crate::protocol::delta;
+use crate::protocol::{delta, filter};
 use crate::protocol::{Disconnect, Encoding, Unsubscribe};
 
 use super::queue::Queue;
@@ -197,6 +197,9 @@ pub(crate) struct Delivery {
     /// may come as a delta: set by the first publication sent in full, or
     /// by a recovery that sent the chain.
     pub(crate) delta_ready: bool,
+    /// The client's tags filter: publications it rejects are not sent (a
+    /// positioned subscription still advances past them).
+    pub(crate) filter: Option<Arc<FilterNode>>,
 }
 
 /// Something the session task must do that cannot be done under a lock.
@@ -421,6 +424,11 @@ impl Shared {
                 return; // Already delivered (e.g. merged into a recovery).
             }
             d.offset = position.offset;
+        }
+        if let Some(f) = &d.filter
+            && !filter::matches(f, &publication.tags)
+        {
+            return;
         }
         let encoded = if d.delta {
             // A delta needs the client to hold exactly the previous stream

@@ -21,8 +21,8 @@ use crate::channel::ResolvedOptions;
 use crate::control::SubscribeOverride;
 use crate::engine::{EngineError, HistoryFilter, StreamPosition};
 use crate::hub::Hub;
-use crate::proto::client::{Reply, SubscribeRequest, SubscribeResult};
-use crate::protocol::{ClientError, Disconnect, Encoding, delta};
+use crate::proto::client::{FilterNode, Reply, SubscribeRequest, SubscribeResult};
+use crate::protocol::{ClientError, Disconnect, Encoding, delta, filter};
 
 /// Bit of `SubscribeRequest.flag`: answer 112 instead of `recovered: false`.
 const FLAG_REJECT_UNRECOVERED: i64 = 2;
@@ -41,6 +41,8 @@ pub(super) struct SubRequest {
     pub(crate) want_join_leave: bool,
     /// The client asked for fossil delta.
     pub(crate) want_delta: bool,
+    /// The client's tags filter (validated).
+    pub(crate) filter: Option<Arc<FilterNode>>,
     pub(crate) reject_unrecovered: bool,
     pub(crate) chan_info: Bytes,
     pub(crate) data: Bytes,
@@ -84,6 +86,13 @@ pub(super) fn finalize(p: &mut PreparedSub, d: &mut Delivery) -> Result<(), Disc
             d.offset = p.result.offset;
         }
         d.epoch = p.result.epoch.clone();
+    }
+    if let Some(f) = &d.filter {
+        // Filtered publications count for the continuity check above but
+        // are not sent.
+        p.result
+            .publications
+            .retain(|publication| filter::matches(f, &publication.tags));
     }
     if d.delta && p.recovered {
         // The client keeps its last value across a recovery, so the
@@ -147,15 +156,21 @@ impl Session {
         if limit > 0 && self.shared.channel_count() >= limit {
             return Err(ClientError::LimitExceeded.into());
         }
-        if req.tf.is_some() {
-            // Tags filtering is not implemented: refuse rather than deliver unfiltered.
-            return Err(if opts.opts.allow_tags_filter {
-                ClientError::NotAvailable
-            } else {
-                ClientError::BadRequest
+        let filter = match req.tf {
+            None => None,
+            // A delta chain cannot skip publications, so the two do not mix
+            // (the SDKs refuse the combination too).
+            Some(_) if !opts.opts.allow_tags_filter || !req.delta.is_empty() => {
+                return Err(ClientError::BadRequest.into());
             }
-            .into());
-        }
+            Some(tf) => {
+                if let Err(why) = filter::validate(&tf) {
+                    tracing::info!(channel = %channel, user = %self.user, %why, "invalid tags filter");
+                    return Err(ClientError::BadRequest.into());
+                }
+                Some(Arc::new(tf))
+            }
+        };
         let mut r = SubRequest {
             channel,
             opts: opts.clone(),
@@ -167,6 +182,7 @@ impl Session {
             want_recoverable: req.recoverable,
             want_join_leave: req.join_leave,
             want_delta: !req.delta.is_empty(),
+            filter,
             reject_unrecovered: req.flag & FLAG_REJECT_UNRECOVERED != 0,
             chan_info: Bytes::new(),
             data: Bytes::new(),
@@ -246,6 +262,7 @@ impl Session {
             server_side: r.server_side,
             delta,
             delta_ready: false,
+            filter: r.filter.clone(),
         };
         if !self.shared.begin_subscription(&r.channel, delivery) {
             return Err(ClientError::AlreadySubscribed.into());
