@@ -25,8 +25,8 @@ use crate::control::Control;
 use crate::engine::{Publication, StreamPosition};
 use crate::proto::client::{FilterNode, Push, Reply};
 use crate::protocol::codec::{EncodeError, encode_push, encode_reply};
-use crate::protocol::{delta, filter};
 use crate::protocol::{Disconnect, Encoding, Unsubscribe};
+use crate::protocol::{delta, filter};
 
 use super::queue::Queue;
 

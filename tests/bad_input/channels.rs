@@ -37,6 +37,65 @@ async fn unknown_delta_type_is_3501() {
 }
 
 #[tokio::test]
+async fn bad_tags_filters_are_107_and_connection_stays() {
+    use rotor::proto::client::{FilterNode, SubscribeRequest};
+    let leaf = |cmp: &str, val: &str| FilterNode {
+        key: "k".into(),
+        cmp: cmp.into(),
+        val: val.into(),
+        ..Default::default()
+    };
+    let mut deep = leaf("ex", "");
+    for _ in 0..40 {
+        deep = FilterNode {
+            op: "not".into(),
+            nodes: vec![deep],
+            ..Default::default()
+        };
+    }
+    let wide = FilterNode {
+        op: "or".into(),
+        nodes: vec![leaf("eq", "v"); 1000],
+        ..Default::default()
+    };
+    let mut cfg = base_config();
+    cfg.channel
+        .namespaces
+        .push(crate::support::ns("tags", &|o| {
+            o.allow_subscribe_for_client = true;
+            o.allow_tags_filter = true;
+        }));
+    let srv = TestServer::start(cfg).await;
+    both(async |pb| {
+        let mut c = srv.connected(pb, "u").await;
+        let cases = [
+            ("tags", leaf("like", "v"), "unknown comparison"),
+            ("tags", leaf("eq", ""), "eq without a value"),
+            ("tags", deep.clone(), "41 levels deep"),
+            ("tags", wide.clone(), "1,001 nodes"),
+            (
+                "chat",
+                leaf("eq", "v"),
+                "namespace without allow_tags_filter",
+            ),
+        ];
+        for (ns, tf, what) in cases {
+            let req = SubscribeRequest {
+                channel: unique(&format!("{ns}:f")),
+                tf: Some(tf),
+                ..Default::default()
+            };
+            assert_eq!(code(&c.subscribe_with(req).await), 107, "{what}");
+        }
+        // The connection still works.
+        assert!(c.subscribe(&unique("tags:ok")).await.error.is_none());
+    })
+    .await;
+    assert_healthy(&srv).await;
+    srv.stop().await;
+}
+
+#[tokio::test]
 async fn channel_of_256_bytes_is_107_and_connection_stays() {
     let srv = TestServer::start(base_config()).await;
     both(async |pb| {
