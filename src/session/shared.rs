@@ -42,7 +42,8 @@ pub(crate) struct Prepared {
     /// Fossil delta from `prev`, when there is one and it pays.
     patch: OnceLock<Option<Bytes>>,
     json_full: OnceLock<Result<Bytes, EncodeError>>,
-    json_patch: OnceLock<Result<Bytes, EncodeError>>,
+    /// `None` when the delta is not text (sent in full then).
+    json_patch: OnceLock<Option<Result<Bytes, EncodeError>>>,
     protobuf_patch: OnceLock<Bytes>,
 }
 
@@ -102,21 +103,23 @@ impl Prepared {
                 })
                 .clone()),
             (Encoding::Json, patch) => {
-                let as_patch = patch.and_then(|p| delta::json_string(p));
-                match as_patch {
-                    Some(text) => self
-                        .json_patch
-                        .get_or_init(|| encode_push(Encoding::Json, push(text, true)))
-                        .clone(),
-                    None => self
-                        .json_full
+                let as_patch = patch.and_then(|patch| {
+                    self.json_patch
+                        .get_or_init(|| {
+                            let text = delta::json_string(patch)?;
+                            Some(encode_push(Encoding::Json, push(text, true)))
+                        })
+                        .clone()
+                });
+                as_patch.unwrap_or_else(|| {
+                    self.json_full
                         .get_or_init(|| {
                             let text = delta::json_string(&publication.data)
                                 .ok_or(EncodeError::NotJson)?;
                             encode_push(Encoding::Json, push(text, false))
                         })
-                        .clone(),
-                }
+                        .clone()
+                })
             }
         }
     }
@@ -566,5 +569,48 @@ impl Shared {
         if let Ok(b) = encode_push(self.encoding, push) {
             let _ = self.queue.push(b);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every delta subscriber gets the very same encoded bytes: the delta
+    /// and its encodings are made once per publication.
+    #[test]
+    fn delta_forms_are_made_once_per_publication() {
+        let doc = |n: u32| Bytes::from(format!(r#"{{"doc":"{}","n":{n}}}"#, "x".repeat(300)));
+        let prepared = Prepared::with_prev(Some(doc(1)));
+        let publication = Publication {
+            data: doc(2),
+            offset: 2,
+            ..Default::default()
+        };
+        for encoding in [Encoding::Json, Encoding::Protobuf] {
+            let get = |form| {
+                prepared
+                    .get_delta(encoding, form, "ch", &publication)
+                    .expect("encodes")
+            };
+            let (a, b) = (get(DeltaForm::Patch), get(DeltaForm::Patch));
+            assert_eq!(a.as_ptr(), b.as_ptr(), "{encoding:?}: one delta encoding");
+            assert!(
+                a.len() < 200,
+                "{encoding:?}: the delta is small ({} bytes)",
+                a.len()
+            );
+            let (c, d) = (get(DeltaForm::Full), get(DeltaForm::Full));
+            assert_eq!(c.as_ptr(), d.as_ptr(), "{encoding:?}: one full encoding");
+            assert!(c.len() > 300);
+        }
+        // Without a previous entry a delta subscriber gets the full form.
+        let first = Prepared::with_prev(None);
+        let full = first
+            .get_delta(Encoding::Json, DeltaForm::Patch, "ch", &publication)
+            .expect("encodes");
+        let text = String::from_utf8(full.to_vec()).expect("utf-8");
+        assert!(text.contains(r#""data":"{\"doc\""#), "{text}");
+        assert!(!text.contains(r#""delta":true"#), "{text}");
     }
 }
