@@ -373,3 +373,70 @@ async fn json_client_cannot_receive_binary_data() {
     assert_eq!(json.closed().await.0, 3506);
     srv.stop().await;
 }
+
+/// A server-side subscription whose reconnecting client repeats `delta:
+/// "fossil"` in `ConnectRequest.subs` gets delta, as a client-side one does:
+/// the first publication in full (over JSON as a JSON string), the next as a
+/// fossil delta against it.
+#[tokio::test]
+async fn server_side_subscription_takes_delta_from_connect_subs() {
+    let mut cfg = base_config();
+    cfg.channel.namespaces.push(support::ns("delta", &|o| {
+        o.allow_publish_for_client = true;
+        o.history_size = 10;
+        o.history_ttl = rotor::config::Duration::from_secs(60);
+        o.force_recovery = true;
+        o.allowed_delta_types = vec!["fossil".into()];
+        o.delta_publish = true;
+    }));
+    let srv = TestServer::start(cfg).await;
+    let doc = |n: u32| format!(r#"{{"doc":"{}","n":{n}}}"#, "x".repeat(400));
+    both(async |pb| {
+        let channel = support::unique("delta:doc");
+        let mut s = srv.client(pb).await;
+        let reply = s
+            .call(Command {
+                connect: Some(rotor::proto::client::ConnectRequest {
+                    token: token_with(serde_json::json!({"sub": "s", "channels": [channel]})),
+                    subs: [(
+                        channel.clone(),
+                        SubscribeRequest {
+                            recover: true,
+                            delta: "fossil".into(),
+                            ..Default::default()
+                        },
+                    )]
+                    .into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await;
+        let connected = reply.connect.expect("connected");
+        assert!(connected.subs[&channel].delta, "{connected:?}");
+        let mut p = srv.connected(pb, "p").await;
+        for n in 1..=2 {
+            assert!(p.publish(&channel, &doc(n)).await.error.is_none());
+        }
+        let first = s.publication(&channel).await;
+        let second = s.publication(&channel).await;
+        assert!(!first.delta && second.delta, "{first:?} {second:?}");
+        let raw = |data: &Bytes| -> Vec<u8> {
+            if pb {
+                data.to_vec()
+            } else {
+                serde_json::from_slice::<String>(data)
+                    .expect("a JSON string")
+                    .into_bytes()
+            }
+        };
+        let base = raw(&first.data);
+        assert_eq!(base, doc(1).into_bytes());
+        let patch = raw(&second.data);
+        assert!(patch.len() < 100, "a small delta: {} bytes", patch.len());
+        let applied = fossil_delta::apply(&base, &patch).expect("valid delta");
+        assert_eq!(applied, doc(2).into_bytes());
+    })
+    .await;
+    srv.stop().await;
+}

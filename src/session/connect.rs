@@ -83,7 +83,9 @@ impl Session {
                 want_positioned: false,
                 want_recoverable: false,
                 want_join_leave: false,
-                want_delta: false,
+                // A reconnecting SDK repeats the delta it had (Centrifugo
+                // reads it from the same map).
+                want_delta: rec.is_some_and(|s| s.delta == "fossil"),
                 filter: None,
                 reject_unrecovered: false,
                 chan_info: o.info,
