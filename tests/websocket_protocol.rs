@@ -440,3 +440,52 @@ async fn server_side_subscription_takes_delta_from_connect_subs() {
     .await;
     srv.stop().await;
 }
+
+/// Cache recovery with a tags filter sends the newest *matching*
+/// publication, not the newest one.
+#[tokio::test]
+async fn cache_recovery_with_a_tags_filter_sends_the_newest_match() {
+    use rotor::proto::client::FilterNode;
+    let mut cfg = support::api::api_config();
+    cfg.channel.namespaces.push(support::ns("cache", &|o| {
+        o.allow_subscribe_for_client = true;
+        o.allow_tags_filter = true;
+        o.history_size = 10;
+        o.history_ttl = rotor::config::Duration::from_secs(60);
+        o.force_recovery = true;
+        o.force_recovery_mode = rotor::config::RecoveryMode::Cache;
+    }));
+    let srv = TestServer::start(cfg).await;
+    both(async |pb| {
+        let channel = support::unique("cache:c");
+        for (n, side) in [(1, "buy"), (2, "buy"), (3, "sell")] {
+            support::api::call(
+                &srv,
+                "publish",
+                serde_json::json!({"channel": channel, "data": {"n": n}, "tags": {"side": side}}),
+            )
+            .await;
+        }
+        let mut c = srv.connected(pb, "u").await;
+        let reply = c
+            .subscribe_with(SubscribeRequest {
+                channel: channel.clone(),
+                recover: true,
+                tf: Some(FilterNode {
+                    key: "side".into(),
+                    cmp: "eq".into(),
+                    val: "buy".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await;
+        let res = reply.subscribe.expect("subscribed");
+        assert!(res.recovered, "{res:?}");
+        let offsets: Vec<u64> = res.publications.iter().map(|p| p.offset).collect();
+        assert_eq!(offsets, [2], "the newest buy, not the newest publication");
+        assert_eq!(res.offset, 3);
+    })
+    .await;
+    srv.stop().await;
+}

@@ -371,10 +371,17 @@ impl Session {
     ) -> Result<(StreamPosition, bool), Fail> {
         let cap = self.node.config().client.recovery_max_publication_limit;
         let meta_ttl = r.opts.history_meta_ttl;
+        let limit = if cap == 0 {
+            -1
+        } else {
+            i32::try_from(cap).unwrap_or(i32::MAX)
+        };
         if r.opts.cache_mode() {
+            // With a tags filter the newest *matching* publication is the
+            // one to send, so read back as far as recovery may go.
             let filter = HistoryFilter {
                 since: None,
-                limit: 1,
+                limit: if r.filter.is_some() { limit } else { 1 },
                 reverse: true,
             };
             let h = self
@@ -387,10 +394,16 @@ impl Session {
                 result.offset = top.offset;
                 return Ok((top, true));
             }
-            return match h.publications.into_iter().next() {
-                Some(latest) if latest.offset == top.offset => {
+            let newest = h.publications.first().map(|p| p.offset);
+            let wanted = h.publications.into_iter().find(|p| {
+                r.filter
+                    .as_ref()
+                    .is_none_or(|f| filter::matches(f, &p.tags))
+            });
+            return match (newest, wanted) {
+                (Some(offset), Some(publication)) if offset == top.offset => {
                     result.offset = top.offset;
-                    result.publications = vec![latest];
+                    result.publications = vec![publication];
                     Ok((top, true))
                 }
                 _ => Ok((top, false)),
@@ -399,11 +412,6 @@ impl Session {
         let since = StreamPosition {
             offset: r.offset,
             epoch: r.epoch.clone(),
-        };
-        let limit = if cap == 0 {
-            -1
-        } else {
-            i32::try_from(cap).unwrap_or(i32::MAX)
         };
         let filter = HistoryFilter {
             since: Some(since),
