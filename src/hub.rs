@@ -20,7 +20,8 @@ use crate::control::{Control, Target};
 use crate::engine::{BrokerEventHandler, ClientInfo, Publication, StreamPosition};
 use crate::proto::client::{Join, Leave, Push};
 use crate::protocol::Disconnect;
-use crate::session::shared::{Ack, Prepared, Shared, Slot};
+use crate::session::prepared::Prepared;
+use crate::session::shared::{Ack, Shared, Slot};
 
 const SHARDS: usize = 64;
 

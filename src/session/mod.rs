@@ -25,6 +25,7 @@ use crate::proxy::CallContext;
 mod connect;
 mod history;
 mod permissions;
+pub(crate) mod prepared;
 mod presence;
 mod proxy;
 mod proxy_channel;

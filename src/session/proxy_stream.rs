@@ -17,9 +17,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use super::prepared::Prepared;
 use super::proxy::{b64_or, failed, payload, rejection};
 use super::publish::data_format_ok;
-use super::shared::{Prepared, Shared, Slot};
+use super::shared::{Shared, Slot};
 use super::subscribe::SubRequest;
 use super::{Fail, Session, now_unix};
 use crate::config::DataFormat;

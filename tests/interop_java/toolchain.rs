@@ -7,12 +7,10 @@
 use std::collections::hash_map::DefaultHasher;
 use std::fs;
 use std::hash::{Hash, Hasher};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::runner::interop_dir;
 
@@ -202,46 +200,17 @@ fn join_classpath(parts: &[PathBuf]) -> String {
 /// Runs `cmd` to completion within `timeout`; its exit success, stdout and
 /// stderr, or why it could not run.
 pub(crate) fn run_bounded(
-    mut cmd: Command,
+    cmd: Command,
     timeout: Duration,
 ) -> Result<(bool, String, String), String> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("spawn {cmd:?}: {e}"))?;
-    let mut out_pipe = child.stdout.take().expect("stdout pipe");
-    let mut err_pipe = child.stderr.take().expect("stderr pipe");
-    let out_t = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out_pipe.read_to_string(&mut s);
-        s
-    });
-    let err_t = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err_pipe.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(st)) => break Some(st),
-            Ok(None) if Instant::now() > deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            Ok(None) => thread::sleep(Duration::from_millis(50)),
-            Err(e) => return Err(format!("wait for {cmd:?}: {e}")),
-        }
-    };
-    let stdout = out_t.join().unwrap_or_default();
-    let stderr = err_t.join().unwrap_or_default();
-    match status {
-        Some(st) => Ok((st.success(), stdout, stderr)),
+    let what = format!("{cmd:?}");
+    let out = crate::runner::run_collect(cmd, timeout)?;
+    match out.status {
+        Some(st) => Ok((st.success(), out.stdout, out.stderr)),
         None => Err(format!(
-            "{cmd:?} was killed after {timeout:?}\n---- stdout ----\n{stdout}\n---- stderr ----\n{stderr}"
+            "{what} was killed after {timeout:?} or could not be waited for\n\
+             ---- stdout ----\n{}\n---- stderr ----\n{}",
+            out.stdout, out.stderr
         )),
     }
 }

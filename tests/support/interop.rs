@@ -253,20 +253,28 @@ fn health_ok(port: u16) -> bool {
     head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200")
 }
 
-struct ScriptOutput {
-    status: Option<ExitStatus>,
-    stdout: String,
-    stderr: String,
-    timed_out: bool,
+pub struct ScriptOutput {
+    /// `None` when it was killed or could not be waited for.
+    pub status: Option<ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+    pub timed_out: bool,
 }
 
-fn run_script(mut cmd: Command) -> ScriptOutput {
+fn run_script(cmd: Command) -> ScriptOutput {
+    run_collect(cmd, SCRIPT_TIMEOUT).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs `cmd` with stdin closed until it exits, or kills it once `timeout`
+/// has passed; collects stdout and stderr either way. `Err` only when it
+/// cannot be started.
+pub fn run_collect(mut cmd: Command, timeout: Duration) -> Result<ScriptOutput, String> {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        .map_err(|e| format!("spawn {cmd:?}: {e}"))?;
     let mut out_pipe = child.stdout.take().expect("stdout pipe");
     let mut err_pipe = child.stderr.take().expect("stderr pipe");
     let out_t = thread::spawn(move || {
@@ -279,7 +287,7 @@ fn run_script(mut cmd: Command) -> ScriptOutput {
         let _ = err_pipe.read_to_string(&mut s);
         s
     });
-    let deadline = Instant::now() + SCRIPT_TIMEOUT;
+    let deadline = Instant::now() + timeout;
     let mut timed_out = false;
     let status = loop {
         match child.try_wait() {
@@ -295,12 +303,12 @@ fn run_script(mut cmd: Command) -> ScriptOutput {
         }
         thread::sleep(Duration::from_millis(50));
     };
-    ScriptOutput {
+    Ok(ScriptOutput {
         status,
         stdout: out_t.join().unwrap_or_default(),
         stderr: err_t.join().unwrap_or_default(),
         timed_out,
-    }
+    })
 }
 
 /// How long the proxy backend may take to print its port (it compiles

@@ -559,34 +559,6 @@ pub async fn concurrent_publishers(broker: Arc<dyn Broker>) {
     assert_eq!(offsets(&history.publications), expected);
 }
 
-/// A delta publish hands the previous stream entry's data along with the
-/// publication (none for the first of a stream); a plain publish hands
-/// nothing.
-pub async fn delta_publish_hands_previous_data(broker: Arc<dyn Broker>) {
-    let handler = start(&broker).await;
-    let channel = unique_channel("delta");
-    broker.subscribe(&channel).await.expect("subscribe");
-    let mut opts = history_options(10);
-    opts.use_delta = true;
-    publish_n(&broker, &channel, 3, &opts).await;
-    opts.use_delta = false;
-    publish_n(&broker, &channel, 1, &opts).await;
-    let events = handler.wait_for(&channel, 4).await;
-    let prevs: Vec<Option<Bytes>> = events
-        .iter()
-        .map(|e| match e {
-            Event::Publication { prev, .. } => prev.clone(),
-            other => panic!("unexpected event {other:?}"),
-        })
-        .collect();
-    assert_eq!(
-        prevs,
-        vec![None, Some(payload(1)), Some(payload(2)), None],
-        "prev data of delta publishes 1..3 and of a plain publish"
-    );
-    handler.assert_no_overlap();
-}
-
 /// Runs every broker body, each on a fresh broker from `make`.
 pub async fn run_broker_suite<F, Fut>(make: F)
 where
@@ -602,7 +574,7 @@ where
     history_epoch_mismatch(make().await).await;
     history_reverse_since_zero(make().await).await;
     history_size_trimming(make().await).await;
-    delta_publish_hands_previous_data(make().await).await;
+    super::delta_publish_hands_previous_data(make().await).await;
     recovery_golden_vectors(make().await).await;
     recovery_golden_vectors_expired(make().await).await;
     history_ttl_expiry(make().await).await;

@@ -29,11 +29,13 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 mod broker;
+mod delta;
 mod presence;
 mod recovery;
 mod versions;
 
 pub use broker::*;
+pub use delta::*;
 pub use presence::*;
 pub use recovery::*;
 pub use versions::*;
